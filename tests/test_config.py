@@ -1,0 +1,126 @@
+"""PlacerConfig: defaults, validation and Fn's JSON encoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runnerpool import PlacerConfig
+from runnerpool._config import parse_go_duration
+
+
+class TestPlacerConfig:
+    def test_defaults_equal_fn(self) -> None:
+        """The defaults are NewPlacerConfig()'s: 10 ms, 360 s, 30 s."""
+        config = PlacerConfig()
+        assert (config.retry_all_delay, config.placer_timeout, config.detached_placer_timeout) == (
+            0.010,
+            360.0,
+            30.0,
+        )
+
+    def test_frozen(self) -> None:
+        """A config cannot change after it is made; variants come from dataclasses.replace."""
+        config = PlacerConfig()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            config.placer_timeout = 1.0  # type: ignore[misc]
+        assert dataclasses.replace(config, placer_timeout=1).placer_timeout == 1.0
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"retry_all_delay": -0.001}, "retry_all_delay"),
+            ({"placer_timeout": float("nan")}, "placer_timeout"),
+            ({"detached_placer_timeout": "30s"}, "detached_placer_timeout"),
+            ({"placer_timeout": True}, "placer_timeout"),
+        ],
+    )
+    def test_bad_values_name_the_field(self, kwargs: dict[str, object], field: str) -> None:
+        """A negative, non-finite or non-numeric value is refused, naming the field."""
+        with pytest.raises(ValueError, match=field):
+            PlacerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class TestJson:
+    def test_to_json_is_fn_encoding(self) -> None:
+        """to_json writes Go's integer nanoseconds with Fn's keys, in Go's field order."""
+        assert PlacerConfig().to_json() == (
+            '{"retry_all_delay":10000000,"placer_timeout":360000000000,'
+            '"detached_placer_timeout":30000000000}'
+        )
+
+    def test_reads_nanoseconds_and_strings(self) -> None:
+        """from_json reads Go integer nanoseconds and Go duration strings."""
+        config = PlacerConfig.from_json(
+            '{"retry_all_delay": "10ms", "placer_timeout": "1m30s",'
+            ' "detached_placer_timeout": 2500000000}'
+        )
+        assert config == PlacerConfig(0.01, 90.0, 2.5)
+
+    def test_missing_keys_keep_defaults(self) -> None:
+        """Keys left out keep Fn's defaults."""
+        assert PlacerConfig.from_json('{"placer_timeout": "2s"}') == PlacerConfig(placer_timeout=2)
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ('{"placer_timeout": -1}', "placer_timeout"),
+            ('{"placer_timeout": "-1s"}', "placer_timeout"),
+            ('{"retry_all_delay": "10 parsecs"}', "retry_all_delay"),
+            ('{"retry_all_delay": "10d"}', "unknown unit 'd'"),
+            ('{"detached_placer_timeout": 1.5}', "detached_placer_timeout"),
+            ('{"detached_placer_timeout": null}', "detached_placer_timeout"),
+            ('{"placer_timout": 1}', "placer_timout"),
+            ("[1]", "JSON object"),
+            ("{", "not valid JSON"),
+        ],
+    )
+    def test_bad_json_is_refused_clearly(self, text: str, message: str) -> None:
+        """Negative values, wrong types, unknown units or keys raise ValueError naming them."""
+        with pytest.raises(ValueError, match=message):
+            PlacerConfig.from_json(text)
+
+    @given(
+        st.integers(min_value=0, max_value=10**14), st.integers(0, 10**12), st.integers(0, 10**9)
+    )
+    def test_round_trip_of_fn_json(self, a: int, b: int, c: int) -> None:
+        """Any nanosecond values Fn writes survive a read and a write unchanged."""
+        text = json.dumps({"retry_all_delay": a, "placer_timeout": b, "detached_placer_timeout": c})
+        config = PlacerConfig.from_json(text)
+        assert json.loads(config.to_json()) == json.loads(text)
+        assert PlacerConfig.from_json(config.to_json()) == config
+
+
+class TestGoDurations:
+    @pytest.mark.parametrize(
+        ("text", "nanoseconds"),
+        [
+            ("0", 0),
+            ("10ms", 10_000_000),
+            ("1m30s", 90_000_000_000),
+            ("1.5h", 5_400_000_000_000),
+            ("300us", 300_000),
+            ("300\u00b5s", 300_000),
+            ("300\u03bcs", 300_000),
+            ("1ns", 1),
+            (".5s", 500_000_000),
+            ("1.s", 1_000_000_000),
+            ("2h45m0.5s", 9_900_500_000_000),
+            ("-3s", -3_000_000_000),
+            ("+3s", 3_000_000_000),
+            ("1.0000000009s", 1_000_000_000),
+        ],
+    )
+    def test_parses_like_go(self, text: str, nanoseconds: int) -> None:
+        """Go's time.ParseDuration grammar, units and truncation."""
+        assert parse_go_duration(text) == nanoseconds
+
+    @pytest.mark.parametrize("text", ["", "-", "10", "s", "1.2.3s", "1 s", "5x"])
+    def test_rejects_what_go_rejects(self, text: str) -> None:
+        """Malformed durations raise ValueError."""
+        with pytest.raises(ValueError, match=r"duration|unit"):
+            parse_go_duration(text)
