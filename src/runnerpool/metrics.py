@@ -1,0 +1,246 @@
+"""Placer metrics: Fn's ``lb_placer_*`` views, exported in the Prometheus text format.
+
+As in Fn, nothing is measured until views are registered, and registering is the embedder's
+choice (Fn's ``RegisterPlacerViews``)::
+
+    from runnerpool import metrics
+
+    metrics.register_placer_views(["fn_id"], latency_buckets=[1, 10, 50, 100, 250, 500, 1000])
+    with metrics.tagged(fn_id="my-fn"):
+        await placer.place_call(pool, call)
+    print(metrics.exposition().decode())
+
+Values are labelled with the registered tag keys, taken from :func:`tagged` where the call was
+placed (the Python form of the tags Fn reads from the request's context). Until views are
+registered, the placers record nothing and pay only a ``None`` check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import cast
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from ._views import CountView, DistributionView, ViewCollector
+
+__all__ = [
+    "ATTEMPT_COUNT_BOUNDS",
+    "REGISTRY",
+    "PlacerViews",
+    "current_tags",
+    "exposition",
+    "placer_views",
+    "register_placer_views",
+    "tagged",
+    "unregister_placer_views",
+]
+
+#: runnerpool's own registry, used when no other is given.
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+#: Bucket bounds of ``lb_placer_attempt_count``: fixed in Fn, whatever the latency buckets.
+ATTEMPT_COUNT_BOUNDS = (0, 2, 3, 4, 8, 16, 32, 64, 128, 256)
+
+_TAGS: ContextVar[Mapping[str, str]] = ContextVar(
+    "runnerpool_metric_tags", default=MappingProxyType({})
+)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@contextlib.contextmanager
+def tagged(**values: str) -> Iterator[None]:
+    """Set metric tag values for the code inside the ``with`` block (and tasks it starts).
+
+    Tags set here add to, and override, the ones already set by an enclosing block.
+
+    Args:
+        **values: Tag name to value, e.g. ``fn_id="f1"``.
+    """
+    token = _TAGS.set({**_TAGS.get(), **values})
+    try:
+        yield
+    finally:
+        _TAGS.reset(token)
+
+
+def current_tags(keys: Sequence[str]) -> tuple[str, ...]:
+    """Return the values of these tag keys in the current context (``""`` when unset)."""
+    if not keys:
+        return ()
+    values = _TAGS.get()
+    return tuple([values.get(key, "") for key in keys])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlacerViews:
+    """The twelve placer views of Fn's ``placer_stats.go``, once registered.
+
+    Attributes:
+        tag_keys: The tag keys every view is labelled with.
+        attempt_count: ``lb_placer_attempt_count``: runners tried per call.
+        rp_error_count: ``lb_placer_rp_error_count``: calls that failed with a pool error.
+        rp_empty_count: ``lb_placer_rp_empty_count``: passes over an empty runner list.
+        client_cancelled_count: ``lb_placer_client_cancelled_count``: calls the client
+            cancelled.
+        client_timeout_count: ``lb_placer_client_timeout_count``: calls whose client deadline
+            passed.
+        timeout_count: ``lb_placer_timeout_count``: calls the placer timed out on.
+        placed_error_count: ``lb_placer_placed_error_count``: committed calls that failed.
+        placed_abort_count: ``lb_placer_placed_abort_count``: committed calls cut by the
+            client's cancel or deadline.
+        placed_ok_count: ``lb_placer_placed_ok_count``: committed calls that succeeded.
+        retry_busy_count: ``lb_placer_retry_busy_count``: NACKs (503 too busy).
+        retry_error_count: ``lb_placer_retry_error_count``: other refusals.
+        latency: ``lb_placer_latency``: milliseconds from the start of placement to the
+            start of the committing attempt (or to the end, when nothing took the call).
+    """
+
+    tag_keys: tuple[str, ...]
+    attempt_count: DistributionView
+    rp_error_count: CountView
+    rp_empty_count: CountView
+    client_cancelled_count: CountView
+    client_timeout_count: CountView
+    timeout_count: CountView
+    placed_error_count: CountView
+    placed_abort_count: CountView
+    placed_ok_count: CountView
+    retry_busy_count: CountView
+    retry_error_count: CountView
+    latency: DistributionView
+    # The last context mapping seen and its tag tuple: the mapping only changes when a
+    # tagged() block starts or ends, so most placements reuse the tuple.
+    _last: list[object] = field(default_factory=lambda: [None, ()], init=False, repr=False)
+
+    def tags(self) -> tuple[str, ...]:
+        """Return the current context's values of the registered tag keys."""
+        values = _TAGS.get()
+        last = self._last
+        if last[0] is not values:
+            last[:] = [values, current_tags(self.tag_keys)]
+        return cast("tuple[str, ...]", last[1])
+
+    def views(self) -> tuple[CountView | DistributionView, ...]:
+        """Return the twelve views, in Fn's order."""
+        return (
+            self.attempt_count,
+            self.rp_error_count,
+            self.rp_empty_count,
+            self.client_cancelled_count,
+            self.client_timeout_count,
+            self.timeout_count,
+            self.placed_error_count,
+            self.placed_abort_count,
+            self.placed_ok_count,
+            self.retry_busy_count,
+            self.retry_error_count,
+            self.latency,
+        )
+
+
+_placer_views: PlacerViews | None = None
+_placer_collector: tuple[ViewCollector, CollectorRegistry] | None = None
+
+
+def placer_views() -> PlacerViews | None:
+    """Return the registered placer views, or ``None`` when none are registered."""
+    return _placer_views
+
+
+def register_placer_views(
+    tag_keys: Sequence[str],
+    latency_buckets: Sequence[float],
+    *,
+    registry: CollectorRegistry | None = None,
+    namespace: str = "fn",
+) -> PlacerViews:
+    """Start measuring placements: the port of Fn's ``RegisterPlacerViews``.
+
+    Registering again replaces the earlier views (their values start from zero).
+
+    Args:
+        tag_keys: Tag keys that label every placer metric; values come from :func:`tagged`.
+        latency_buckets: Bucket bounds of ``lb_placer_latency``, in milliseconds (Fn's
+            ``fnserver`` uses ``[1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000]``).
+        registry: Where to expose the metrics; runnerpool's :data:`REGISTRY` by default.
+        namespace: Prefix of the exported names; ``"fn"``, as Fn's Prometheus exporter
+            names them (``fn_lb_placer_latency``).
+
+    Returns:
+        The registered views, whose values tests and embedders may read directly.
+
+    Raises:
+        ValueError: If a tag key is not a valid Prometheus label name, or the buckets do not
+            increase.
+    """
+    global _placer_views, _placer_collector
+    keys = tuple(tag_keys)
+    for key in keys:
+        if not _LABEL_NAME.match(key) or key.startswith("__"):
+            raise ValueError(f"tag key {key!r} is not a valid Prometheus label name")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"tag keys must be distinct: {keys}")
+
+    def count(name: str, description: str) -> CountView:
+        return CountView(name, description, keys)
+
+    views = PlacerViews(
+        tag_keys=keys,
+        attempt_count=DistributionView(
+            "lb_placer_attempt_count",
+            "LB Placer Number of Runners Attempted Count",
+            keys,
+            ATTEMPT_COUNT_BOUNDS,
+        ),
+        rp_error_count=count(
+            "lb_placer_rp_error_count", "LB Placer RunnerPool RunnerList Error Count"
+        ),
+        rp_empty_count=count(
+            "lb_placer_rp_empty_count", "LB Placer RunnerPool RunnerList Empty Count"
+        ),
+        client_cancelled_count=count(
+            "lb_placer_client_cancelled_count", "LB Placer Client Cancel Count"
+        ),
+        client_timeout_count=count(
+            "lb_placer_client_timeout_count", "LB Placer Client Timeout Count"
+        ),
+        timeout_count=count("lb_placer_timeout_count", "LB Placer Timeout Count"),
+        placed_error_count=count(
+            "lb_placer_placed_error_count", "LB Placer Placed Call Count With Errors"
+        ),
+        placed_abort_count=count(
+            "lb_placer_placed_abort_count", "LB Placer Placed Call Count With Client Timeout/Cancel"
+        ),
+        placed_ok_count=count(
+            "lb_placer_placed_ok_count", "LB Placer Placed Call Count Without Errors"
+        ),
+        retry_busy_count=count("lb_placer_retry_busy_count", "LB Placer Retry Count - Too Busy"),
+        retry_error_count=count("lb_placer_retry_error_count", "LB Placer Retry Count - Errors"),
+        latency=DistributionView("lb_placer_latency", "LB Placer Latency", keys, latency_buckets),
+    )
+    unregister_placer_views()
+    target = REGISTRY if registry is None else registry
+    collector = ViewCollector(views.views(), namespace)
+    target.register(collector)
+    _placer_views, _placer_collector = views, (collector, target)
+    return views
+
+
+def unregister_placer_views() -> None:
+    """Stop measuring placements and remove the placer metrics from their registry."""
+    global _placer_views, _placer_collector
+    if _placer_collector is not None:
+        collector, registry = _placer_collector
+        registry.unregister(collector)
+    _placer_views = _placer_collector = None
+
+
+def exposition(registry: CollectorRegistry | None = None) -> bytes:
+    """Return the metrics of a registry (runnerpool's own by default) in Prometheus text format."""
+    return generate_latest(REGISTRY if registry is None else registry)
