@@ -1,0 +1,69 @@
+"""runnerpool: call placement for serverless function platforms.
+
+A placer decides which runner runs each call, trying runners in the order it chooses until
+one takes the call. The port of Fn Project's Go package ``api/runnerpool``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._config import PlacerConfig as PlacerConfig
+from ._errors import APIError as APIError
+from ._errors import CallTimeoutError as CallTimeoutError
+from ._errors import FuncError as FuncError
+from ._errors import FunctionFailedError as FunctionFailedError
+from ._errors import NotPlacedError as NotPlacedError
+from ._errors import PartialRunnersError as PartialRunnersError
+from ._errors import RunnerBusyError as RunnerBusyError
+from ._errors import RunnerClosedError as RunnerClosedError
+from ._errors import RunnerPoolError as RunnerPoolError
+from ._errors import ServerBusyError as ServerBusyError
+from ._interfaces import LogWriter as LogWriter
+from ._interfaces import Placer as Placer
+from ._interfaces import ResponseWriter as ResponseWriter
+from ._interfaces import Runner as Runner
+from ._interfaces import RunnerCall as RunnerCall
+from ._interfaces import RunnerPool as RunnerPool
+from ._model import Call as Call
+from ._status import RunnerStatus as RunnerStatus
+from ._tracker import PlacerTracker as PlacerTracker
+from .placers import BasePlacer as BasePlacer
+from .placers import CHPlacer as CHPlacer
+from .placers import FakeDetachedPlacer as FakeDetachedPlacer
+from .placers import NaivePlacer as NaivePlacer
+from .placers import create_placer as create_placer
+
+try:
+    __version__ = version("runnerpool")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "APIError",
+    "BasePlacer",
+    "CHPlacer",
+    "Call",
+    "CallTimeoutError",
+    "FakeDetachedPlacer",
+    "FuncError",
+    "FunctionFailedError",
+    "LogWriter",
+    "NaivePlacer",
+    "NotPlacedError",
+    "PartialRunnersError",
+    "Placer",
+    "PlacerConfig",
+    "PlacerTracker",
+    "ResponseWriter",
+    "Runner",
+    "RunnerBusyError",
+    "RunnerCall",
+    "RunnerClosedError",
+    "RunnerPool",
+    "RunnerPoolError",
+    "RunnerStatus",
+    "ServerBusyError",
+    "__version__",
+    "create_placer",
+]

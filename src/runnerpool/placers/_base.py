@@ -1,0 +1,120 @@
+"""The placement loop every placer shares; placers differ only in the order they try runners.
+
+The port of the loop that Go repeats in each placer (``ch_placer.go``, ``naive_placer.go``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from .._config import PlacerConfig
+from .._errors import NotPlacedError, PartialRunnersError, ServerBusyError
+from .._interfaces import Placer
+from .._tracker import PlacerTracker
+
+if TYPE_CHECKING:
+    from .._interfaces import Runner, RunnerCall, RunnerPool
+
+__all__ = ["BasePlacer"]
+
+
+class BasePlacer(Placer, ABC):
+    """A placer that tries runners pass after pass until one takes the call.
+
+    Each pass asks the pool for its runners (so the list may change between passes), tries
+    runners in the order :meth:`runner_order` gives, and stops at the first runner that takes
+    the call: from then on the call is committed and its outcome is final. After a pass in
+    which no runner took it, the placer waits ``retry_all_delay`` and starts the next pass,
+    until the placer's timeout or the call's deadline.
+
+    Subclasses choose the order: override :meth:`start_index` to keep linear probing from
+    another start, or :meth:`runner_order` for any other order.
+
+    Args:
+        config: Timeouts and back-off; Fn's defaults when omitted.
+    """
+
+    __slots__ = ("_config",)
+
+    def __init__(self, config: PlacerConfig | None = None) -> None:
+        self._config = PlacerConfig() if config is None else config
+
+    @property
+    def config(self) -> PlacerConfig:
+        """The placer's timeouts and back-off."""
+        return self._config
+
+    def start_index(self, call: RunnerCall, runner_count: int) -> int:
+        """Return the index of the first runner to try in a pass (``runner_count > 0``).
+
+        The default starts at the first runner.
+        """
+        return 0
+
+    def runner_order(self, call: RunnerCall, runners: Sequence[Runner]) -> Iterable[int]:
+        """Return the indices of the runners to try in this pass, in order.
+
+        Indices are taken modulo ``len(runners)``, so ``range(start, start + n)`` is linear
+        probing from ``start``, wrapping around. Each runner should appear once, so that a
+        pass tries every runner. The default is linear probing from :meth:`start_index`.
+        """
+        start = self.start_index(call, len(runners))
+        return range(start, start + len(runners))
+
+    async def place_call(self, pool: RunnerPool, call: RunnerCall) -> None:
+        """Find a runner that takes the call, and run it there.
+
+        Raises:
+            ServerBusyError: If no runner took the call before the placer's timeout or the
+                call's deadline, and the pool's last answer was not an error.
+            Exception: The committed call's error, or else the pool's last error.
+            TimeoutError: If the call's deadline cut a committed call.
+            asyncio.CancelledError: If the caller cancelled.
+        """
+        tracker = PlacerTracker(self._config, call)
+        try:
+            while True:
+                pool_error: BaseException | None = None
+                try:
+                    runners = await pool.runners(call)
+                except PartialRunnersError as exc:
+                    runners, pool_error = exc.runners, exc.error
+                except Exception as exc:  # any pool failure is the pool's error, as in Go
+                    runners, pool_error = (), exc
+                count = len(runners)
+                if count:
+                    for index in self.runner_order(call, runners):
+                        if tracker.is_done():
+                            break
+                        runner = runners[index % count]
+                        # The steps of PlacerTracker.try_runner, inline: a coroutine less per
+                        # attempt is a quarter of a NACK's cost.
+                        timeout = tracker.attempt_started()
+                        try:
+                            if timeout is None:
+                                await runner.try_exec(call)
+                            else:
+                                async with timeout:
+                                    await runner.try_exec(call)
+                        except NotPlacedError as exc:
+                            tracker.not_placed(runner, call, exc, timeout)
+                            continue
+                        except BaseException as exc:
+                            tracker.committed(exc, timeout)
+                            raise
+                        tracker.committed(None, timeout)
+                        return
+                if not await tracker.retry_all_backoff(count, pool_error):
+                    break
+            if pool_error is not None:
+                tracker.handle_find_runners_failure(pool_error)
+                raise pool_error
+            raise ServerBusyError
+        except asyncio.CancelledError:
+            tracker.mark_cancelled()
+            raise
+        finally:
+            tracker.done()

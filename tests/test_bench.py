@@ -1,0 +1,19 @@
+"""The placement benchmark runs end to end and prints its tables (speed is not asserted)."""
+
+from __future__ import annotations
+
+import pytest
+from bench import placement
+
+
+class TestPlacementBenchmark:
+    def test_prints_every_case(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A tiny run prints a row per placer, case and metrics setting, and the hash rows."""
+        placement.main(["--iterations", "20", "--repeats", "1"])
+        out = capsys.readouterr().out
+        for placer in ("CHPlacer", "NaivePlacer"):
+            for case in ("first accepts", "3 NACKs"):
+                assert f"{placer}, {case} " in out
+                assert f"{placer}, {case}, metrics" in out
+        assert "CHPlacer.start_index, canonical (default)" in out
+        assert "variant='fn'" in out

@@ -1,0 +1,55 @@
+"""The public API is pinned: names outside code imports must not vanish or drift."""
+
+from __future__ import annotations
+
+import runnerpool
+from runnerpool import metrics, testing
+
+PINNED = {
+    "APIError",
+    "BasePlacer",
+    "CHPlacer",
+    "Call",
+    "CallTimeoutError",
+    "FakeDetachedPlacer",
+    "FuncError",
+    "FunctionFailedError",
+    "LogWriter",
+    "NaivePlacer",
+    "NotPlacedError",
+    "PartialRunnersError",
+    "Placer",
+    "PlacerConfig",
+    "PlacerTracker",
+    "ResponseWriter",
+    "Runner",
+    "RunnerBusyError",
+    "RunnerCall",
+    "RunnerClosedError",
+    "RunnerPool",
+    "RunnerPoolError",
+    "RunnerStatus",
+    "ServerBusyError",
+    "__version__",
+    "create_placer",
+}
+
+
+class TestExports:
+    def test_all_is_pinned_and_sorted(self) -> None:
+        """runnerpool.__all__ is exactly the pinned names, sorted."""
+        assert set(runnerpool.__all__) == PINNED
+        assert runnerpool.__all__ == sorted(runnerpool.__all__)
+
+    def test_every_name_resolves_and_is_documented(self) -> None:
+        """Every public name of every public module exists and has a docstring."""
+        for module in (runnerpool, metrics, testing):
+            for name in module.__all__:
+                obj = getattr(module, name)
+                if name != "__version__" and callable(obj):
+                    assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
+
+    def test_fakes_are_public(self) -> None:
+        """The fakes users test with are in runnerpool.testing."""
+        assert {"FakeCall", "FakeRunner", "FakeRunnerPool"} <= set(testing.__all__)
+        assert "register_placer_views" in metrics.__all__

@@ -1,0 +1,58 @@
+"""Checked by mypy only: user classes and the fakes satisfy runnerpool's Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runnerpool import (
+    CHPlacer,
+    FakeDetachedPlacer,
+    NaivePlacer,
+    Placer,
+    PlacerConfig,
+    Runner,
+    RunnerCall,
+    RunnerPool,
+    RunnerStatus,
+)
+from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
+
+
+class UserRunner:
+    """A user's runner with no base class: structural typing is enough."""
+
+    address = "10.0.0.1:9190"
+
+    async def try_exec(self, call: RunnerCall) -> None:
+        """Run nothing."""
+
+    async def status(self) -> RunnerStatus:
+        """Report an idle runner."""
+        return RunnerStatus()
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class UserPool:
+    """A user's pool of one runner."""
+
+    async def runners(self, call: RunnerCall) -> Sequence[Runner]:
+        """The one runner."""
+        return [UserRunner()]
+
+    async def shutdown(self) -> None:
+        """Nothing to shut."""
+
+
+runner: Runner = UserRunner()
+fake_runner: Runner = FakeRunner("r")
+pool: RunnerPool = UserPool()
+fake_pool: RunnerPool = FakeRunnerPool()
+call: RunnerCall = FakeCall()
+placers: list[Placer] = [
+    CHPlacer(),
+    CHPlacer(PlacerConfig(), variant="fn"),
+    NaivePlacer(),
+    FakeDetachedPlacer(PlacerConfig(), 0.1),
+]
