@@ -1,0 +1,217 @@
+"""Placement benchmark: the cost of ``place_call`` against a bare loop over ``try_exec``.
+
+Runs with 100 in-memory runners, for both placers, with and without metrics registered:
+
+* ``first accepts``: the first runner tried takes the call;
+* ``3 NACKs``: three runners refuse (503) before one takes it.
+
+The floor is the same work without a placer: a loop that calls ``try_exec`` on the same
+runners until one accepts. A second table gives nanoseconds per key for the hash and start
+index. Every figure is the best of several repeats, each measured in this same run, so the
+ratios hold on a noisy shared machine. Run: ``make bench`` (or ``python -m bench.placement``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from runnerpool import (
+    Call,
+    CHPlacer,
+    NaivePlacer,
+    NotPlacedError,
+    Placer,
+    RunnerBusyError,
+    RunnerStatus,
+    metrics,
+)
+from runnerpool.placers._hashing import fn_key_hash
+from runnerpool.testing import FakeCall
+
+RUNNERS = 100
+LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
+
+
+class _Script:
+    """Shared by all runners of a pool: refuse ``nacks`` times, accept once, repeat."""
+
+    __slots__ = ("left", "nacks")
+
+    def __init__(self, nacks: int) -> None:
+        self.nacks = nacks
+        self.left = nacks
+
+
+class _MemoryRunner:
+    """An in-memory runner that costs as little as a runner can."""
+
+    __slots__ = ("address", "script")
+
+    def __init__(self, address: str, script: _Script) -> None:
+        self.address = address
+        self.script = script
+
+    async def try_exec(self, call: object) -> None:
+        script = self.script
+        if script.left:
+            script.left -= 1
+            raise RunnerBusyError
+        script.left = script.nacks
+
+    async def status(self) -> RunnerStatus:
+        return RunnerStatus()
+
+    async def close(self) -> None:
+        return None
+
+
+class _Pool:
+    __slots__ = ("_runners",)
+
+    def __init__(self, runners: Sequence[_MemoryRunner]) -> None:
+        self._runners = runners
+
+    async def runners(self, call: object) -> Sequence[_MemoryRunner]:
+        return self._runners
+
+    async def shutdown(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark result."""
+
+    case: str
+    micros: float
+    floor: float
+
+    @property
+    def ratio(self) -> float:
+        """Time per call over the floor's."""
+        return self.micros / self.floor
+
+
+async def _interleaved_best(
+    cases: Sequence[tuple[str, Callable[[], Awaitable[None]]]], iterations: int, repeats: int
+) -> dict[str, float]:
+    """Best time per iteration of each case, in microseconds.
+
+    Every repeat runs every case once, one after the other, so that a slow moment of this
+    shared machine hits all cases alike instead of whichever case ran then. One untimed
+    round comes first, to warm up caches and the CPU's clock.
+    """
+    best = {name: float("inf") for name, _ in cases}
+    for round_ in range(repeats + 1):
+        for name, body in cases:
+            gc.collect()
+            start = time.perf_counter_ns()
+            for _ in range(iterations):
+                await body()
+            if round_:
+                best[name] = min(best[name], (time.perf_counter_ns() - start) / iterations / 1000)
+    return best
+
+
+async def placement_rows(iterations: int, repeats: int) -> list[Row]:
+    """Measure place_call for both placers, with and without metrics, and the floor."""
+    rows: list[Row] = []
+    call = FakeCall(Call(fn_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", type="sync"))
+    for nacks, label in ((0, "first accepts"), (3, "3 NACKs")):
+        script = _Script(nacks)
+        runners = [_MemoryRunner(f"10.0.0.{i}:9190", script) for i in range(RUNNERS)]
+        pool = _Pool(runners)
+
+        async def floor(runners: Sequence[_MemoryRunner] = runners) -> None:
+            for runner in runners:
+                try:
+                    await runner.try_exec(call)
+                    return
+                except NotPlacedError:
+                    continue
+
+        def placing(placer: Placer, pool: _Pool = pool) -> Callable[[], Awaitable[None]]:
+            async def place() -> None:
+                await placer.place_call(pool, call)
+
+            return place
+
+        placers = (("CHPlacer", CHPlacer()), ("NaivePlacer", NaivePlacer()))
+        best = await _interleaved_best(
+            [("floor", floor)] + [(f"{n}, {label}", placing(p)) for n, p in placers],
+            iterations,
+            repeats,
+        )
+        # Views are global: the cases with metrics run as a second interleaved group.
+        metrics.register_placer_views(["fn_id"], LATENCY_BUCKETS)
+        best_metrics = await _interleaved_best(
+            [("floor", floor)] + [(f"{n}, {label}, metrics", placing(p)) for n, p in placers],
+            iterations,
+            repeats,
+        )
+        metrics.unregister_placer_views()
+        for name, micros in best.items():
+            if name != "floor":
+                rows.append(Row(name, micros, best["floor"]))
+        for name, micros in best_metrics.items():
+            if name != "floor":
+                rows.append(Row(name, micros, best_metrics["floor"]))
+    return rows
+
+
+def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
+    """Nanoseconds per key: the placers' start index, its parts, and an empty loop.
+
+    Each function id is hashed from scratch: nothing is cached between keys.
+    """
+    calls = [FakeCall(Call(fn_id=f"01ARZ3NDEKTSV4RR{i:010d}")) for i in range(keys)]
+    canonical, fn_exact = CHPlacer(), CHPlacer(variant="fn")
+    cases: list[tuple[str, Callable[[FakeCall], object]]] = [
+        ("loop floor (call a no-op)", lambda call: None),
+        ("siphash of the fn_id", lambda call: fn_key_hash(call.model.fn_id)),
+        (
+            "CHPlacer.start_index, canonical (default)",
+            lambda call: canonical.start_index(call, RUNNERS),
+        ),
+        ("CHPlacer.start_index, variant='fn'", lambda call: fn_exact.start_index(call, RUNNERS)),
+    ]
+    best = {name: float("inf") for name, _ in cases}
+    for _ in range(repeats):
+        for name, body in cases:
+            start = time.perf_counter_ns()
+            for call in calls:
+                body(call)
+            best[name] = min(best[name], (time.perf_counter_ns() - start) / keys)
+    return list(best.items())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print its tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20_000, help="placements per repeat")
+    parser.add_argument("--repeats", type=int, default=7, help="repeats; the best is kept")
+    args = parser.parse_args(argv)
+
+    rows = asyncio.run(placement_rows(args.iterations, args.repeats))
+    print(
+        f"place_call with {RUNNERS} in-memory runners (best of {args.repeats} x {args.iterations})"
+    )
+    print(f"{'case':<40} {'µs/call':>9} {'floor µs':>9} {'ratio':>7}")
+    for row in rows:
+        print(f"{row.case:<40} {row.micros:>9.2f} {row.floor:>9.2f} {row.ratio:>7.2f}")
+    print()
+    print(f"hash + start index over {RUNNERS} runners, 10 000 distinct function ids")
+    print(f"{'case':<42} {'ns/key':>7} {'ratio':>7}")
+    hashes = hash_rows(10_000, args.repeats)
+    loop_floor = hashes[0][1]
+    for name, nanos in hashes:
+        print(f"{name:<42} {nanos:>7.0f} {nanos / loop_floor:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
