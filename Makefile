@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install check test bench clean
+.PHONY: install check test bench proto clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: check
 
 bench: install
 	$(BIN)/python -m bench.placement
+
+# Regenerate the committed protobuf and gRPC code from runner.proto.
+proto: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I src \
+		--python_out=src --mypy_out=src --grpclib_python_out=src \
+		src/runnerpool/rpc/_proto/runner.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage

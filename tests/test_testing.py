@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runnerpool import RunnerBusyError, RunnerClosedError
+from runnerpool import ResponseTooLargeError, RunnerBusyError, RunnerClosedError
 from runnerpool.testing import (
     FakeCall,
     FakeRunner,
@@ -77,6 +77,6 @@ class TestRecordingResponseWriter:
         """A body over max_size is refused and nothing more is kept."""
         writer = RecordingResponseWriter(max_size=4)
         await writer.write(b"abcd")
-        with pytest.raises(ValueError, match="larger than 4"):
+        with pytest.raises(ResponseTooLargeError, match="function response body too large"):
             await writer.write(b"e")
         assert bytes(writer.body) == b"abcd"

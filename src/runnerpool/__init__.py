@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._call import BufferedCall as BufferedCall
+from ._call import BufferedResponse as BufferedResponse
 from ._config import PlacerConfig as PlacerConfig
 from ._errors import APIError as APIError
 from ._errors import CallTimeoutError as CallTimeoutError
@@ -15,9 +17,14 @@ from ._errors import FuncError as FuncError
 from ._errors import FunctionFailedError as FunctionFailedError
 from ._errors import NotPlacedError as NotPlacedError
 from ._errors import PartialRunnersError as PartialRunnersError
+from ._errors import RequestTooLargeError as RequestTooLargeError
+from ._errors import ResponseTooLargeError as ResponseTooLargeError
 from ._errors import RunnerBusyError as RunnerBusyError
 from ._errors import RunnerClosedError as RunnerClosedError
+from ._errors import RunnerConnectionError as RunnerConnectionError
 from ._errors import RunnerPoolError as RunnerPoolError
+from ._errors import RunnerProtocolError as RunnerProtocolError
+from ._errors import RunnerUnavailableError as RunnerUnavailableError
 from ._errors import ServerBusyError as ServerBusyError
 from ._interfaces import LogWriter as LogWriter
 from ._interfaces import Placer as Placer
@@ -33,6 +40,10 @@ from .placers import CHPlacer as CHPlacer
 from .placers import FakeDetachedPlacer as FakeDetachedPlacer
 from .placers import NaivePlacer as NaivePlacer
 from .placers import create_placer as create_placer
+from .pools import StaticRunnerPool as StaticRunnerPool
+from .rpc import GrpcRunner as GrpcRunner
+from .rpc import client_tls as client_tls
+from .rpc import server_tls as server_tls
 
 try:
     __version__ = version("runnerpool")
@@ -42,12 +53,15 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "APIError",
     "BasePlacer",
+    "BufferedCall",
+    "BufferedResponse",
     "CHPlacer",
     "Call",
     "CallTimeoutError",
     "FakeDetachedPlacer",
     "FuncError",
     "FunctionFailedError",
+    "GrpcRunner",
     "LogWriter",
     "NaivePlacer",
     "NotPlacedError",
@@ -55,15 +69,23 @@ __all__ = [
     "Placer",
     "PlacerConfig",
     "PlacerTracker",
+    "RequestTooLargeError",
+    "ResponseTooLargeError",
     "ResponseWriter",
     "Runner",
     "RunnerBusyError",
     "RunnerCall",
     "RunnerClosedError",
+    "RunnerConnectionError",
     "RunnerPool",
     "RunnerPoolError",
+    "RunnerProtocolError",
     "RunnerStatus",
+    "RunnerUnavailableError",
     "ServerBusyError",
+    "StaticRunnerPool",
     "__version__",
+    "client_tls",
     "create_placer",
+    "server_tls",
 ]

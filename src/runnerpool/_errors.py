@@ -6,12 +6,17 @@
     ├── APIError                      an error with an HTTP status code (Go's models.APIError)
     │   ├── FuncError                 ...that is the user's fault (Go's models.FuncError)
     │   │   ├── FunctionFailedError   502 "function failed"
-    │   │   └── CallTimeoutError      504 "Timed out"
+    │   │   ├── CallTimeoutError      504 "Timed out"
+    │   │   ├── ResponseTooLargeError 502 "function response body too large"
+    │   │   └── RequestTooLargeError  413 "Request content too large"
     │   └── ServerBusyError           503 "Timed out - server too busy": placement gave up
     ├── PartialRunnersError           a pool gives some runners, and an error if they all fail
+    ├── RunnerConnectionError         the connection to a runner failed after it took the call
+    ├── RunnerProtocolError           a runner broke the protocol after it took the call
     └── NotPlacedError                a runner did not take the call; another may be tried
         ├── RunnerBusyError           the runner's 503 too-busy NACK
-        └── RunnerClosedError         the runner was closed before the attempt
+        ├── RunnerClosedError         the runner was closed before the attempt
+        └── RunnerUnavailableError    the runner could not be reached
 
 Go returns ``ErrCallTimeoutServerBusy`` both for a runner's NACK and for a placer that gave up.
 Here the NACK stays internal as :class:`RunnerBusyError`, so that metrics and callers can tell
@@ -33,9 +38,14 @@ __all__ = [
     "FunctionFailedError",
     "NotPlacedError",
     "PartialRunnersError",
+    "RequestTooLargeError",
+    "ResponseTooLargeError",
     "RunnerBusyError",
     "RunnerClosedError",
+    "RunnerConnectionError",
     "RunnerPoolError",
+    "RunnerProtocolError",
+    "RunnerUnavailableError",
     "ServerBusyError",
 ]
 
@@ -93,6 +103,19 @@ class CallTimeoutError(FuncError):
     default_message: ClassVar[str] = "Timed out"
 
 
+class ResponseTooLargeError(FuncError):
+    """Raised when a function's response body exceeds the limit (Fn's 502)."""
+
+    default_message: ClassVar[str] = "function response body too large"
+
+
+class RequestTooLargeError(FuncError):
+    """Raised when a request body exceeds the limit (Fn's 413)."""
+
+    default_status_code: ClassVar[int] = 413
+    default_message: ClassVar[str] = "Request content too large"
+
+
 class ServerBusyError(APIError):
     """Raised when no runner took the call before placement gave up (503).
 
@@ -145,3 +168,30 @@ class PartialRunnersError(RunnerPoolError):
         super().__init__(str(error))
         self.runners = runners
         self.error = error
+
+
+class RunnerUnavailableError(NotPlacedError):
+    """Raised when a runner cannot be reached, before it took the call."""
+
+
+class RunnerConnectionError(RunnerPoolError):
+    """Raised when the connection to a runner fails after the runner took the call.
+
+    The call was committed: its outcome is unknown, and it is not retried elsewhere.
+
+    Args:
+        message: What happened.
+        grpc_status: The gRPC status code the stream ended with, if any.
+    """
+
+    def __init__(self, message: str, *, grpc_status: int | None = None) -> None:
+        super().__init__(message)
+        self.grpc_status = grpc_status
+
+
+class RunnerProtocolError(RunnerPoolError):
+    """Raised when a runner that took the call breaks the runner protocol.
+
+    For example, its stream ends before ``CallFinished`` (Fn reports ``EOF``), or a message
+    follows ``CallFinished`` (Fn's "Purerunner missing EOF response").
+    """

@@ -9,7 +9,7 @@ runnerpool's own tests use these, so they are tested with the library::
 
     runner = FakeRunner("r1", busy(), succeed(b"hi"))
     pool = FakeRunnerPool([runner])
-    call = FakeCall(Call(fn_id="f1"), body=b"x")
+    call = FakeCall(Call(fn_id="f1"), body=b"x")  # Call is runnerpool.Call
     await NaivePlacer().place_call(pool, call)
     assert [a.outcome for a in runner.attempts] == ["busy", "succeed"]
 """
@@ -17,15 +17,15 @@ runnerpool's own tests use these, so they are tested with the library::
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias, cast
 
+from ._call import BufferedCall, BufferedResponse
 from ._errors import NotPlacedError, PartialRunnersError, RunnerBusyError, RunnerClosedError
-from ._interfaces import LogWriter, Runner, RunnerCall, RunnerPool
-from ._model import Call
+from ._interfaces import Runner, RunnerCall, RunnerPool
 from ._status import RunnerStatus
 
 __all__ = [
@@ -43,85 +43,28 @@ __all__ = [
 ]
 
 
-class RecordingResponseWriter:
-    """A response writer that keeps what it is given.
-
-    Args:
-        max_size: Refuse a body larger than this many bytes (``None``: no limit).
-
-    Attributes:
-        status_code: The last status written, or ``None``.
-        headers: Every header added, in order, as (name, value) pairs.
-        body: The body written so far.
-    """
-
-    def __init__(self, max_size: int | None = None) -> None:
-        self.status_code: int | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.body = bytearray()
-        self._max_size = max_size
-
-    def add_header(self, name: str, value: str) -> None:
-        """Add one header value."""
-        self.headers.append((name, value))
-
-    def write_header(self, status_code: int) -> None:
-        """Set the status code."""
-        self.status_code = status_code
-
-    async def write(self, data: bytes) -> None:
-        """Append to the body.
-
-        Raises:
-            ValueError: If the body would exceed ``max_size``.
-        """
-        if self._max_size is not None and len(self.body) + len(data) > self._max_size:
-            raise ValueError(f"response body larger than {self._max_size} bytes")
-        self.body += data
+#: The response writer of fake calls: it keeps what it is given.
+RecordingResponseWriter = BufferedResponse
 
 
 @dataclass(eq=False)
-class FakeCall:
-    """A call for tests, whose body every attempt can read again from the start.
-
-    It satisfies :class:`~runnerpool.RunnerCall` structurally (a dataclass cannot subclass a
-    Protocol whose attributes are properties).
+class FakeCall(BufferedCall):
+    """A :class:`~runnerpool.BufferedCall` for tests: a chunked body and a settable deadline.
 
     Attributes:
-        model: The call's model.
-        body: The request body.
         chunk_size: The size of the pieces :meth:`request_body` yields.
-        slot_hash_id: The hex slot key (``""``: let the runner decide).
-        extensions: Extra key/values for the runner.
-        response_writer: Where runners write the response.
-        stderr: Where the function's log output goes.
-        deadline: The request's deadline on the loop's clock; see :meth:`expire_in`.
-        user_execution_time: Seconds spent in user code, ``None`` until the first add.
     """
 
-    model: Call = field(default_factory=Call)
-    body: bytes = b""
     chunk_size: int = 65536
-    slot_hash_id: str = ""
-    extensions: Mapping[str, str] = field(default_factory=dict)
-    response_writer: RecordingResponseWriter = field(default_factory=RecordingResponseWriter)
-    stderr: LogWriter = field(default_factory=io.BytesIO)
-    deadline: float | None = None
-    user_execution_time: float | None = None
 
     async def request_body(self) -> AsyncIterator[bytes]:
         """Yield the whole body, in pieces of ``chunk_size`` bytes."""
         for start in range(0, len(self.body), self.chunk_size):
             yield self.body[start : start + self.chunk_size]
 
-    def add_user_execution_time(self, seconds: float) -> None:
-        """Add time spent in user code; the model's ``execution_duration`` follows (ns)."""
-        self.user_execution_time = (self.user_execution_time or 0.0) + seconds
-        self.model.execution_duration = round(self.user_execution_time * 1e9)
-
     def expire_in(self, seconds: float) -> FakeCall:
-        """Set the deadline ``seconds`` from now on the running loop's clock; return self."""
-        self.deadline = asyncio.get_running_loop().time() + seconds
+        """Set the deadline ``seconds`` from now; return self."""
+        self.deadline = time.monotonic() + seconds
         return self
 
 

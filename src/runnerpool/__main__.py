@@ -1,0 +1,5 @@
+"""``python -m runnerpool``: the same as the ``runnerpool`` command."""
+
+from runnerpool.cli import main
+
+main()

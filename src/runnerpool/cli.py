@@ -1,0 +1,202 @@
+"""The ``runnerpool`` command: a thin click shell over the library's ``serve_*`` functions.
+
+Options mirror Fn's environment variables (``FN_GRPC_PORT``, ``FN_MAX_REQUEST_SIZE``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import json
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ._logging import configure_logging
+from .rpc import GrpcRunner, client_tls, server_tls
+from .runner import Capacity, Handler, InProcessExecutor, RunnerServer
+from .runner._serve import serve_runner
+
+__all__ = ["main"]
+
+_MB = 1024 * 1024
+
+
+def _load_functions(
+    ctx: click.Context, param: click.Parameter, value: str
+) -> Mapping[str, Handler]:
+    module_name, _, attribute = value.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        functions = getattr(module, attribute or "FUNCTIONS")
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot load {value!r}: {exc}") from None
+    if not isinstance(functions, Mapping) or not functions:
+        raise click.BadParameter(f"{value!r} is not a non-empty mapping of image to function")
+    return functions
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Log level of runnerpool's messages on stderr.",
+)
+@click.version_option(package_name="runnerpool")
+def main(log_level: str) -> None:
+    """Place serverless function calls on runners, the way Fn Project does."""
+    configure_logging(log_level)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    envvar="FN_GRPC_PORT",
+    default=9190,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="gRPC port to listen on (0: any free port) [env FN_GRPC_PORT].",
+)
+@click.option(
+    "--max-memory",
+    envvar="FN_MAX_TOTAL_MEMORY_BYTES",
+    type=click.IntRange(min=0),
+    help="Memory, in bytes, that running calls may reserve; a call that does not fit now "
+    "is refused at once with a 503 NACK [env FN_MAX_TOTAL_MEMORY_BYTES]. Default: no limit.",
+)
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    help="At most this many calls at once; more get the 503 NACK. Default: no cap.",
+)
+@click.option(
+    "--max-request-size",
+    envvar="FN_MAX_REQUEST_SIZE",
+    type=click.IntRange(min=0),
+    help="Largest request body accepted, in bytes (413 beyond) [env FN_MAX_REQUEST_SIZE].",
+)
+@click.option(
+    "--max-response-size",
+    envvar="FN_MAX_RESPONSE_SIZE",
+    type=click.IntRange(min=0),
+    help="Largest function response, in bytes (502 beyond) [env FN_MAX_RESPONSE_SIZE].",
+)
+@click.option(
+    "--functions",
+    default="runnerpool.examples:FUNCTIONS",
+    show_default=True,
+    callback=_load_functions,
+    help="MODULE:ATTRIBUTE of a mapping from image name to async Python function, run "
+    "in this process.",
+)
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM)."
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM)."
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Require clients to present a certificate signed by this CA (mutual TLS).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    help="On SIGTERM, seconds to let calls in flight finish before cancelling them. "
+    "Default: wait for them.",
+)
+def runner(
+    host: str,
+    port: int,
+    max_memory: int | None,
+    max_calls: int | None,
+    max_request_size: int | None,
+    max_response_size: int | None,
+    functions: Mapping[str, Handler],
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    drain_timeout: float | None,
+) -> None:
+    """Run a runner: admit or refuse calls from load balancers, and run them.
+
+    On SIGINT or SIGTERM the runner drains: new calls are refused with the 503 NACK, so the
+    load balancers place them elsewhere, and calls in flight finish.
+    """
+    if tls_client_ca and not tls_cert:
+        raise click.UsageError("--tls-client-ca needs --tls-cert")
+    ssl_context = (
+        None if tls_cert is None else server_tls(tls_cert, tls_key, client_ca_file=tls_client_ca)
+    )
+    capacity = Capacity(
+        memory_mb=None if max_memory is None else max_memory // _MB, max_calls=max_calls
+    )
+
+    def ready(server: RunnerServer) -> None:
+        # One line on stdout, for whoever started the runner (tests and `runnerpool dev`).
+        click.echo(f"runner listening on {server.address}")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(
+            serve_runner(
+                InProcessExecutor(functions),
+                host=host,
+                port=port,
+                capacity=capacity,
+                max_request_size=max_request_size,
+                max_response_size=max_response_size,
+                ssl=ssl_context,
+                drain_timeout=drain_timeout,
+                on_ready=ready,
+            )
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+
+
+@main.command()
+@click.argument("address")
+@click.option(
+    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA of the runner's certificate."
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client certificate (mutual TLS).",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client private key.")
+def status(address: str, tls_ca: str | None, tls_cert: str | None, tls_key: str | None) -> None:
+    """Print the status of the runner at ADDRESS (host:port) as JSON."""
+    ssl_context = (
+        None if tls_ca is None else client_tls(tls_ca, cert_file=tls_cert, key_file=tls_key)
+    )
+    try:
+        result = asyncio.run(_status(address, ssl_context))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+    except Exception as exc:
+        raise click.ClickException(f"cannot get the status of {address}: {exc}") from None
+    click.echo(json.dumps(result, indent=2, default=_json_default))
+
+
+async def _status(address: str, ssl_context: Any) -> dict[str, Any]:
+    runner = GrpcRunner(address, ssl=ssl_context)
+    try:
+        return dataclasses.asdict(await runner.status())
+    finally:
+        await runner.close()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")

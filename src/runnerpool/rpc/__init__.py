@@ -1,0 +1,9 @@
+"""The runner protocol over gRPC: a runner client, the runner's server, TLS helpers."""
+
+from __future__ import annotations
+
+from ._client import GrpcRunner as GrpcRunner
+from ._tls import client_tls as client_tls
+from ._tls import server_tls as server_tls
+
+__all__ = ["GrpcRunner", "client_tls", "server_tls"]

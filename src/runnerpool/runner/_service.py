@@ -1,0 +1,268 @@
+"""The runner service: admits or refuses calls, runs them, and reports its status.
+
+The port of Fn's pure runner (``pure_runner.go``), independent of the gRPC stack: the
+transport adapter hands each ``Engage`` stream to :meth:`RunnerService.engage` and each status
+request to :meth:`RunnerService.status`.
+
+Deliberate differences from Fn:
+
+* ``requests_handled`` counts the calls that finished without a NACK, as the protocol says
+  (Fn counts NACKs too);
+* while draining, new calls get the 503 NACK, so the load balancer places them elsewhere
+  (Fn refuses the connection, which the load balancer also retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeAlias
+
+from .._errors import APIError, CallTimeoutError, FunctionFailedError, ServerBusyError
+from .._model import Call
+from .._status import RunnerStatus
+from ..rpc._proto import runner_pb2 as pb
+from ._capacity import Capacity
+from ._engage import (
+    EngageStream,
+    ProtocolViolation,
+    StreamResponseWriter,
+    finished_message,
+    request_body,
+)
+from ._executor import Execution
+from ._health import HealthCheck, HealthTracker
+from ._logs import LogStreamer
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+
+__all__ = ["ConfigureHook", "RunnerService"]
+
+logger = logging.getLogger(__name__)
+
+#: Receives ``ConfigureRunner``'s map.
+ConfigureHook: TypeAlias = Callable[[Mapping[str, str]], Awaitable[None]]
+
+_CANNOT_ALLOCATE = APIError("Requested CPU/Memory cannot be allocated", status_code=400)
+_DETACH_UNSUPPORTED = APIError(
+    "Detach call functions are not supported on this server", status_code=501
+)
+#: An executor overrunning its call's timeout by this much is cut off by the runner.
+_TIMEOUT_GRACE = 1.0
+
+
+class RunnerService:
+    """Admission, execution and status of one runner, whatever serves it over the network.
+
+    Args:
+        executor: Runs the calls the runner admits.
+        capacity: Memory and call slots; calls that do not fit now are NACKed at once.
+        max_request_size: Refuse request bodies larger than this (bytes; ``None``: no limit).
+        max_response_size: Refuse response bodies larger than this (bytes; ``None``: no limit).
+        detached: Whether detached calls are accepted (otherwise they get 501).
+        health_check: A custom health check; its result is cached for ``status_ttl``.
+        status_ttl: Seconds a health check result is reused.
+        barrier_path: If set, the runner reports its network as disabled while this file
+            is missing (Fn's status network enabler).
+        configure: Receives ``ConfigureRunner`` maps; unset, they are logged and ignored.
+        log_streamer: Serves ``StreamLogs``; unset, ``StreamLogs`` fails as in Fn.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        capacity: Capacity | None = None,
+        max_request_size: int | None = None,
+        max_response_size: int | None = None,
+        detached: bool = True,
+        health_check: HealthCheck | None = None,
+        status_ttl: float = 1.5,
+        barrier_path: str | None = None,
+        configure: ConfigureHook | None = None,
+        log_streamer: LogStreamer | None = None,
+    ) -> None:
+        self.executor = executor
+        self.capacity = Capacity() if capacity is None else capacity
+        self._max_request = max_request_size
+        self._max_response = max_response_size
+        self._detached = detached
+        self._barrier = barrier_path
+        self._health = (
+            None
+            if health_check is None
+            else HealthTracker(health_check, ttl=status_ttl, network_ok=self._network_ok)
+        )
+        self._configure = configure
+        self.log_streamer = log_streamer
+        self._received = 0
+        self._handled = 0
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
+
+    # -- Engage -----------------------------------------------------------------------------
+
+    async def engage(self, stream: EngageStream) -> None:
+        """Serve one Engage stream: a TryCall, its body, the response and ``CallFinished``.
+
+        Raises:
+            ProtocolViolation: If the load balancer broke the protocol; the transport ends
+                the stream with an error status carrying the message.
+        """
+        self._received += 1
+        self._active += 1
+        self._idle.clear()
+        nacked = False
+        try:
+            first = await stream.recv()
+            if first is None or first.WhichOneof("body") != "try":
+                raise ProtocolViolation("Protocol failure: expected ClientMsg_Try")
+            nacked = await self._try_call(stream, getattr(first, "try"))
+        finally:
+            self._active -= 1
+            if not nacked:
+                self._handled += 1
+            if self._active == 0:
+                self._idle.set()
+
+    async def _try_call(self, stream: EngageStream, try_call: pb.TryCall) -> bool:
+        """Run the call if it is admitted; return whether it was NACKed."""
+        received = time.monotonic()
+        try:
+            model = Call.from_json(try_call.models_call_json)
+        except ValueError as exc:
+            # Fn reports undecodable input with error code 0.
+            error = ValueError(f"malformed models_call_json: {exc}")
+            await self._finish(stream, Call(), error, received)
+            return False
+        slot_key: bytes | None = None
+        if try_call.slot_hash_id:
+            try:
+                slot_key = bytes.fromhex(try_call.slot_hash_id)
+            except ValueError as exc:
+                await self._finish(
+                    stream, model, ValueError(f"invalid slot_hash_id: {exc}"), received
+                )
+                return False
+        # As Fn's runner: the call is created here, and has not started yet.
+        model.created_at = datetime.now(UTC)
+        model.started_at = model.completed_at = None
+        detached = model.type == "detached"
+        if detached and not self._detached:
+            await self._finish(stream, model, _DETACH_UNSUPPORTED, received)
+            return False
+        if not self.capacity.can_ever_fit(model.memory):
+            await self._finish(stream, model, _CANNOT_ALLOCATE, received)
+            return False
+        reservation = None if self.draining else self.capacity.try_reserve(model.memory)
+        if reservation is None:
+            # The NACK: not taken, so the load balancer tries another runner.
+            await self._finish(stream, model, ServerBusyError(), received)
+            return True
+        try:
+            await self._run(stream, model, try_call, slot_key, detached, received)
+        finally:
+            self.capacity.release(reservation)
+        return False
+
+    async def _run(
+        self,
+        stream: EngageStream,
+        model: Call,
+        try_call: pb.TryCall,
+        slot_key: bytes | None,
+        detached: bool,
+        received: float,
+    ) -> None:
+        writer = StreamResponseWriter(stream, self._max_response, detached)
+        body_done = asyncio.Event()
+        started = time.monotonic()
+        model.started_at = datetime.now(UTC)
+        if detached:
+            # The LB answers its client 202 when this arrives: the call has started.
+            meta = pb.HttpRespMeta(status_code=202)
+            await stream.send(pb.RunnerMsg(result_start=pb.CallResultStart(http=meta)))
+        execution = Execution(
+            model=model,
+            extensions=dict(try_call.extensions),
+            slot_key=slot_key,
+            body=request_body(stream, self._max_request, body_done),
+            response=writer,
+            stderr=io.BytesIO(),
+            deadline=started + model.timeout if model.timeout > 0 else None,
+            detached=detached,
+        )
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(
+                model.timeout + _TIMEOUT_GRACE if model.timeout > 0 else None
+            ):
+                await self.executor.execute(execution)
+            await writer.start()
+        except ProtocolViolation:
+            raise
+        except TimeoutError:
+            error = CallTimeoutError()
+        except APIError as exc:
+            error = exc
+        except Exception as exc:
+            logger.exception("Executor failed on call %s", model.id, extra={"call_id": model.id})
+            error = FunctionFailedError()
+            error.__cause__ = exc
+        model.completed_at = datetime.now(UTC)
+        await stream.send(finished_message(model, error, received, started, time.monotonic()))
+
+    async def _finish(
+        self, stream: EngageStream, model: Call, error: BaseException, received: float
+    ) -> None:
+        await stream.send(finished_message(model, error, received, None, time.monotonic()))
+
+    # -- Status and hooks ---------------------------------------------------------------------
+
+    async def status(self, payload: Mapping[str, object] | None = None) -> RunnerStatus:
+        """Return the runner's status: live counters, and the cached health check if any."""
+        live = RunnerStatus(
+            active_request_count=self._active,
+            requests_received=self._received,
+            requests_handled=self._handled,
+            is_network_disabled=not self._network_ok(),
+        )
+        if self._health is None:
+            return live
+        report = await self._health.get({} if payload is None else payload)
+        # The counters are always live; the rest is the (possibly cached) health check.
+        return replace(
+            report,
+            active_request_count=live.active_request_count,
+            requests_received=live.requests_received,
+            requests_handled=live.requests_handled,
+        )
+
+    async def configure(self, config: Mapping[str, str]) -> None:
+        """Pass a ``ConfigureRunner`` map to the configure hook, or log it (Fn's default)."""
+        if self._configure is None:
+            logger.warning("ConfigureRunner called but no configure hook is set; ignored")
+            return
+        await self._configure(config)
+
+    def _network_ok(self) -> bool:
+        return self._barrier is None or os.path.lexists(self._barrier)
+
+    # -- Drain ---------------------------------------------------------------------------------
+
+    def start_drain(self) -> None:
+        """Refuse new calls with the NACK from now on; calls in flight go on."""
+        self.draining = True
+
+    async def wait_idle(self) -> None:
+        """Wait until no call is in flight."""
+        await self._idle.wait()
