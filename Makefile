@@ -19,7 +19,9 @@ check: install
 	$(BIN)/mypy
 
 test: check
+	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
 bench: install

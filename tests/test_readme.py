@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def python_block(containing: str) -> str:
     """Return the README's fenced Python block that contains the given text."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     matching = [block for block in blocks if containing in block]
     assert len(matching) == 1, f"one README block should contain {containing!r}"
     return matching[0]

@@ -82,7 +82,9 @@ class TestFnMetricScenarios:
         with pytest.raises(FunctionFailedError):
             await NaivePlacer(T200).place_call(pool, FakeCall())
         result = counts(views)
-        assert result["attempt"] == result.pop("retry_busy") == pool.calls > 1
+        assert result["attempt"] == result.pop("retry_busy") > 1
+        # Every pass asks the pool first; the timeout may pass before the last pass's attempt.
+        assert pool.calls - 1 <= result["attempt"] <= pool.calls
         assert result.pop("attempt") <= MAX_PASSES_200MS
         assert result == {"rp_error": 1, "placer_timeout": 1}
 

@@ -250,3 +250,12 @@ class TestMisbehavingRunner:
         second = b"".join(m.data.data for m in handler.received[1:])
         assert first == second == sent.body
         await runner.close()
+
+    async def test_status_error(self, start_scripted: StartScripted) -> None:
+        """A runner whose Status fails gives RunnerConnectionError with the gRPC status."""
+        address, _ = await start_scripted("record")
+        runner = GrpcRunner(address)
+        with pytest.raises(RunnerConnectionError) as info:
+            await runner.status()
+        assert info.value.grpc_status == 12  # UNIMPLEMENTED
+        await runner.close()
