@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import pytest
 from bench import engage
@@ -24,9 +26,6 @@ class TestEngageBenchmark:
 
     def test_process_cpu_reads_this_process(self) -> None:
         """/proc's CPU figure for this process is close to process_time()."""
-        import os
-        import time
-
         deadline = time.process_time() + 0.05
         while time.process_time() < deadline:  # burn a little CPU
             pass

@@ -44,6 +44,7 @@ from ._gojson import (
     quote,
     validate,
 )
+from ._model_fast import decode_plain
 
 __all__ = ["MAX_MILLI_CPUS", "Call", "Stat"]
 
@@ -176,6 +177,14 @@ class Call:
                 wrong type, an integer out of its Go type's range, or a bad ``cpus`` or
                 time string. The message names the field.
         """
+        plain = decode_plain(text)
+        if plain is not None:
+            return cls(**plain)  # type: ignore[arg-type]
+        return cls._from_json_exact(text)
+
+    @classmethod
+    def _from_json_exact(cls, text: str | bytes) -> Call:
+        """Decode with Go's rules in full (the path for anything but plain JSON)."""
         call = cls()
         for member in parse_object(text, "models.Call") or ():
             name = fold_key(member.key)

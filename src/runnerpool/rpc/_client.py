@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from google.protobuf import empty_pb2
 from grpclib.client import Channel
@@ -166,6 +166,10 @@ class GrpcRunner(Runner):
                 self._idle.set()
 
     async def _connect(self) -> None:
+        # Connected already (the usual case): no timeout to arm. grpclib keeps the state in
+        # a private attribute; without it, every call takes the slower path below.
+        if getattr(self._channel, "_connected", False):
+            return
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._channel.__connect__()
@@ -176,9 +180,14 @@ class GrpcRunner(Runner):
         self, stream: Stream[pb.ClientMsg, pb.RunnerMsg], call: RunnerCall
     ) -> None:
         try:
+            # The eof frame also ends the request stream (end=True): one HTTP/2 frame less
+            # than sending it and then ending the stream.
+            pending: pb.ClientMsg | None = None
             async for frame in frames(call.request_body()):
-                await stream.send_message(frame)
-            await stream.end()
+                if pending is not None:
+                    await stream.send_message(pending)
+                pending = frame
+            await stream.send_message(cast("pb.ClientMsg", pending), end=True)
         except (GRPCError, StreamTerminatedError, OSError) as exc:
             # The runner may have answered (a NACK, an error) before reading the body.
             logger.debug("Body not fully sent to %s: %r", self._address, exc)
