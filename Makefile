@@ -1,9 +1,9 @@
-# One command each: `make bench` runs the main job, `make test` the whole suite.
+# One command each: `make dev` runs the main job, `make test` the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install check test bench proto clean
+.PHONY: install dev check test bench proto clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# A load balancer and three runners on this machine, serving the example functions.
+dev: install
+	$(BIN)/runnerpool dev
 
 check: install
 	$(BIN)/ruff format --check .

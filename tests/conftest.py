@@ -24,10 +24,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture(autouse=True)
 def _no_placer_views() -> Iterator[None]:
-    """Every test starts and ends with no placer views registered."""
+    """Every test starts and ends with no metric views registered."""
     metrics.unregister_placer_views()
+    metrics.unregister_lb_agent_views()
     yield
     metrics.unregister_placer_views()
+    metrics.unregister_lb_agent_views()
 
 
 @pytest.fixture(scope="session")

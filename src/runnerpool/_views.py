@@ -14,10 +14,15 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-__all__ = ["CountView", "DistributionView", "ViewCollector", "format_bound"]
+__all__ = ["CountView", "DistributionView", "GaugeView", "ViewCollector", "format_bound"]
 
 Tags = tuple[str, ...]
 
@@ -60,6 +65,21 @@ class CountView:
         )
         for tags, count in list(self._counts.items()):
             family.add_metric(list(tags), count)
+        return family
+
+
+class GaugeView(CountView):
+    """A sum that goes up and down (Fn's ``queued`` and ``running``): a Prometheus gauge."""
+
+    __slots__ = ()
+
+    def collect(self, namespace: str) -> Metric:
+        """Return the view as a Prometheus gauge family."""
+        family = GaugeMetricFamily(
+            _full_name(namespace, self.name), self.description, labels=self.tag_keys
+        )
+        for tags, value in list(self._counts.items()):
+            family.add_metric(list(tags), value)
         return family
 
 
@@ -129,7 +149,7 @@ class DistributionView:
         return family
 
 
-View = CountView | DistributionView
+View = CountView | GaugeView | DistributionView
 
 
 class ViewCollector(Collector):

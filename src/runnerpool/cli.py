@@ -16,7 +16,11 @@ from typing import Any
 
 import click
 
+from ._config import PlacerConfig
+from ._dev import run_dev
 from ._logging import configure_logging
+from .lb._registry import ConfigError, Registry
+from .lb._serve import serve_lb
 from .rpc import GrpcRunner, client_tls, server_tls
 from .runner import Capacity, Handler, InProcessExecutor, RunnerServer
 from .runner._serve import serve_runner
@@ -200,3 +204,211 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _load_registry(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> Registry | None:
+    if value is None:
+        return None
+    try:
+        return Registry.load(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _load_placer_config(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> PlacerConfig | None:
+    if value is None:
+        return None
+    try:
+        with open(value, encoding="utf-8") as file:
+            return PlacerConfig.from_json(file.read())
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{value}: {exc}") from None
+
+
+def _split_addresses(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    if value is None:
+        return None
+    # As Fn: split on commas, nothing trimmed or removed; an empty item is an error here.
+    addresses = value.split(",")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"{address!r} is not host:port")
+    return addresses
+
+
+def _lb_options(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+            ),
+            click.option(
+                "--port",
+                envvar="FN_PORT",
+                default=8080,
+                show_default=True,
+                type=click.IntRange(0, 65535),
+                help="HTTP port of Fn's invoke API (0: any free port) [env FN_PORT].",
+            ),
+            click.option(
+                "--placer",
+                envvar="FN_PLACER",
+                default="ch",
+                show_default=True,
+                type=click.Choice(["ch", "ch-fn", "naive"]),
+                help="How calls choose runners [env FN_PLACER]: ch = consistent hashing (a "
+                "function's calls go to the same runner first, where it is warm); ch-fn = the "
+                "same with Fn's exact placement; naive = round robin. Unlike Fn, an unknown "
+                "value is an error rather than round robin.",
+            ),
+            click.option(
+                "--placer-config",
+                type=click.Path(exists=True, dir_okay=False),
+                callback=_load_placer_config,
+                help="JSON file with Fn's placer settings (retry_all_delay, placer_timeout, "
+                'detached_placer_timeout; Go nanoseconds or "10ms"). Default: Fn\'s.',
+            ),
+            click.option(
+                "--max-request-size",
+                envvar="FN_MAX_REQUEST_SIZE",
+                type=click.IntRange(min=0),
+                help="Largest request body, in bytes: larger ones get 413 before any runner "
+                "is tried [env FN_MAX_REQUEST_SIZE]. Default: no limit.",
+            ),
+            click.option(
+                "--max-response-size",
+                envvar="FN_MAX_RESPONSE_SIZE",
+                type=click.IntRange(min=0),
+                help="Largest function response, in bytes: larger ones get 502 [env "
+                "FN_MAX_RESPONSE_SIZE]. Default: no limit.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@main.command()
+@click.option(
+    "--config",
+    "registry",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_load_registry,
+    help="TOML file of the apps and functions that may be invoked.",
+)
+@click.option(
+    "--runner-addresses",
+    envvar="FN_RUNNER_ADDRESSES",
+    required=True,
+    callback=_split_addresses,
+    help="Comma-separated host:port of the runners [env FN_RUNNER_ADDRESSES].",
+)
+@_lb_options
+@click.option(
+    "--runner-tls-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA of the runners' certificates (TLS to the runners).",
+)
+@click.option(
+    "--runner-tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="This LB's certificate (mutual TLS).",
+)
+@click.option(
+    "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
+)
+def lb(
+    registry: Registry,
+    runner_addresses: list[str],
+    host: str,
+    port: int,
+    placer: str,
+    placer_config: PlacerConfig | None,
+    max_request_size: int | None,
+    max_response_size: int | None,
+    runner_tls_ca: str | None,
+    runner_tls_cert: str | None,
+    runner_tls_key: str | None,
+) -> None:
+    """Run a load balancer: Fn's invoke API (POST /invoke/FN_ID), placing calls on runners.
+
+    Also serves GET /health and GET /metrics (Prometheus). On SIGINT or SIGTERM it drains:
+    new calls get 503, calls in flight finish, then it exits.
+    """
+    runner_ssl = (
+        None
+        if runner_tls_ca is None
+        else client_tls(runner_tls_ca, cert_file=runner_tls_cert, key_file=runner_tls_key)
+    )
+
+    def ready(url: str) -> None:
+        click.echo(f"load balancer listening on {url}")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(
+            serve_lb(
+                registry,
+                runner_addresses,
+                placer=placer,
+                placer_config=placer_config,
+                host=host,
+                port=port,
+                max_request_size=max_request_size,
+                max_response_size=max_response_size,
+                runner_ssl=runner_ssl,
+                on_ready=ready,
+            )
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The load balancer's address.")
+@click.option(
+    "--port",
+    envvar="FN_PORT",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="The load balancer's HTTP port (0: any free port) [env FN_PORT].",
+)
+@click.option(
+    "--runners", default=3, show_default=True, type=click.IntRange(1, 32), help="Runner processes."
+)
+@click.option(
+    "--placer",
+    envvar="FN_PLACER",
+    default="ch",
+    show_default=True,
+    type=click.Choice(["ch", "ch-fn", "naive"]),
+    help="How calls choose runners [env FN_PLACER].",
+)
+def dev(host: str, port: int, runners: int, placer: str) -> None:
+    """Try runnerpool: a load balancer and runners on this machine, serving example functions.
+
+    Prints the URL and a curl line to paste; Ctrl-C stops everything it started.
+    """
+    try:
+        asyncio.run(
+            run_dev(
+                host=host,
+                port=port,
+                runners=runners,
+                placer=placer,
+                echo=click.echo,
+            )
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None

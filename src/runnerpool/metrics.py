@@ -27,17 +27,21 @@ from typing import cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ._views import CountView, DistributionView, ViewCollector
+from ._views import CountView, DistributionView, GaugeView, ViewCollector
 
 __all__ = [
     "ATTEMPT_COUNT_BOUNDS",
     "REGISTRY",
+    "LBAgentViews",
     "PlacerViews",
     "current_tags",
     "exposition",
+    "lb_agent_views",
     "placer_views",
+    "register_lb_agent_views",
     "register_placer_views",
     "tagged",
+    "unregister_lb_agent_views",
     "unregister_placer_views",
 ]
 
@@ -144,6 +148,16 @@ class PlacerViews:
         )
 
 
+def _check_keys(tag_keys: Sequence[str]) -> tuple[str, ...]:
+    keys = tuple(tag_keys)
+    for key in keys:
+        if not _LABEL_NAME.match(key) or key.startswith("__"):
+            raise ValueError(f"tag key {key!r} is not a valid Prometheus label name")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"tag keys must be distinct: {keys}")
+    return keys
+
+
 _placer_views: PlacerViews | None = None
 _placer_collector: tuple[ViewCollector, CollectorRegistry] | None = None
 
@@ -180,12 +194,7 @@ def register_placer_views(
             increase.
     """
     global _placer_views, _placer_collector
-    keys = tuple(tag_keys)
-    for key in keys:
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
-            raise ValueError(f"tag key {key!r} is not a valid Prometheus label name")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"tag keys must be distinct: {keys}")
+    keys = _check_keys(tag_keys)
 
     def count(name: str, description: str) -> CountView:
         return CountView(name, description, keys)
@@ -244,3 +253,142 @@ def unregister_placer_views() -> None:
 def exposition(registry: CollectorRegistry | None = None) -> bytes:
     """Return the metrics of a registry (runnerpool's own by default) in Prometheus text format."""
     return generate_latest(REGISTRY if registry is None else registry)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LBAgentViews:
+    """The load balancer's call metrics: Fn's agent and LB-agent views (``stats.go``).
+
+    Attributes:
+        tag_keys: The tag keys every view is labelled with.
+        calls: ``calls``: calls created.
+        queued: ``queued``: calls waiting to start now.
+        running: ``running``: calls being placed or run now.
+        completed: ``completed``: calls that succeeded.
+        canceled: ``canceled``: calls whose client went away.
+        timeouts: ``timeouts``: calls whose reservation (deadline) passed.
+        errors: ``errors``: calls that failed otherwise.
+        server_busy: ``server_busy``: calls refused because every runner was busy or the
+            load balancer was closing.
+        call_latency: ``lb_call_latency``: milliseconds the load balancer spent on a call,
+            user execution excluded, labelled with ``call_status`` too.
+        runner_sched_latency: ``lb_runner_sched_latency``: runners' scheduling time (ms).
+        runner_exec_latency: ``lb_runner_exec_latency``: runners' execution time (ms).
+    """
+
+    tag_keys: tuple[str, ...]
+    calls: CountView
+    queued: GaugeView
+    running: GaugeView
+    completed: CountView
+    canceled: CountView
+    timeouts: CountView
+    errors: CountView
+    server_busy: CountView
+    call_latency: DistributionView
+    runner_sched_latency: DistributionView
+    runner_exec_latency: DistributionView
+
+    def tags(self) -> tuple[str, ...]:
+        """Return the current context's values of the registered tag keys."""
+        return current_tags(self.tag_keys)
+
+    def views(self) -> tuple[CountView | GaugeView | DistributionView, ...]:
+        """Return every view, in Fn's order."""
+        return (
+            self.calls,
+            self.queued,
+            self.running,
+            self.completed,
+            self.canceled,
+            self.timeouts,
+            self.errors,
+            self.server_busy,
+            self.call_latency,
+            self.runner_sched_latency,
+            self.runner_exec_latency,
+        )
+
+
+_lb_views: LBAgentViews | None = None
+_lb_collector: tuple[ViewCollector, CollectorRegistry] | None = None
+
+
+def lb_agent_views() -> LBAgentViews | None:
+    """Return the registered LB agent views, or ``None`` when none are registered."""
+    return _lb_views
+
+
+def register_lb_agent_views(
+    tag_keys: Sequence[str],
+    latency_buckets: Sequence[float],
+    *,
+    registry: CollectorRegistry | None = None,
+    namespace: str = "fn",
+) -> LBAgentViews:
+    """Start measuring the load balancer's calls: Fn's ``RegisterAgentViews`` and LB views.
+
+    ``queued`` and ``running`` go up and down, so they are exported as gauges; the other
+    sums only grow and are counters.
+
+    Args:
+        tag_keys: Tag keys that label every view; values come from :func:`tagged`.
+        latency_buckets: Bucket bounds of the latency distributions, in milliseconds.
+        registry: Where to expose the metrics; runnerpool's :data:`REGISTRY` by default.
+        namespace: Prefix of the exported names.
+
+    Returns:
+        The registered views.
+
+    Raises:
+        ValueError: If a tag key is not a valid Prometheus label name, or the buckets do not
+            increase.
+    """
+    global _lb_views, _lb_collector
+    keys = _check_keys(tag_keys)
+    status_keys = ("call_status", *(k for k in keys if k != "call_status"))
+
+    def count(name: str, description: str) -> CountView:
+        return CountView(name, description, keys)
+
+    views = LBAgentViews(
+        tag_keys=keys,
+        calls=count("calls", "calls created in agent"),
+        queued=GaugeView("queued", "calls currently queued against agent", keys),
+        running=GaugeView("running", "calls currently running in agent", keys),
+        completed=count("completed", "calls completed in agent"),
+        canceled=count("canceled", "calls canceled in agent"),
+        timeouts=count("timeouts", "calls timed out in agent"),
+        errors=count("errors", "calls errored in agent"),
+        server_busy=count("server_busy", "calls where server was too busy in agent"),
+        call_latency=DistributionView(
+            "lb_call_latency", "LB Call Latency Reported By LBAgent", status_keys, latency_buckets
+        ),
+        runner_sched_latency=DistributionView(
+            "lb_runner_sched_latency",
+            "Runner Scheduler Latency Reported By LBAgent",
+            keys,
+            latency_buckets,
+        ),
+        runner_exec_latency=DistributionView(
+            "lb_runner_exec_latency",
+            "Runner Container Execution Latency Reported By LBAgent",
+            keys,
+            latency_buckets,
+        ),
+    )
+    unregister_lb_agent_views()
+    target = REGISTRY if registry is None else registry
+    collector = ViewCollector(views.views(), namespace)
+    target.register(collector)
+    _lb_views, _lb_collector = views, (collector, target)
+    return views
+
+
+def unregister_lb_agent_views() -> None:
+    """Stop measuring the load balancer's calls and remove the views from their registry."""
+    global _lb_views, _lb_collector
+    if _lb_collector is not None:
+        collector, registry = _lb_collector
+        registry.unregister(collector)
+    _lb_views = _lb_collector = None

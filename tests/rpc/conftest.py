@@ -16,7 +16,7 @@ from runnerpool import APIError, FuncError
 from runnerpool.examples import FUNCTIONS
 from runnerpool.rpc._proto import runner_pb2 as pb
 from runnerpool.rpc._proto.runner_grpc import RunnerProtocolBase
-from runnerpool.rpc._server import _listening_socket
+from runnerpool.rpc._server import listening_socket
 from runnerpool.runner import (
     FunctionRequest,
     FunctionResponse,
@@ -144,7 +144,7 @@ async def start_scripted() -> AsyncIterator[StartScripted]:
     async def start(behaviour: str) -> tuple[str, ScriptedRunner]:
         handler = ScriptedRunner(behaviour)
         server = Server([handler])
-        sock = _listening_socket("127.0.0.1", 0)
+        sock = listening_socket("127.0.0.1", 0)
         await server.start(sock=sock)
         servers.append(server)
         return f"127.0.0.1:{sock.getsockname()[1]}", handler

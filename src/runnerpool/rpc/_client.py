@@ -21,7 +21,8 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from .._context import request_id
+from .. import metrics
+from .._context import request_id, runner_address
 from .._errors import (
     RunnerBusyError,
     RunnerClosedError,
@@ -61,6 +62,18 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"runner address {address!r} is not host:port")
     return host.strip("[]"), int(port)
+
+
+def _record_runner_latencies(finished: pb.CallFinished) -> None:
+    # Fn's recordFinishStats: the runner's own timings, in milliseconds, when it gave them.
+    views = metrics.lb_agent_views()
+    if views is None:
+        return
+    tags = views.tags()
+    if finished.schedulerDuration:
+        views.runner_sched_latency.record(tags, finished.schedulerDuration // 1_000_000)
+    if finished.executionDuration:
+        views.runner_exec_latency.record(tags, finished.executionDuration // 1_000_000)
 
 
 def _status_number(error: GRPCError) -> int:
@@ -144,6 +157,7 @@ class GrpcRunner(Runner):
                     ) from exc
                 # COMMITTED: the runner has the call. From here on, only its explicit
                 # NACK makes the call retriable elsewhere.
+                runner_address.set(self._address)
                 sender = asyncio.create_task(self._send_body(stream, call))
                 try:
                     await self._receive(stream, call)
@@ -211,6 +225,7 @@ class GrpcRunner(Runner):
                 finished = message.finished
                 if finished.executionDuration:
                     call.add_user_execution_time(seconds(finished.executionDuration))
+                _record_runner_latencies(finished)
             else:
                 logger.info("Ignoring an unknown message from runner %s", self._address)
         if finished is None:

@@ -16,6 +16,7 @@ from ._proto import runner_pb2 as pb
 
 __all__ = [
     "MAX_DATA_CHUNK",
+    "ProtocolViolation",
     "error_from_finished",
     "finished_error_fields",
     "format_date",
@@ -31,6 +32,10 @@ __all__ = [
 MAX_DATA_CHUNK = 10 * 1024
 
 _NS = 1_000_000_000
+
+
+class ProtocolViolation(Exception):
+    """Raised when the load balancer breaks the protocol; the stream ends with an error status."""
 
 
 def seconds(nanoseconds: int) -> float:

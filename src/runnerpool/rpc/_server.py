@@ -22,8 +22,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from .._context import request_id
-from ..runner._engage import ProtocolViolation
-from ._codec import status_to_pb
+from ._codec import ProtocolViolation, status_to_pb
 from ._proto import runner_pb2 as pb
 from ._proto.runner_grpc import RunnerProtocolBase
 
@@ -124,7 +123,8 @@ def _log_message(batch: Sequence[ContainerLogs]) -> pb.LogResponseMsg:
     )
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Return a TCP socket bound to ``host:port`` (0: any free port), ready to listen on."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
     )[0]
@@ -188,7 +188,7 @@ class RunnerServer:
 
     async def start(self) -> None:
         """Start listening."""
-        sock = _listening_socket(self._host, self._port)
+        sock = listening_socket(self._host, self._port)
         self._bound_port = sock.getsockname()[1]
         await self._server.start(sock=sock, ssl=self._ssl)
         logger.info("Runner listening on %s", self.address)

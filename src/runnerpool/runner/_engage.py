@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from .._errors import RequestTooLargeError, ResponseTooLargeError
-from ..rpc._codec import MAX_DATA_CHUNK, finished_error_fields, format_date, nanoseconds
+from ..rpc._codec import (
+    MAX_DATA_CHUNK,
+    ProtocolViolation,
+    finished_error_fields,
+    format_date,
+    nanoseconds,
+)
 from ..rpc._proto import runner_pb2 as pb
 
 if TYPE_CHECKING:
@@ -36,10 +42,6 @@ class EngageStream(Protocol):
 
     async def send(self, message: pb.RunnerMsg) -> None:
         """Send one message to the load balancer."""
-
-
-class ProtocolViolation(Exception):
-    """Raised when the load balancer breaks the protocol; the stream ends with an error status."""
 
 
 async def request_body(

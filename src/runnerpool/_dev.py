@@ -1,0 +1,116 @@
+"""``runnerpool dev``: a load balancer and runners on this machine, with example functions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+
+from .lb._registry import Registry
+from .lb._serve import serve_lb
+
+__all__ = ["run_dev"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a runner process may take to start listening.
+START_TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def runner_processes(count: int) -> AsyncIterator[list[str]]:
+    """Start ``count`` runner processes on free loopback ports; yield their addresses.
+
+    On exit every process gets SIGTERM (it drains), then SIGKILL after 10 s.
+
+    Raises:
+        RuntimeError: If a runner does not start.
+    """
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        addresses = []
+        for _ in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "runnerpool",
+                "--log-level",
+                "warning",
+                "runner",
+                "--port",
+                "0",
+                stdout=asyncio.subprocess.PIPE,
+                # Its own session: Ctrl-C reaches `dev` only, which stops runners last.
+                start_new_session=True,
+            )
+            processes.append(process)
+            assert process.stdout is not None
+            try:
+                async with asyncio.timeout(START_TIMEOUT):
+                    line = (await process.stdout.readline()).decode()
+            except TimeoutError:
+                line = ""
+            if not line.startswith("runner listening on "):
+                raise RuntimeError(f"a runner did not start (it said {line!r})")
+            addresses.append(line.removeprefix("runner listening on ").strip())
+        yield addresses
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def banner(url: str, addresses: list[str], registry: Registry) -> str:
+    """The text `runnerpool dev` prints once it serves."""
+    names = ", ".join(function.id for function in registry.functions)
+    return "\n".join(
+        [
+            f"runnerpool dev: a load balancer and {len(addresses)} runners on this machine.",
+            f"  load balancer  {url}   (also {url}/metrics and {url}/health)",
+            f"  runners        {', '.join(addresses)}",
+            f"  functions      {names}",
+            "Try:",
+            f'  curl -X POST {url}/invoke/hello -d \'{{"name": "Ada"}}\'',
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+async def run_dev(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    runners: int = 3,
+    placer: str = "ch",
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Serve the example functions through a load balancer and runners until Ctrl-C.
+
+    Args:
+        host: The load balancer's address.
+        port: The load balancer's port (0: any free port).
+        runners: How many runner processes to start.
+        placer: The placer's name.
+        echo: Where the banner goes.
+    """
+    registry = Registry.load(resources.files("runnerpool") / "examples.toml")
+    async with runner_processes(runners) as addresses:
+        await serve_lb(
+            registry,
+            addresses,
+            placer=placer,
+            host=host,
+            port=port,
+            on_ready=lambda url: echo(banner(url, addresses, registry)),
+        )
+    echo("runnerpool dev: stopped.")

@@ -1,0 +1,1 @@
+"""The load balancer: Fn's invoke API over HTTP, placing calls on runners."""

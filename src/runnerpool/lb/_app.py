@@ -1,0 +1,163 @@
+"""The load balancer's HTTP front end: Fn's invoke API as an ASGI (Starlette) application.
+
+Routes: ``POST /invoke/{fn_id}`` (Fn's invoke; ``Fn-Invoke-Type: detached`` for detached
+calls), ``GET /health``, ``GET /metrics`` (Prometheus text). Errors answer ``{"message": ...}``
+with Fn's status codes, and every invoke response carries ``Fn-Call-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import metrics
+from .._call import BufferedCall, BufferedResponse
+from .._errors import APIError, RequestTooLargeError
+from .._ids import new_id
+from ._calls import build_model
+
+if TYPE_CHECKING:
+    from ._agent import LBAgent
+    from ._registry import Registry
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+#: Fn's status for a request whose client went away (nginx's convention; no body is sent).
+CLIENT_CLOSED = 444
+#: Response headers the load balancer sets itself rather than copying from the runner.
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+
+def error_response(status: int, message: str, call_id: str | None = None) -> Response:
+    """Return Fn's error response: ``{"message": ...}`` and a newline, as JSON."""
+    headers = {} if call_id is None else {"Fn-Call-Id": call_id}
+    if status == 503:
+        headers["Retry-After"] = "15"
+    body = json.dumps({"message": message}, separators=(",", ":")) + "\n"
+    return Response(body, status, headers, media_type="application/json; charset=utf-8")
+
+
+def _error_for(error: BaseException, call_id: str) -> Response:
+    if isinstance(error, APIError):
+        # A runner's code-0 error (undecodable input) is a server error, not an HTTP 200
+        # with an error body as in Fn.
+        status = error.status_code if 400 <= error.status_code <= 599 else 500
+        return error_response(status, error.message, call_id)
+    logger.error("Call %s failed: %r", call_id, error, extra={"call_id": call_id})
+    return error_response(500, "internal server error", call_id)
+
+
+def create_app(
+    agent: LBAgent,
+    registry: Registry,
+    *,
+    max_request_size: int | None = None,
+    max_response_size: int | None = None,
+) -> Starlette:
+    """Return the load balancer's ASGI application.
+
+    Args:
+        agent: Places and accounts for the calls.
+        registry: The functions that may be invoked.
+        max_request_size: Refuse request bodies larger than this (413), before any runner
+            is tried.
+        max_response_size: Refuse function responses larger than this (502).
+    """
+
+    async def invoke(request: Request) -> Response:
+        call_id = new_id()
+        function = registry.function(request.path_params["fn_id"])
+        if function is None:
+            return error_response(404, "Function not found", call_id)
+        length = request.headers.get("content-length", "")
+        if max_request_size is not None and length.isdigit() and int(length) > max_request_size:
+            return error_response(413, RequestTooLargeError.default_message, call_id)
+        detached = request.headers.get("fn-invoke-type") == "detached"
+        model = build_model(
+            function,
+            call_id=call_id,
+            url=str(request.url),
+            method=request.method,
+            headers=request.headers.items(),
+            detached=detached,
+        )
+        call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
+        body_read = asyncio.Event()
+
+        async def read_body() -> bytes:
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if max_request_size is not None and len(body) > max_request_size:
+                    raise RequestTooLargeError
+            body_read.set()
+            return bytes(body)
+
+        async def client_gone() -> None:
+            # After the body, the next ASGI message can only be the disconnect.
+            await body_read.wait()
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        submit = agent.submit_detached if detached else agent.submit
+        placing = asyncio.create_task(submit(call, read_body))
+        watching = asyncio.create_task(client_gone())
+        try:
+            await asyncio.wait({placing, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+        if not placing.done():
+            # The client went away: cancel its call (a detached call's placement goes on).
+            placing.cancel()
+            await asyncio.gather(placing, return_exceptions=True)
+            return Response(status_code=CLIENT_CLOSED, headers={"Fn-Call-Id": call_id})
+        error = placing.exception() if not placing.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            return _error_for(error, call_id)
+        if detached:
+            return Response(status_code=202, headers={"Fn-Call-Id": call_id})
+        written = call.response_writer
+        response = Response(bytes(written.body), status_code=written.status_code or 200)
+        response.raw_headers.extend(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in written.headers
+            if name.lower() not in _HOP_BY_HOP
+        )
+        response.raw_headers.append((b"fn-call-id", call_id.encode()))
+        return response
+
+    async def health(request: Request) -> Response:
+        if agent.closing:
+            return error_response(503, "shutting down")
+        return Response('{"status":"ok"}\n', media_type="application/json")
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return error_response(405, f"Method not allowed: {request.method} {request.url.path}")
+        if exc.status_code == 404:
+            return error_response(404, f"Path not found: {request.method} {request.url.path}")
+        return error_response(exc.status_code, str(exc.detail))
+
+    return Starlette(
+        routes=[
+            Route("/invoke/{fn_id}", invoke, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )

@@ -1,0 +1,668 @@
+"""The function registry of the load balancer: apps and functions read at start from TOML.
+
+The load balancer serves ``POST /invoke/{fn_id}`` by looking the function up here. The models
+mirror Fn Project's ``api/models/app.go`` and ``fn.go``: the same defaults (128 MB, 30 s
+timeout, 30 s idle timeout) and the same validation (memory 1..8192 MB, timeout 1..300 s,
+idle timeout 1..3600 s, annotation limits, syslog URL schemes). Names and ids must be 1 to 255
+characters from ``A-Z a-z 0-9 - _ . ~``, so that they are safe in a URL path as they are.
+
+The file format::
+
+    [[apps]]
+    name = "myapp"                 # required, unique
+    id = "app-01"                  # optional; defaults to the name
+    config = { GREETING = "hi" }   # optional, string values only
+    annotations = { "com.example/owner" = "team-a" }  # optional, any TOML value
+    syslog_url = ""                # optional: udp, tcp, unix, unixgram or tcp+tls URL
+
+    [[functions]]
+    id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"   # required, unique: the fn_id of /invoke/{fn_id}
+    name = "hello"                       # required, unique within its app
+    app = "myapp"                        # required: the name of an app above
+    image = "examples/hello"             # required
+    memory = 128                         # MB, default 128
+    timeout = 30                         # seconds, default 30
+    idle_timeout = 30                    # seconds, default 30
+    config = { NAME = "Ada" }            # optional, string values only
+    annotations = {}                     # optional, any TOML value
+
+Annotation values are kept as JSON values (TOML dates and times become ISO 8601 strings).
+Unknown keys are errors, so that a typo is never silently ignored. Every problem raises
+:class:`ConfigError` with the line of the offending key, found by a small scanner of the
+source text because ``tomllib`` reports no positions. The scanner follows ``[table]`` and
+``[[array]]`` headers, dotted and quoted keys, comments, strings and values that span lines.
+Its limits: a key inside an inline table or an array, including a function written as an
+element of an inline array (``functions = [{ ... }]``), is reported at the line of the key
+that holds the inline value; a missing key is reported at its table's header.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tomllib
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MEMORY",
+    "DEFAULT_TIMEOUT",
+    "MAX_IDLE_TIMEOUT",
+    "MAX_MEMORY",
+    "MAX_NAME_LENGTH",
+    "MAX_TIMEOUT",
+    "App",
+    "ConfigError",
+    "Function",
+    "Registry",
+]
+
+DEFAULT_MEMORY = 128  #: MB, Fn's ``DefaultMemory``.
+MAX_MEMORY = 8192  #: MB, Fn's ``MaxMemory``.
+DEFAULT_TIMEOUT = 30  #: Seconds, Fn's ``DefaultTimeout``.
+MAX_TIMEOUT = 300  #: Seconds, Fn's ``MaxTimeout``.
+DEFAULT_IDLE_TIMEOUT = 30  #: Seconds, Fn's ``DefaultIdleTimeout``.
+MAX_IDLE_TIMEOUT = 3600  #: Seconds, Fn's ``MaxIdleTimeout``.
+MAX_NAME_LENGTH = 255  #: Fn's ``MaxLengthAppName`` and ``MaxLengthFnName``.
+
+# Fn's annotation limits (api/models/annotations.go).
+_MAX_ANNOTATION_KEYS = 100
+_MAX_ANNOTATION_KEY_BYTES = 128
+_MAX_ANNOTATION_VALUE_BYTES = 512
+_ANNOTATION_KEY = re.compile(r"[!-~]+")
+_SYSLOG_SCHEMES = ("udp", "tcp", "unix", "unixgram", "tcp+tls")
+_NAME = re.compile(rf"[A-Za-z0-9._~-]{{1,{MAX_NAME_LENGTH}}}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+_TOP_KEYS = ("apps", "functions")
+_APP_KEYS = ("name", "id", "config", "annotations", "syslog_url")
+_FUNCTION_KEYS = (
+    *("id", "name", "app", "image", "memory", "timeout", "idle_timeout"),
+    *("config", "annotations"),
+)
+
+_Path = tuple[str | int, ...]
+
+
+class ConfigError(ValueError):
+    """Raised when a registry or its TOML source is invalid or cannot be read.
+
+    ``str()`` gives ``"<source>:<line>: <field>: <problem>"``, e.g.
+    ``"fns.toml:14: functions[1].memory: must be an integer from 1 to 8192, got 'big'"``;
+    the line and the field are left out when unknown.
+
+    Args:
+        source: The file name, ``"<config>"`` for text, or the class whose arguments are wrong.
+        line: The 1-based line of the problem in the source, if known.
+        field: The path of the offending value, such as ``functions[1].memory``, if any.
+        problem: What is wrong.
+
+    Attributes:
+        source: The file name, ``"<config>"`` for text, or the class whose arguments are wrong.
+        line: The 1-based line of the problem in the source, or ``None``.
+        field: The path of the offending value, or ``None``.
+        problem: What is wrong.
+    """
+
+    def __init__(self, source: str, line: int | None, field: str | None, problem: str) -> None:
+        super().__init__(source, line, field, problem)
+        self.source = source
+        self.line = line
+        self.field = field
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        if self.field is not None:
+            where = f"{where}: {self.field}"
+        return f"{where}: {self.problem}"
+
+
+class _Invalid(Exception):
+    """Raised by the checks below; callers turn it into a located :class:`ConfigError`."""
+
+    def __init__(self, path: _Path, problem: str) -> None:
+        super().__init__(path, problem)
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An application: a named group of functions sharing configuration.
+
+    ``config`` and ``annotations`` are stored as read-only copies. They take no part in the
+    hash (equality still compares them), so apps and functions can be dictionary keys.
+
+    Attributes:
+        id: The app's id, unique in a registry.
+        name: The app's name, unique in a registry.
+        config: Environment for every function of the app; functions may override entries.
+        annotations: Metadata not passed to functions, as JSON values.
+        syslog_url: Where function logs go; empty for nowhere.
+
+    Raises:
+        ConfigError: If a field is invalid; its ``source`` is ``"App"``.
+    """
+
+    id: str
+    name: str
+    config: Mapping[str, str] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, object] = field(default_factory=dict, hash=False)
+    syslog_url: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            _name(("id",), self.id)
+            _name(("name",), self.name)
+            config = _config(("config",), self.config)
+            annotations = _annotations(("annotations",), self.annotations)
+            _syslog_url(("syslog_url",), self.syslog_url)
+        except _Invalid as exc:
+            raise ConfigError("App", None, _format(exc.path), exc.problem) from None
+        object.__setattr__(self, "config", MappingProxyType(config))
+        object.__setattr__(self, "annotations", MappingProxyType(annotations))
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function that ``POST /invoke/{id}`` calls: an image and the resources it gets.
+
+    Attributes:
+        id: The function's id, unique in a registry: the ``fn_id`` of ``/invoke/{fn_id}``.
+        name: The function's name, unique within its app.
+        app: The app the function belongs to.
+        image: The image to run, e.g. ``"examples/hello"``.
+        memory: Memory in MB, 1 to 8192.
+        timeout: Longest run of one call in seconds, 1 to 300.
+        idle_timeout: Seconds an idle container is kept for the next call, 1 to 3600.
+        config: The function's own environment, as read-only strings.
+        annotations: Metadata not passed to the function, as read-only JSON values.
+
+    Raises:
+        ConfigError: If a field is invalid; its ``source`` is ``"Function"``.
+    """
+
+    id: str
+    name: str
+    app: App
+    image: str
+    memory: int = DEFAULT_MEMORY
+    timeout: int = DEFAULT_TIMEOUT
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT
+    config: Mapping[str, str] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        try:
+            _name(("id",), self.id)
+            _name(("name",), self.name)
+            if not isinstance(self.app, App):
+                raise _Invalid(("app",), f"must be an App, got {_show(self.app)}")
+            if not _string(("image",), self.image):
+                raise _Invalid(("image",), "must not be empty")
+            _integer(("memory",), self.memory, MAX_MEMORY)
+            _integer(("timeout",), self.timeout, MAX_TIMEOUT)
+            _integer(("idle_timeout",), self.idle_timeout, MAX_IDLE_TIMEOUT)
+            config = _config(("config",), self.config)
+            annotations = _annotations(("annotations",), self.annotations)
+        except _Invalid as exc:
+            raise ConfigError("Function", None, _format(exc.path), exc.problem) from None
+        object.__setattr__(self, "config", MappingProxyType(config))
+        object.__setattr__(self, "annotations", MappingProxyType(annotations))
+
+
+class Registry:
+    """The apps and functions a load balancer serves, with functions looked up by id.
+
+    Args:
+        apps: The apps, with unique names and ids.
+        functions: The functions, with unique ids, names unique within each app, and each
+            app among ``apps``.
+
+    Raises:
+        ConfigError: If a name or id repeats or a function's app is not in ``apps``; its
+            ``source`` is ``"Registry"``.
+    """
+
+    __slots__ = ("_apps", "_by_id", "_functions")
+
+    def __init__(self, apps: Sequence[App], functions: Sequence[Function]) -> None:
+        self._apps = tuple(apps)
+        self._functions = tuple(functions)
+        try:
+            _check_unique(self._apps, self._functions)
+        except _Invalid as exc:
+            raise ConfigError("Registry", None, _format(exc.path), exc.problem) from None
+        self._by_id = {function.id: function for function in self._functions}
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "<config>") -> Registry:
+        """Read a registry from TOML text in the format of this module's docstring.
+
+        Args:
+            text: The TOML document.
+            source: The name to give in error messages, usually the file's path.
+
+        Returns:
+            The registry.
+
+        Raises:
+            ConfigError: If the text is not TOML, has an unknown key, a wrong or missing value,
+                a repeated name or id, or no functions.
+        """
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = _TOML_LINE.search(str(exc))
+            # tomllib says "at end of document" without a line; Python 3.14 counts it so.
+            line = int(match[1]) if match else text.count("\n") + 1
+            raise ConfigError(source, line, None, str(exc)) from exc
+        try:
+            apps, functions = _from_data(data)
+            _check_unique(apps, functions)
+        except _Invalid as exc:
+            where = _locate(text, exc.path)
+            raise ConfigError(source, where, _format(exc.path), exc.problem) from None
+        return cls(apps, functions)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | Traversable) -> Registry:
+        """Read a registry from a TOML file.
+
+        Args:
+            path: The file, or a resource such as
+                ``importlib.resources.files("runnerpool") / "examples.toml"``.
+
+        Returns:
+            The registry.
+
+        Raises:
+            ConfigError: If the file cannot be read or is not UTF-8, or as
+                :meth:`from_toml` raises; its ``source`` is the path.
+        """
+        source = os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
+        resource = Path(path) if isinstance(path, str | os.PathLike) else path
+        try:
+            text = resource.read_bytes().decode()
+        except OSError as exc:
+            raise ConfigError(source, None, None, f"cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, None, None, f"not UTF-8: {exc}") from exc
+        return cls.from_toml(text, source)
+
+    @property
+    def apps(self) -> tuple[App, ...]:
+        """The apps, in the order given."""
+        return self._apps
+
+    @property
+    def functions(self) -> tuple[Function, ...]:
+        """The functions, in the order given."""
+        return self._functions
+
+    def function(self, fn_id: str) -> Function | None:
+        """Return the function with this id, or ``None`` if there is none."""
+        return self._by_id.get(fn_id)
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __repr__(self) -> str:
+        return f"<Registry: {len(self._apps)} apps, {len(self._functions)} functions>"
+
+
+def _from_data(data: dict[str, object]) -> tuple[list[App], list[Function]]:
+    _check_keys((), data, _TOP_KEYS, ())
+    raw_apps = _tables(data, "apps")
+    raw_functions = _tables(data, "functions")
+    if not raw_functions:
+        raise _Invalid(("functions",), "no functions defined")
+    apps = [_app_from_toml(("apps", index), table) for index, table in enumerate(raw_apps)]
+    # Duplicate apps first: a function naming a duplicated app is ambiguous.
+    _check_unique(apps, ())
+    by_name = {app.name: app for app in reversed(apps)}
+    functions = [
+        _function_from_toml(("functions", index), table, by_name)
+        for index, table in enumerate(raw_functions)
+    ]
+    return apps, functions
+
+
+def _app_from_toml(path: _Path, table: dict[str, object]) -> App:
+    _check_keys(path, table, _APP_KEYS, ("name",))
+    name = _name((*path, "name"), table["name"])
+    return App(
+        id=_name((*path, "id"), table.get("id", name)),
+        name=name,
+        config=_config((*path, "config"), table.get("config", {})),
+        annotations=_annotations((*path, "annotations"), table.get("annotations", {})),
+        syslog_url=_syslog_url((*path, "syslog_url"), table.get("syslog_url", "")),
+    )
+
+
+def _function_from_toml(path: _Path, table: dict[str, object], apps: dict[str, App]) -> Function:
+    _check_keys(path, table, _FUNCTION_KEYS, ("id", "name", "app", "image"))
+    fn_id = _name((*path, "id"), table["id"])
+    name = _name((*path, "name"), table["name"])
+    app_name = _string((*path, "app"), table["app"])
+    app = apps.get(app_name)
+    if app is None:
+        known = ", ".join(map(repr, apps)) or "none"
+        raise _Invalid((*path, "app"), f"unknown app {app_name!r} (apps: {known})")
+    image = _string((*path, "image"), table["image"])
+    if not image:
+        raise _Invalid((*path, "image"), "must not be empty")
+    return Function(
+        id=fn_id,
+        name=name,
+        app=app,
+        image=image,
+        memory=_integer((*path, "memory"), table.get("memory", DEFAULT_MEMORY), MAX_MEMORY),
+        timeout=_integer((*path, "timeout"), table.get("timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT),
+        idle_timeout=_integer(
+            (*path, "idle_timeout"),
+            table.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
+            MAX_IDLE_TIMEOUT,
+        ),
+        config=_config((*path, "config"), table.get("config", {})),
+        annotations=_annotations((*path, "annotations"), table.get("annotations", {})),
+    )
+
+
+def _check_unique(apps: Sequence[App], functions: Sequence[Function]) -> None:
+    _unique("apps", "name", [(app.name, f"app name {app.name!r}") for app in apps])
+    _unique("apps", "id", [(app.id, f"app id {app.id!r}") for app in apps])
+    known = set(apps)
+    for index, function in enumerate(functions):
+        if function.app not in known:
+            raise _Invalid(
+                ("functions", index, "app"),
+                f"app {function.app.name!r} is not among the registry's apps",
+            )
+    _unique("functions", "id", [(fn.id, f"function id {fn.id!r}") for fn in functions])
+    _unique(
+        "functions",
+        "name",
+        [
+            ((fn.app.id, fn.name), f"function name {fn.name!r} in app {fn.app.name!r}")
+            for fn in functions
+        ],
+    )
+
+
+def _unique(table: str, key: str, values: Sequence[tuple[Hashable, str]]) -> None:
+    first: dict[Hashable, int] = {}
+    for index, (value, shown) in enumerate(values):
+        if value in first:
+            raise _Invalid((table, index, key), f"duplicate {shown} (also {table}[{first[value]}])")
+        first[value] = index
+
+
+def _tables(data: dict[str, object], key: str) -> list[dict[str, object]]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise _Invalid((key,), f"must be an array of tables ([[{key}]]), got {_show(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _Invalid((key, index), f"must be a table, got {_show(item)}")
+    return value
+
+
+def _check_keys(
+    path: _Path, table: Mapping[str, object], allowed: Sequence[str], required: Sequence[str]
+) -> None:
+    for key in table:
+        if key not in allowed:
+            raise _Invalid((*path, key), f"unknown key (expected one of: {', '.join(allowed)})")
+    for key in required:
+        if key not in table:
+            raise _Invalid((*path, key), "is required")
+
+
+def _string(path: _Path, value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a string, got {_show(value)}")
+    return value
+
+
+def _name(path: _Path, value: object) -> str:
+    if not _NAME.fullmatch(_string(path, value)):
+        raise _Invalid(
+            path,
+            f"must be 1 to {MAX_NAME_LENGTH} characters from A-Z a-z 0-9 - _ . ~, "
+            f"got {_show(value)}",
+        )
+    return str(value)
+
+
+def _integer(path: _Path, value: object, high: int) -> int:
+    # bool is an int in Python, but `memory = true` is a mistake, not 1 MB.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise _Invalid(path, f"must be an integer from 1 to {high}, got {_show(value)}")
+    return value
+
+
+def _config(path: _Path, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(path, f"must be a table of strings, got {_show(value)}")
+    return {_string(path, key): _string((*path, key), item) for key, item in value.items()}
+
+
+def _annotations(path: _Path, value: object) -> dict[str, object]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(path, f"must be a table, got {_show(value)}")
+    if len(value) > _MAX_ANNOTATION_KEYS:
+        raise _Invalid(path, f"must have at most {_MAX_ANNOTATION_KEYS} keys, got {len(value)}")
+    annotations: dict[str, object] = {}
+    for key, item in value.items():
+        here = (*path, _string(path, key))
+        if not _ANNOTATION_KEY.fullmatch(key) or len(key) > _MAX_ANNOTATION_KEY_BYTES:
+            raise _Invalid(
+                here,
+                f"keys must be 1 to {_MAX_ANNOTATION_KEY_BYTES} printable ASCII characters "
+                "without spaces",
+            )
+        try:
+            encoded = json.dumps(
+                item,
+                default=_iso_format,
+                allow_nan=False,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        except (TypeError, ValueError):
+            raise _Invalid(here, f"must be a JSON value, got {_show(item)}") from None
+        if encoded == '""':
+            raise _Invalid(here, "must not be empty")
+        size = len(encoded.encode())
+        if size > _MAX_ANNOTATION_VALUE_BYTES:
+            raise _Invalid(
+                here, f"must be at most {_MAX_ANNOTATION_VALUE_BYTES} bytes as JSON, got {size}"
+            )
+        # A decoded copy is pure JSON data and shares nothing with the caller's objects.
+        annotations[key] = json.loads(encoded)
+    return annotations
+
+
+def _iso_format(value: object) -> str:
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _syslog_url(path: _Path, value: object) -> str:
+    url = _string(path, value).strip()
+    if url:
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            scheme = ""
+        if scheme not in _SYSLOG_SCHEMES:
+            raise _Invalid(path, f"must be a {', '.join(_SYSLOG_SCHEMES)} URL, got {_show(value)}")
+    return str(value)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _format(path: _Path) -> str | None:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            text += f".{key}" if text else key
+    return text or None
+
+
+def _locate(text: str, path: _Path) -> int | None:
+    try:
+        lines = _key_lines(text)
+    except (ValueError, IndexError):
+        return None
+    for length in range(len(path), 0, -1):
+        line = lines.get(path[:length])
+        if line is not None:
+            return line
+    return None
+
+
+def _key_lines(text: str) -> dict[_Path, int]:
+    """Map each table and key of a valid TOML document to the line where it is defined."""
+    lines: dict[_Path, int] = {}
+    counts: dict[_Path, int] = {}
+    table: _Path = ()
+    value = _ValueScanner()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if value.open:
+            value.feed(line, 0)
+            continue
+        pos = len(line) - len(line.lstrip(" \t"))
+        if not line[pos:].strip() or line[pos] == "#":
+            continue
+        if line[pos] == "[":
+            is_array = line.startswith("[[", pos)
+            parts, _ = _read_key(line, pos + (2 if is_array else 1))
+            table = _resolve(parts[:-1] if is_array else parts, counts)
+            if is_array:
+                array = (*table, parts[-1])
+                counts[array] = counts.get(array, 0) + 1
+                lines.setdefault(array, number)
+                table = (*array, counts[array] - 1)
+            lines.setdefault(table, number)
+            continue
+        parts, pos = _read_key(line, pos)
+        key = (*table, *parts)
+        for length in range(len(table) + 1, len(key) + 1):
+            lines.setdefault(key[:length], number)
+        value.feed(line, pos + 1)
+    return lines
+
+
+def _resolve(parts: Sequence[str], counts: Mapping[_Path, int]) -> _Path:
+    # A name that is an array of tables means its last element so far, as in TOML.
+    path: _Path = ()
+    for part in parts:
+        path = (*path, part)
+        if path in counts:
+            path = (*path, counts[path] - 1)
+    return path
+
+
+def _read_key(line: str, pos: int) -> tuple[list[str], int]:
+    """Read a dotted key at ``pos``; return its parts and the position after it."""
+    parts: list[str] = []
+    while True:
+        pos = _skip_blanks(line, pos)
+        if line[pos] == '"':
+            end = _string_end(line, pos)
+            parts.append(str(tomllib.loads(f"k = {line[pos:end]}")["k"]))
+        elif line[pos] == "'":
+            end = line.index("'", pos + 1) + 1
+            parts.append(line[pos + 1 : end - 1])
+        else:
+            match = _BARE_KEY.match(line, pos)
+            if match is None:
+                raise ValueError(f"no key at column {pos + 1}")
+            end = match.end()
+            parts.append(match[0])
+        pos = _skip_blanks(line, end)
+        if not line.startswith(".", pos):
+            return parts, pos
+        pos += 1
+
+
+def _skip_blanks(line: str, pos: int) -> int:
+    while pos < len(line) and line[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _string_end(line: str, pos: int) -> int:
+    """Return the position after the one-line basic string that starts at ``pos``."""
+    pos += 1
+    while line[pos] != '"':
+        pos += 2 if line[pos] == "\\" else 1
+    return pos + 1
+
+
+class _ValueScanner:
+    """Follows multi-line strings and brackets, so that lines inside a value are not keys."""
+
+    __slots__ = ("closing", "depth")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.closing: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.depth > 0 or self.closing is not None
+
+    def feed(self, line: str, pos: int) -> None:
+        while pos < len(line):
+            if self.closing is not None:
+                pos = self._close(line, pos, self.closing)
+                if pos < 0:
+                    return
+                self.closing = None
+            elif line.startswith(('"""', "'''"), pos):
+                self.closing = line[pos : pos + 3]
+                pos += 3
+            elif line[pos] == "#":
+                return
+            elif line[pos] == '"':
+                pos = _string_end(line, pos)
+            elif line[pos] == "'":
+                pos = line.index("'", pos + 1) + 1
+            else:
+                self.depth += (line[pos] in "[{") - (line[pos] in "]}")
+                pos += 1
+
+    @staticmethod
+    def _close(line: str, pos: int, closing: str) -> int:
+        """Return the position after ``closing`` ends the string, or -1 if it does not here."""
+        while pos < len(line):
+            if closing == '"""' and line[pos] == "\\":
+                pos += 2
+            elif line.startswith(closing, pos):
+                # In a run of four or five quotes, the first one or two are content.
+                end = pos + 3
+                while end < len(line) and end < pos + 5 and line[end] == closing[0]:
+                    end += 1
+                return end
+            else:
+                pos += 1
+        return -1
