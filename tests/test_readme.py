@@ -57,3 +57,17 @@ class TestReadme:
         """The metrics example registers the views and prints the Prometheus text."""
         run(python_block("register_placer_views"), tmp_path)
         assert "# HELP fn_lb_placer_latency LB Placer Latency" in capsys.readouterr().out
+
+    def test_functions_example_loads(self) -> None:
+        """The README's functions file is a valid configuration."""
+        from runnerpool.lb._registry import Registry
+
+        blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        assert len(blocks) == 1
+        function = Registry.from_toml(blocks[0]).function("hello")
+        assert function is not None
+        assert (function.image, function.memory, function.app.config) == (
+            "examples/hello",
+            128,
+            {"GREETING": "hi"},
+        )
