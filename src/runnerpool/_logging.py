@@ -1,25 +1,57 @@
-"""Logging configuration for the command line only: the library never adds handlers."""
+"""Logging configuration for the command line only: the library never adds handlers.
+
+Library code logs with ``extra={"call_id": ..., "runner_addr": ...}``; the ``json`` format
+writes those fields, so logs can be searched by call and by runner.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import logging.config
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["configure_logging"]
+__all__ = ["JsonFormatter", "configure_logging"]
+
+#: The attributes every LogRecord has; anything else came from ``extra``.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-def configure_logging(level: str) -> None:
-    """Send runnerpool's logs to stderr, one line each, at ``level`` and above."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and every ``extra`` field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as a line of JSON."""
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send runnerpool's logs to stderr at ``level`` and above, as text or JSON lines."""
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if log_format == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        },
+        "formatters": {"main": formatter},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
-                "formatter": "line",
+                "formatter": "main",
                 "stream": "ext://sys.stderr",
             }
         },

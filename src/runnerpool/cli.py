@@ -52,10 +52,18 @@ def _load_functions(
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="Log level of runnerpool's messages on stderr.",
 )
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="text: one readable line per message; json: one JSON object per line, with the "
+    "call id, function id and runner address of call messages.",
+)
 @click.version_option(package_name="runnerpool")
-def main(log_level: str) -> None:
+def main(log_level: str, log_format: str) -> None:
     """Place serverless function calls on runners, the way Fn Project does."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
 
 
 @main.command()
