@@ -69,3 +69,21 @@ class TestHealthTracker:
             0,
             "disk on fire",
         )
+
+
+class TestInProcessExecutor:
+    async def test_register(self) -> None:
+        """A function registered after creation runs for its image."""
+        from runnerpool.runner import FunctionResponse, InProcessExecutor
+        from tests.runner.test_service import call_stream
+
+        async def shout(request: FunctionRequest) -> FunctionResponse:
+            return FunctionResponse(request.body.upper())
+
+        executor = InProcessExecutor({})
+        executor.register("shout", shout)
+        from runnerpool.runner import RunnerService
+
+        stream = call_stream(Call(image="shout"), b"hey")
+        await RunnerService(executor).engage(stream)
+        assert stream.sent[1].data.data == b"HEY"

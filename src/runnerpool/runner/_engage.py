@@ -97,11 +97,6 @@ class StreamResponseWriter:
         self._status = 200
         self._size = 0
 
-    @property
-    def started(self) -> bool:
-        """Whether ``result_start`` was sent."""
-        return self._started
-
     def add_header(self, name: str, value: str) -> None:
         """Add a response header; ignored once the status was sent."""
         if not self._started:

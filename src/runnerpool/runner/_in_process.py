@@ -75,11 +75,6 @@ class InProcessExecutor:
         self._functions = dict(functions)
         self._running: set[asyncio.Task[object]] = set()
 
-    @property
-    def images(self) -> list[str]:
-        """The image names this executor can run."""
-        return sorted(self._functions)
-
     def register(self, image: str, handler: Handler) -> None:
         """Add or replace the handler of an image."""
         self._functions[image] = handler
