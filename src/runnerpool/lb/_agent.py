@@ -204,17 +204,17 @@ class LBAgent:
     ) -> None:
         try:
             await self._place(call, views, tags)
-        except TimeoutError:
-            raise ReservationExpiredError from None
         except Exception as exc:
-            if call.response_writer.status_code is not None:  # the client already has its 202
-                logger.warning(
-                    "Detached call %s failed after its acknowledgement: %r",
-                    call.model.id,
-                    exc,
-                    extra={"call_id": call.model.id, "fn_id": call.model.fn_id},
-                )
-            raise
+            error = ReservationExpiredError() if isinstance(exc, TimeoutError) else exc
+            if call.response_writer.status_code is None:
+                raise error from None  # no acknowledgement yet: the client gets this error
+            # The client already has its 202: nobody awaits this task, so log, do not raise.
+            logger.warning(
+                "Detached call %s failed after its acknowledgement: %r",
+                call.model.id,
+                error,
+                extra={"call_id": call.model.id, "fn_id": call.model.fn_id},
+            )
         finally:
             self._leave()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -80,9 +80,6 @@ def create_app(
         function = registry.function(request.path_params["fn_id"])
         if function is None:
             return error_response(404, "Function not found", call_id)
-        length = request.headers.get("content-length", "")
-        if max_request_size is not None and length.isdigit() and int(length) > max_request_size:
-            return error_response(413, RequestTooLargeError.default_message, call_id)
         detached = request.headers.get("fn-invoke-type") == "detached"
         model = build_model(
             function,
@@ -96,11 +93,18 @@ def create_app(
         body_read = asyncio.Event()
 
         async def read_body() -> bytes:
+            length = request.headers.get("content-length", "")
+            if max_request_size is not None and length.isdigit() and int(length) > max_request_size:
+                raise RequestTooLargeError  # refused unread, before any runner is tried
             body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if max_request_size is not None and len(body) > max_request_size:
-                    raise RequestTooLargeError
+            try:
+                async for chunk in request.stream():
+                    body += chunk
+                    if max_request_size is not None and len(body) > max_request_size:
+                        raise RequestTooLargeError
+            except ClientDisconnect:
+                # The client left during its upload: a cancelled call, as in Fn.
+                raise asyncio.CancelledError from None
             body_read.set()
             return bytes(body)
 
@@ -121,8 +125,9 @@ def create_app(
             # The client went away: cancel its call (a detached call's placement goes on).
             placing.cancel()
             await asyncio.gather(placing, return_exceptions=True)
+        if placing.cancelled():
             return Response(status_code=CLIENT_CLOSED, headers={"Fn-Call-Id": call_id})
-        error = placing.exception() if not placing.cancelled() else asyncio.CancelledError()
+        error = placing.exception()
         if error is not None:
             return _error_for(error, call_id)
         if detached:

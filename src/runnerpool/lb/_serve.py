@@ -71,6 +71,11 @@ class LBServer(uvicorn.Server):
         """Start the drain; called again, stop at once."""
         if self._draining is not None:
             self.force_exit = self.should_exit = True
+            # Since Python 3.12, closing the server waits for its connections: close them.
+            for connection in list(self.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.close()
             return
         logger.info("Draining: new calls get 503, calls in flight finish")
         self.agent.close_gate()
