@@ -1,0 +1,70 @@
+"""The LB benchmark runs end to end and prints its table (speed is not asserted)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from bench import lb
+
+WRK_OUTPUT = """\
+Running 3s test @ http://127.0.0.1:40000/invoke/echo
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.93ms    3.88ms  42.51ms   86.82%
+    Req/Sec     1.25k   228.87     1.71k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%   14.43ms
+     90%   16.42ms
+     99%    1.20s
+  3750 requests in 3.00s, 398.27KB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1250.00
+Transfer/sec:    198.60KB
+"""
+
+
+class TestLBBenchmark:
+    @pytest.mark.timeout(30)
+    def test_prints_every_row(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A tiny run with the Python client prints every path, concurrency and summary."""
+        lb.main(
+            [
+                "--client",
+                "python",
+                "--seconds",
+                "0.3",
+                "--warmup",
+                "0.2",
+                "--repeats",
+                "1",
+                "--concurrency",
+                "1",
+                "2",
+            ]
+        )
+        out = capsys.readouterr().out
+        assert "load generator: Python asyncio client" in out
+        for label in lb.LABELS.values():
+            for concurrency in (1, 2):
+                row = re.search(rf"^{re.escape(label)} +{concurrency} +\d+ ", out, re.MULTILINE)
+                assert row is not None, f"no row for {label} at concurrency {concurrency}"
+        for concurrency in (1, 2):
+            assert re.search(rf"c={concurrency} +added latency p50 [+-]\d", out)
+            assert re.search(rf"c={concurrency} +>= \d+ calls/s", out)
+
+    def test_parses_wrk_output(self) -> None:
+        """Counts, duration, percentiles in any unit, and failures come out of wrk's report."""
+        load = lb.parse_wrk(WRK_OUTPUT)
+        assert load.calls == 3750
+        assert load.seconds == pytest.approx(3.0)
+        assert load.p50_ms == pytest.approx(0.812)
+        assert load.p99_ms == pytest.approx(1200.0)
+        assert load.failures == 4 + 3
+        assert load.failure == "Non-2xx or 3xx responses: 4"
+
+    def test_rejects_unexpected_wrk_output(self) -> None:
+        with pytest.raises(RuntimeError, match="unexpected wrk output"):
+            lb.parse_wrk("wrk: connection refused\n")
