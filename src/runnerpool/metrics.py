@@ -158,8 +158,28 @@ def _check_keys(tag_keys: Sequence[str]) -> tuple[str, ...]:
     return keys
 
 
+_Exposed = tuple[ViewCollector, CollectorRegistry]
+
+
+def _expose(
+    views: Sequence[CountView | DistributionView],
+    registry: CollectorRegistry | None,
+    namespace: str,
+) -> _Exposed:
+    target = REGISTRY if registry is None else registry
+    collector = ViewCollector(views, namespace)
+    target.register(collector)
+    return collector, target
+
+
+def _withdraw(exposed: _Exposed | None) -> None:
+    if exposed is not None:
+        collector, registry = exposed
+        registry.unregister(collector)
+
+
 _placer_views: PlacerViews | None = None
-_placer_collector: tuple[ViewCollector, CollectorRegistry] | None = None
+_placer_collector: _Exposed | None = None
 
 
 def placer_views() -> PlacerViews | None:
@@ -234,19 +254,14 @@ def register_placer_views(
         latency=DistributionView("lb_placer_latency", "LB Placer Latency", keys, latency_buckets),
     )
     unregister_placer_views()
-    target = REGISTRY if registry is None else registry
-    collector = ViewCollector(views.views(), namespace)
-    target.register(collector)
-    _placer_views, _placer_collector = views, (collector, target)
+    _placer_views, _placer_collector = views, _expose(views.views(), registry, namespace)
     return views
 
 
 def unregister_placer_views() -> None:
     """Stop measuring placements and remove the placer metrics from their registry."""
     global _placer_views, _placer_collector
-    if _placer_collector is not None:
-        collector, registry = _placer_collector
-        registry.unregister(collector)
+    _withdraw(_placer_collector)
     _placer_views = _placer_collector = None
 
 
@@ -311,7 +326,7 @@ class LBAgentViews:
 
 
 _lb_views: LBAgentViews | None = None
-_lb_collector: tuple[ViewCollector, CollectorRegistry] | None = None
+_lb_collector: _Exposed | None = None
 
 
 def lb_agent_views() -> LBAgentViews | None:
@@ -378,17 +393,12 @@ def register_lb_agent_views(
         ),
     )
     unregister_lb_agent_views()
-    target = REGISTRY if registry is None else registry
-    collector = ViewCollector(views.views(), namespace)
-    target.register(collector)
-    _lb_views, _lb_collector = views, (collector, target)
+    _lb_views, _lb_collector = views, _expose(views.views(), registry, namespace)
     return views
 
 
 def unregister_lb_agent_views() -> None:
     """Stop measuring the load balancer's calls and remove the views from their registry."""
     global _lb_views, _lb_collector
-    if _lb_collector is not None:
-        collector, registry = _lb_collector
-        registry.unregister(collector)
+    _withdraw(_lb_collector)
     _lb_views = _lb_collector = None
