@@ -124,3 +124,82 @@ class TestGoDurations:
         """Malformed durations raise ValueError."""
         with pytest.raises(ValueError, match=r"duration|unit"):
             parse_go_duration(text)
+
+
+class TestBackoffConfig:
+    def test_backoff_fields_are_keyword_only(self) -> None:
+        """The back-off fields follow Fn's three and are keyword only: positions stay Fn's."""
+        config = PlacerConfig(0.02, 5, 1, backoff="exponential", backoff_max_delay=0.5)
+        assert (config.backoff, config.backoff_max_delay) == ("exponential", 0.5)
+        with pytest.raises(TypeError):
+            PlacerConfig(0.02, 5, 1, "exponential")  # type: ignore[call-arg]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"backoff": "linear"}, "backoff"),
+            ({"backoff": "Exponential"}, "backoff"),
+            ({"backoff": None}, "backoff"),
+            ({"backoff_max_delay": -1}, "backoff_max_delay"),
+            ({"backoff_max_delay": float("inf")}, "backoff_max_delay"),
+            ({"backoff_max_delay": "1s"}, "backoff_max_delay"),
+        ],
+    )
+    def test_bad_backoff_values_name_the_field(self, kwargs: dict[str, object], field: str) -> None:
+        """An unknown mode or a bad cap is refused, naming the field."""
+        with pytest.raises(ValueError, match=field):
+            PlacerConfig(**kwargs)  # type: ignore[arg-type]
+
+    def test_to_json_adds_only_non_default_backoff_keys(self) -> None:
+        """The back-off keys follow Fn's three, and only when they differ from the defaults."""
+        fn = (
+            '{"retry_all_delay":10000000,"placer_timeout":360000000000,'
+            '"detached_placer_timeout":30000000000'
+        )
+        assert PlacerConfig(backoff="exponential").to_json() == fn + ',"backoff":"exponential"}'
+        assert (
+            PlacerConfig(backoff="exponential", backoff_max_delay=0.25).to_json()
+            == fn + ',"backoff":"exponential","backoff_max_delay":250000000}'
+        )
+        assert PlacerConfig(backoff="fixed", backoff_max_delay=1).to_json() == fn + "}"
+
+    def test_reads_backoff_keys(self) -> None:
+        """from_json reads the mode as a string and the cap as nanoseconds or a duration."""
+        expected = PlacerConfig(backoff="exponential", backoff_max_delay=0.25)
+        assert (
+            PlacerConfig.from_json('{"backoff": "exponential", "backoff_max_delay": "250ms"}')
+            == expected
+        )
+        assert (
+            PlacerConfig.from_json('{"backoff": "exponential", "backoff_max_delay": 250000000}')
+            == expected
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ('{"backoff": "linear"}', "backoff"),
+            ('{"backoff": 1}', "backoff"),
+            ('{"backoff": null}', "backoff"),
+            ('{"backoff_max_delay": -1}', "backoff_max_delay"),
+            ('{"backoff_max_delay": "1 fortnight"}', "backoff_max_delay"),
+            ('{"backoff_max_delay": 0.5}', "backoff_max_delay"),
+            ('{"backof": "fixed"}', "backof"),
+        ],
+    )
+    def test_bad_backoff_json_is_refused_clearly(self, text: str, message: str) -> None:
+        """A bad mode, a bad cap or a misspelt key raises ValueError naming it."""
+        with pytest.raises(ValueError, match=message):
+            PlacerConfig.from_json(text)
+
+    @given(
+        st.integers(0, 10**12),
+        st.sampled_from(["fixed", "exponential"]),
+        st.integers(0, 10**12),
+    )
+    def test_round_trip_with_backoff(self, delay: int, mode: str, cap: int) -> None:
+        """Any back-off settings survive a write and a read unchanged."""
+        text = json.dumps({"retry_all_delay": delay, "backoff": mode, "backoff_max_delay": cap})
+        config = PlacerConfig.from_json(text)
+        assert PlacerConfig.from_json(config.to_json()) == config
+        assert json.loads(config.to_json())["retry_all_delay"] == delay

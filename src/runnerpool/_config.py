@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import KW_ONLY, dataclass, fields
 from fractions import Fraction
+from typing import Any, Literal, TypeAlias, get_args
 
-__all__ = ["PlacerConfig", "parse_go_duration"]
+__all__ = ["BackoffMode", "PlacerConfig", "parse_go_duration"]
+
+#: How a placer waits after a pass in which every runner refused: ``"fixed"`` is Fn's
+#: constant ``retry_all_delay``; ``"exponential"`` is exponential back-off with full jitter.
+BackoffMode: TypeAlias = Literal["fixed", "exponential"]
+_BACKOFF_MODES: tuple[str, ...] = get_args(BackoffMode)
+
+# Fn's keys: always written by to_json. Other keys are written only when not at their default,
+# so a default configuration's JSON is exactly Fn's.
+_FN_KEYS = frozenset({"retry_all_delay", "placer_timeout", "detached_placer_timeout"})
 
 _NS_PER_SECOND = 1_000_000_000
 
@@ -78,18 +88,37 @@ class PlacerConfig:
         placer_timeout: How long a placer may search for a runner for a call; it bounds the
             search, never a call a runner has already taken.
         detached_placer_timeout: The same bound for detached (asynchronous) calls.
+        backoff: How to wait after a pass in which every runner refused (keyword only).
+            ``"fixed"`` (the default, Fn's rule) waits ``retry_all_delay`` every time.
+            ``"exponential"`` waits a random time, uniform in
+            ``[0, min(backoff_max_delay, retry_all_delay * 2**(k - 1))]`` after pass ``k``
+            (exponential back-off with full jitter). In both modes the wait ends at the
+            placer's timeout or the request's deadline, whichever comes first.
+        backoff_max_delay: The cap of an exponential back-off's wait (keyword only); the
+            fixed mode ignores it.
 
     Raises:
-        ValueError: If a field is negative, not finite, or not a number; the message names it.
+        ValueError: If a duration is negative, not finite, or not a number, or ``backoff``
+            is not a known mode; the message names the field.
     """
 
     retry_all_delay: float = 0.010
     placer_timeout: float = 360.0
     detached_placer_timeout: float = 30.0
+    _: KW_ONLY
+    backoff: BackoffMode = "fixed"
+    backoff_max_delay: float = 1.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
+            if field.name == "backoff":
+                if value not in _BACKOFF_MODES:
+                    raise ValueError(
+                        f"PlacerConfig.backoff must be one of {', '.join(_BACKOFF_MODES)}, "
+                        f"got {value!r}"
+                    )
+                continue
             # bool is an int in Python, but True seconds is a bug, not a duration.
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(
@@ -110,8 +139,9 @@ class PlacerConfig:
         string such as ``"10ms"`` or ``"1m30s"``. Missing keys keep their defaults.
 
         Args:
-            text: A JSON object with any of ``retry_all_delay``, ``placer_timeout`` and
-                ``detached_placer_timeout``.
+            text: A JSON object with any of Fn's ``retry_all_delay``, ``placer_timeout`` and
+                ``detached_placer_timeout``, and runnerpool's ``backoff`` (a string) and
+                ``backoff_max_delay`` (a duration).
 
         Returns:
             The configuration.
@@ -130,25 +160,49 @@ class PlacerConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"unknown placer config field(s): {', '.join(unknown)}")
-        values = {name: _seconds_from_json(name, value) for name, value in raw.items()}
+        values: dict[str, Any] = {
+            name: _backoff_from_json(value)
+            if name == "backoff"
+            else _seconds_from_json(name, value)
+            for name, value in raw.items()
+        }
         return cls(**values)
 
     def to_json(self) -> str:
         """Write the configuration as Fn writes it: Go's integer nanoseconds, in field order.
 
+        Fn's three keys are always written; ``backoff`` and ``backoff_max_delay`` only when
+        they differ from their defaults, so a configuration using Fn's rule writes exactly
+        Fn's JSON.
+
         Returns:
             Compact JSON, e.g.
             ``{"retry_all_delay":10000000,"placer_timeout":360000000000,...}``.
         """
-        return json.dumps(
-            {field.name: _nanoseconds(getattr(self, field.name)) for field in fields(self)},
-            separators=(",", ":"),
-        )
+        out: dict[str, object] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name in _FN_KEYS or value != field.default:
+                out[field.name] = value if field.name == "backoff" else _nanoseconds(value)
+        return json.dumps(out, separators=(",", ":"))
 
 
 def _nanoseconds(seconds: float) -> int:
     # Fraction is exact, so 0.01 s gives 10_000_000 ns and not a neighbour of it.
     return round(Fraction(seconds) * _NS_PER_SECOND)
+
+
+def _backoff_from_json(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"placer config field 'backoff' must be a string, not {type(value).__name__}"
+        )
+    if value not in _BACKOFF_MODES:
+        raise ValueError(
+            f"placer config field 'backoff' must be one of {', '.join(_BACKOFF_MODES)}, "
+            f"got {value!r}"
+        )
+    return value
 
 
 def _seconds_from_json(name: str, value: object) -> float:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from . import metrics
 from ._errors import FuncError, NotPlacedError, RunnerBusyError
@@ -25,9 +26,38 @@ if TYPE_CHECKING:
     from ._config import PlacerConfig
     from ._interfaces import Runner, RunnerCall
 
-__all__ = ["PlacerTracker"]
+__all__ = ["PlacerTracker", "backoff_delay"]
 
 logger = logging.getLogger(__name__)
+
+# 2.0**1000 is finite, so the ceiling below is a float (perhaps inf) and never an
+# OverflowError, however many passes a long placer timeout allows.
+_MAX_EXPONENT = 1000
+
+
+def backoff_delay(attempt_pass: int, base: float, cap: float, rng: random.Random) -> float:
+    """Return the wait after pass ``attempt_pass`` of an exponential back-off with full jitter.
+
+    The wait is uniform in ``[0, min(cap, base * 2**(attempt_pass - 1))]`` ("Exponential
+    Backoff And Jitter", AWS Architecture Blog, 2015): the ceiling doubles after every pass
+    until it reaches the cap, and the jitter spreads placers that back off at the same time.
+
+    Args:
+        attempt_pass: The pass that just ended with every runner refusing, from 1.
+        base: The ceiling after the first pass, in seconds.
+        cap: The largest ceiling, in seconds.
+        rng: The source of randomness.
+
+    Returns:
+        The wait in seconds.
+
+    Raises:
+        ValueError: If ``attempt_pass`` is below 1.
+    """
+    if attempt_pass < 1:
+        raise ValueError(f"attempt_pass must be >= 1, got {attempt_pass}")
+    ceiling = base * 2.0 ** min(attempt_pass - 1, _MAX_EXPONENT)
+    return rng.uniform(0.0, min(cap, ceiling))
 
 
 class PlacerTracker:
@@ -42,8 +72,12 @@ class PlacerTracker:
             ``"detached"`` model type selects ``config.detached_placer_timeout``.
     """
 
+    #: The randomness of exponential back-off, shared by all trackers; tests may replace it.
+    backoff_rng: ClassVar[random.Random] = random.Random()
+
     __slots__ = (
         "_attempts",
+        "_backoff_passes",
         "_cancelled",
         "_config",
         "_last_attempt",
@@ -193,10 +227,14 @@ class PlacerTracker:
     async def retry_all_backoff(self, runner_count: int, pool_error: BaseException | None) -> bool:
         """Wait after a pass in which no runner took the call; say whether to try again.
 
+        The wait is ``retry_all_delay`` in the ``"fixed"`` back-off mode (Fn's rule), and
+        :func:`backoff_delay` of the passes so far in the ``"exponential"`` mode. Either way
+        it never goes past the placer's timeout or the request's deadline.
+
         Returns:
             ``False`` to stop: a user's 502 with no runners (fail fast), or the placer's
             timeout or the request's deadline passed before or during the wait. ``True``
-            after ``retry_all_delay``, to start the next pass.
+            after the wait, to start the next pass.
         """
         if runner_count == 0:
             if self._views is not None:
@@ -205,8 +243,16 @@ class PlacerTracker:
             # Go requires all four: no runners, an error, a FuncError, code 502.
             if isinstance(pool_error, FuncError) and pool_error.status_code == 502:
                 return False
+        config = self._config
+        if config.backoff == "fixed":
+            delay = config.retry_all_delay
+        else:
+            # The pass count lives here, not in __init__: the fixed mode pays nothing for it.
+            passes = self._backoff_passes = getattr(self, "_backoff_passes", 0) + 1
+            delay = backoff_delay(
+                passes, config.retry_all_delay, config.backoff_max_delay, self.backoff_rng
+            )
         now = monotonic()
-        delay = self._config.retry_all_delay
         limit = self._limit
         if now + delay >= limit:
             if limit > now:
