@@ -1,6 +1,7 @@
 """Placement benchmark: the cost of ``place_call`` against a bare loop over ``try_exec``.
 
-Runs with 100 in-memory runners, for both placers, with and without metrics registered:
+Runs with 100 in-memory runners, for both core placers with and without metrics registered,
+and for the placers beyond Fn (rendezvous, bounded load, least loaded) without metrics:
 
 * ``first accepts``: the first runner tried takes the call;
 * ``3 NACKs``: three runners refuse (503) before one takes it.
@@ -21,11 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from runnerpool import (
+    BoundedLoadPlacer,
     Call,
     CHPlacer,
+    LeastLoadedPlacer,
     NaivePlacer,
     NotPlacedError,
     Placer,
+    RendezvousPlacer,
     RunnerBusyError,
     RunnerStatus,
     metrics,
@@ -124,7 +128,8 @@ async def placement_rows(iterations: int, repeats: int) -> list[Row]:
     call = FakeCall(Call(fn_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", type="sync"))
     for nacks, label in ((0, "first accepts"), (3, "3 NACKs")):
         script = _Script(nacks)
-        runners = [_MemoryRunner(f"10.0.0.{i}:9190", script) for i in range(RUNNERS)]
+        # A tuple, as StaticRunnerPool gives: the rendezvous placers know it by identity.
+        runners = tuple(_MemoryRunner(f"10.0.0.{i}:9190", script) for i in range(RUNNERS))
         pool = _Pool(runners)
 
         async def floor(runners: Sequence[_MemoryRunner] = runners) -> None:
@@ -142,8 +147,14 @@ async def placement_rows(iterations: int, repeats: int) -> list[Row]:
             return place
 
         placers = (("CHPlacer", CHPlacer()), ("NaivePlacer", NaivePlacer()))
+        # The placers beyond Fn are measured without metrics only, against CHPlacer's rows.
+        beyond = (
+            ("RendezvousPlacer", RendezvousPlacer()),
+            ("BoundedLoadPlacer", BoundedLoadPlacer()),
+            ("LeastLoadedPlacer", LeastLoadedPlacer()),
+        )
         best = await _interleaved_best(
-            [("floor", floor)] + [(f"{n}, {label}", placing(p)) for n, p in placers],
+            [("floor", floor)] + [(f"{n}, {label}", placing(p)) for n, p in placers + beyond],
             iterations,
             repeats,
         )
@@ -171,6 +182,10 @@ def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
     """
     calls = [FakeCall(Call(fn_id=f"01ARZ3NDEKTSV4RR{i:010d}")) for i in range(keys)]
     canonical, fn_exact = CHPlacer(), CHPlacer(variant="fn")
+    rendezvous = RendezvousPlacer()
+    membership = rendezvous.membership(
+        tuple(_MemoryRunner(f"10.0.0.{i}:9190", _Script(0)) for i in range(RUNNERS))
+    )
     cases: list[tuple[str, Callable[[FakeCall], object]]] = [
         ("loop floor (call a no-op)", lambda call: None),
         ("siphash of the fn_id", lambda call: fn_key_hash(call.model.fn_id)),
@@ -179,6 +194,8 @@ def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
             lambda call: canonical.start_index(call, RUNNERS),
         ),
         ("CHPlacer.start_index, variant='fn'", lambda call: fn_exact.start_index(call, RUNNERS)),
+        # What a rendezvous placer pays once per function and membership (then it is cached).
+        ("rendezvous top 4, uncached", lambda call: membership.top(call.model.fn_id)),
     ]
     best = {name: float("inf") for name, _ in cases}
     for _ in range(repeats):

@@ -8,6 +8,7 @@ from runnerpool import metrics, testing
 PINNED = {
     "APIError",
     "BasePlacer",
+    "BoundedLoadPlacer",
     "BufferedCall",
     "BufferedResponse",
     "CHPlacer",
@@ -17,6 +18,7 @@ PINNED = {
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
+    "LeastLoadedPlacer",
     "LogWriter",
     "NaivePlacer",
     "NotPlacedError",
@@ -24,6 +26,7 @@ PINNED = {
     "Placer",
     "PlacerConfig",
     "PlacerTracker",
+    "RendezvousPlacer",
     "RequestTooLargeError",
     "ResponseTooLargeError",
     "ResponseWriter",

@@ -36,9 +36,12 @@ from ._model import Call as Call
 from ._status import RunnerStatus as RunnerStatus
 from ._tracker import PlacerTracker as PlacerTracker
 from .placers import BasePlacer as BasePlacer
+from .placers import BoundedLoadPlacer as BoundedLoadPlacer
 from .placers import CHPlacer as CHPlacer
 from .placers import FakeDetachedPlacer as FakeDetachedPlacer
+from .placers import LeastLoadedPlacer as LeastLoadedPlacer
 from .placers import NaivePlacer as NaivePlacer
+from .placers import RendezvousPlacer as RendezvousPlacer
 from .placers import create_placer as create_placer
 from .pools import StaticRunnerPool as StaticRunnerPool
 from .rpc import GrpcRunner as GrpcRunner
@@ -53,6 +56,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "APIError",
     "BasePlacer",
+    "BoundedLoadPlacer",
     "BufferedCall",
     "BufferedResponse",
     "CHPlacer",
@@ -62,6 +66,7 @@ __all__ = [
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
+    "LeastLoadedPlacer",
     "LogWriter",
     "NaivePlacer",
     "NotPlacedError",
@@ -69,6 +74,7 @@ __all__ = [
     "Placer",
     "PlacerConfig",
     "PlacerTracker",
+    "RendezvousPlacer",
     "RequestTooLargeError",
     "ResponseTooLargeError",
     "ResponseWriter",

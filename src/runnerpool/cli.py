@@ -21,6 +21,7 @@ from ._dev import run_dev
 from ._logging import configure_logging
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
+from .placers import PLACER_NAMES
 from .rpc import GrpcRunner, client_tls, server_tls
 from .runner import Capacity, Handler, InProcessExecutor, RunnerServer
 from .runner._serve import serve_runner
@@ -270,11 +271,13 @@ def _lb_options(function: Any) -> Any:
                 envvar="FN_PLACER",
                 default="ch",
                 show_default=True,
-                type=click.Choice(["ch", "ch-fn", "naive"]),
+                type=click.Choice(list(PLACER_NAMES)),
                 help="How calls choose runners [env FN_PLACER]: ch = consistent hashing (a "
                 "function's calls go to the same runner first, where it is warm); ch-fn = the "
-                "same with Fn's exact placement; naive = round robin. Unlike Fn, an unknown "
-                "value is an error rather than round robin.",
+                "same with Fn's exact placement; naive = round robin; bounded = consistent "
+                "hashing with bounded loads; rendezvous = rendezvous hashing, stable when any "
+                "runner leaves; least-loaded = the less loaded of two preferred runners. Unlike "
+                "Fn, an unknown value is an error rather than round robin.",
             ),
             click.option(
                 "--placer-config",
@@ -398,7 +401,7 @@ def lb(
     envvar="FN_PLACER",
     default="ch",
     show_default=True,
-    type=click.Choice(["ch", "ch-fn", "naive"]),
+    type=click.Choice(list(PLACER_NAMES)),
     help="How calls choose runners [env FN_PLACER].",
 )
 def dev(host: str, port: int, runners: int, placer: str) -> None:

@@ -8,11 +8,14 @@ import pytest
 
 from runnerpool import (
     BasePlacer,
+    BoundedLoadPlacer,
     Call,
     CHPlacer,
     FunctionFailedError,
+    LeastLoadedPlacer,
     NaivePlacer,
     PlacerConfig,
+    RendezvousPlacer,
     ServerBusyError,
     create_placer,
 )
@@ -25,6 +28,9 @@ PLACERS: dict[str, Callable[[], BasePlacer]] = {
     "ch": lambda: CHPlacer(FAST),
     "ch-fn": lambda: CHPlacer(FAST, variant="fn"),
     "naive": lambda: NaivePlacer(FAST),
+    "bounded": lambda: BoundedLoadPlacer(FAST),
+    "rendezvous": lambda: RendezvousPlacer(FAST),
+    "least-loaded": lambda: LeastLoadedPlacer(FAST),
 }
 
 
@@ -77,7 +83,14 @@ class TestEveryPlacer:
 class TestCreatePlacer:
     @pytest.mark.parametrize(
         ("name", "kind", "variant"),
-        [("ch", CHPlacer, "jump"), ("ch-fn", CHPlacer, "fn"), ("naive", NaivePlacer, None)],
+        [
+            ("ch", CHPlacer, "jump"),
+            ("ch-fn", CHPlacer, "fn"),
+            ("naive", NaivePlacer, None),
+            ("bounded", BoundedLoadPlacer, None),
+            ("rendezvous", RendezvousPlacer, None),
+            ("least-loaded", LeastLoadedPlacer, None),
+        ],
     )
     def test_names(self, name: str, kind: type, variant: str | None) -> None:
         """Each configuration name gives its placer, with the given config."""

@@ -5,14 +5,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._base import BasePlacer as BasePlacer
+from ._bounded import BoundedLoadPlacer as BoundedLoadPlacer
 from ._ch import CHPlacer as CHPlacer
 from ._fake import FakeDetachedPlacer as FakeDetachedPlacer
+from ._least_loaded import LeastLoadedPlacer as LeastLoadedPlacer
 from ._naive import NaivePlacer as NaivePlacer
+from ._rendezvous import RendezvousPlacer as RendezvousPlacer
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
 
-__all__ = ["BasePlacer", "CHPlacer", "FakeDetachedPlacer", "NaivePlacer", "create_placer"]
+__all__ = [
+    "BasePlacer",
+    "BoundedLoadPlacer",
+    "CHPlacer",
+    "FakeDetachedPlacer",
+    "LeastLoadedPlacer",
+    "NaivePlacer",
+    "RendezvousPlacer",
+    "create_placer",
+]
+
+#: The names :func:`create_placer` knows, for configuration and the command line.
+PLACER_NAMES = ("ch", "ch-fn", "naive", "bounded", "rendezvous", "least-loaded")
 
 
 def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
@@ -20,7 +35,10 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
 
     Args:
         name: ``"ch"`` (consistent hashing, canonical jump hash), ``"ch-fn"`` (consistent
-            hashing with Fn's exact placement) or ``"naive"`` (round robin).
+            hashing with Fn's exact placement), ``"naive"`` (round robin), ``"bounded"``
+            (consistent hashing with bounded loads, ``c = 1.25``), ``"rendezvous"``
+            (rendezvous hashing) or ``"least-loaded"`` (the less loaded of a function's two
+            preferred runners first).
         config: Timeouts and back-off; Fn's defaults when omitted.
 
     Returns:
@@ -36,4 +54,11 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
         return CHPlacer(config, variant="fn")
     if name == "naive":
         return NaivePlacer(config)
-    raise ValueError(f"unknown placer {name!r}: use 'ch', 'ch-fn' or 'naive'")
+    if name == "bounded":
+        return BoundedLoadPlacer(config)
+    if name == "rendezvous":
+        return RendezvousPlacer(config)
+    if name == "least-loaded":
+        return LeastLoadedPlacer(config)
+    known = ", ".join(repr(known) for known in PLACER_NAMES)
+    raise ValueError(f"unknown placer {name!r}: use one of {known}")
