@@ -105,10 +105,7 @@ class LBAgent:
             Exception: The call's own error.
             asyncio.CancelledError: If the client went away.
         """
-        views = metrics.lb_agent_views()
-        tags = () if views is None else views.tags()
-        self._admit(views, tags)
-        self._enter()
+        views, tags = self._begin()
         try:
             await self._start(call, read_body, views, tags)
             await self._place(call, views, tags)
@@ -129,10 +126,7 @@ class LBAgent:
             Exception: The call's error, if it ended before any acknowledgement.
             asyncio.CancelledError: If the client went away before the acknowledgement.
         """
-        views = metrics.lb_agent_views()
-        tags = () if views is None else views.tags()
-        self._admit(views, tags)
-        self._enter()
+        views, tags = self._begin()
         try:
             await self._start(call, read_body, views, tags)
         except BaseException:
@@ -155,13 +149,18 @@ class LBAgent:
         if not response.acknowledged.is_set():
             task.result()  # placement ended first: its error is the client's answer
 
-    def _admit(self, views: LBAgentViews | None, tags: tuple[str, ...]) -> None:
+    def _begin(self) -> tuple[LBAgentViews | None, tuple[str, ...]]:
+        """Admit a new call: count it (503 while closing), then hold it in flight."""
+        views = metrics.lb_agent_views()
+        tags = () if views is None else views.tags()
         if views is not None:
             views.calls.record(tags)
         if self._closing:
             if views is not None:
                 views.server_busy.record(tags)
             raise ServerBusyError
+        self._enter()
+        return views, tags
 
     async def _start(
         self,
