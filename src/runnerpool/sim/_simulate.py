@@ -1,0 +1,326 @@
+"""Drive the real placers with a synthetic workload on simulated runners, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._config import PlacerConfig
+from .._errors import ServerBusyError
+from .._interfaces import Runner
+from .._model import Call
+from ..placers import BasePlacer, create_placer
+from ._clock import run_virtual
+from ._runner import SimCall, SimPool, SimRunner
+from ._workload import Arrival, Workload, generate_workload
+
+__all__ = [
+    "PlacerReport",
+    "SimulationSettings",
+    "format_table",
+    "homes_moved",
+    "percentile",
+    "run_placer",
+    "simulate",
+    "write_plots",
+]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the nearest-rank ``q``-th percentile (``0 < q <= 100``); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    """The simulated cluster and workload.
+
+    Attributes:
+        seed: The seed of the workload (and of exponential back-off's jitter).
+        duration: Seconds of arrivals, virtual.
+        runners: How many runners.
+        runner_memory: Each runner's memory, MB.
+        functions: How many functions.
+        utilisation: Offered load over total memory.
+        idle_timeout: Seconds an idle hot instance lives.
+        cold_start: Seconds a cold start adds.
+        backoff: The placers' back-off mode.
+    """
+
+    seed: int = 1
+    duration: float = 300.0
+    runners: int = 8
+    runner_memory: int = 8192
+    functions: int = 200
+    utilisation: float = 0.7
+    idle_timeout: float = 30.0
+    cold_start: float = 0.5
+    backoff: str = "fixed"
+
+    def workload(self) -> Workload:
+        """Generate the workload these settings describe."""
+        return generate_workload(
+            self.seed,
+            duration=self.duration,
+            functions=self.functions,
+            capacity_mb=self.runners * self.runner_memory,
+            utilisation=self.utilisation,
+        )
+
+    def make_runners(self) -> list[SimRunner]:
+        """Return fresh runners ``runner-00``, ``runner-01``, ..."""
+        return [
+            SimRunner(
+                f"runner-{index:02d}",
+                self.runner_memory,
+                idle_timeout=self.idle_timeout,
+                cold_start=self.cold_start,
+            )
+            for index in range(self.runners)
+        ]
+
+    def placer_config(self) -> PlacerConfig:
+        """Return the placers' configuration (Fn's defaults, with this back-off)."""
+        return PlacerConfig(backoff="exponential" if self.backoff == "exponential" else "fixed")
+
+
+@dataclass(frozen=True, slots=True)
+class PlacerReport:
+    """What one placer did with the workload.
+
+    Attributes:
+        placer: The placer's name.
+        calls: Calls offered.
+        placed: Calls a runner took.
+        rejected: Calls no runner took before the placer's timeout (503).
+        warm_rate: Warm starts over placed calls.
+        attempts_mean: Runners tried per call, mean.
+        attempts_p99: Runners tried per call, 99th percentile.
+        queue_p50: Seconds from arrival to commit, median (placed calls).
+        queue_p99: The same, 99th percentile.
+        peak_in_flight: The most calls in flight on any runner at once.
+        load_imbalance: The busiest runner's time-averaged in-flight over the runners' mean.
+        homes_moved: Share of functions whose first runner changed when one runner left.
+    """
+
+    placer: str
+    calls: int
+    placed: int
+    rejected: int
+    warm_rate: float
+    attempts_mean: float
+    attempts_p99: float
+    queue_p50: float
+    queue_p99: float
+    peak_in_flight: int
+    load_imbalance: float
+    homes_moved: float
+
+
+def first_runner(placer: BasePlacer, fn_id: str, runners: Sequence[Runner]) -> str:
+    """Return the address of the runner the placer tries first for a call of ``fn_id``."""
+    order = iter(placer.runner_order(SimCall(Call(fn_id=fn_id)), runners))
+    try:
+        return runners[next(order) % len(runners)].address
+    finally:
+        close = getattr(order, "close", None)
+        if close is not None:
+            close()
+
+
+def homes_moved(
+    name: str, fn_ids: Sequence[str], runners: Sequence[Runner], removed: int | None = None
+) -> float:
+    """Return the share of functions whose first runner changes when one runner leaves.
+
+    Uses fresh placers (no load) and the placers' own :meth:`~BasePlacer.runner_order`.
+
+    Args:
+        name: The placer's name.
+        fn_ids: The functions.
+        runners: The runners before the change.
+        removed: The index of the runner that leaves; the middle one by default.
+    """
+    if not fn_ids or len(runners) < 2:
+        return 0.0
+    index = len(runners) // 2 if removed is None else removed
+    after = [runner for position, runner in enumerate(runners) if position != index]
+    before_placer, after_placer = create_placer(name), create_placer(name)
+    moved = sum(
+        first_runner(before_placer, fn_id, runners) != first_runner(after_placer, fn_id, after)
+        for fn_id in fn_ids
+    )
+    return moved / len(fn_ids)
+
+
+async def _place(placer: BasePlacer, pool: SimPool, call: SimCall) -> bool:
+    try:
+        await placer.place_call(pool, call)
+    except ServerBusyError:
+        return False
+    return True
+
+
+async def _drive(
+    placer: BasePlacer,
+    pool: SimPool,
+    arrivals: Sequence[Arrival],
+    progress: Callable[[int], None] | None,
+) -> list[tuple[SimCall, bool]]:
+    loop = asyncio.get_running_loop()
+    calls: list[SimCall] = []
+    tasks: list[asyncio.Task[bool]] = []
+    for number, arrival in enumerate(arrivals):
+        wait = arrival.time - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        call = SimCall(
+            Call(id=f"call-{number}", fn_id=arrival.fn_id, memory=arrival.memory),
+            duration=arrival.duration,
+            arrival=loop.time(),
+        )
+        calls.append(call)
+        tasks.append(loop.create_task(_place(placer, pool, call)))
+        if progress is not None and number % 1000 == 999:
+            progress(1000)
+    outcomes = await asyncio.gather(*tasks)
+    if progress is not None:
+        progress(len(arrivals) % 1000)
+    return list(zip(calls, outcomes, strict=True))
+
+
+def run_placer(
+    name: str,
+    arrivals: Sequence[Arrival],
+    runners: Sequence[SimRunner],
+    *,
+    config: PlacerConfig | None = None,
+    seed: int = 0,
+    horizon: float | None = None,
+    fn_ids: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> PlacerReport:
+    """Run the arrivals through a fresh placer ``name`` over ``runners``; report.
+
+    Args:
+        name: The placer's name for :func:`~runnerpool.placers.create_placer`.
+        arrivals: The calls, sorted by time.
+        runners: Fresh simulated runners.
+        config: The placer's configuration.
+        seed: The seed of exponential back-off's jitter.
+        horizon: The time over which in-flight is averaged; the end of the run by default.
+        fn_ids: The functions for :func:`homes_moved`; none by default.
+        progress: Called with the number of arrivals started since the last call.
+    """
+    placer = create_placer(name, config)
+    pool = SimPool(runners)
+    results, end = run_virtual(_drive(placer, pool, arrivals, progress), seed)
+    placed = [call for call, ok in results if ok]
+    warm = sum(1 for call in placed if call.warm)
+    attempts = [float(call.attempts) for call, _ in results]
+    queue = [call.committed_at - call.arrival for call in placed if call.committed_at is not None]
+    until = end if horizon is None else horizon
+    averages = [runner.in_flight_area(until) / until if until > 0 else 0.0 for runner in runners]
+    mean = sum(averages) / len(averages) if averages else 0.0
+    return PlacerReport(
+        placer=name,
+        calls=len(results),
+        placed=len(placed),
+        rejected=len(results) - len(placed),
+        warm_rate=warm / len(placed) if placed else 0.0,
+        attempts_mean=sum(attempts) / len(attempts) if attempts else 0.0,
+        attempts_p99=percentile(attempts, 99),
+        queue_p50=percentile(queue, 50),
+        queue_p99=percentile(queue, 99),
+        peak_in_flight=max((runner.max_in_flight for runner in runners), default=0),
+        load_imbalance=max(averages) / mean if mean > 0 else 0.0,
+        homes_moved=homes_moved(name, fn_ids, runners) if fn_ids else 0.0,
+    )
+
+
+def simulate(
+    settings: SimulationSettings,
+    placers: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+) -> list[PlacerReport]:
+    """Run the settings' workload through each placer in turn, on fresh runners.
+
+    In-flight is averaged over the arrivals' ``duration``.
+    """
+    workload = settings.workload()
+    fn_ids = [fn.fn_id for fn in workload.functions]
+    return [
+        run_placer(
+            name,
+            workload.arrivals,
+            settings.make_runners(),
+            config=settings.placer_config(),
+            seed=settings.seed,
+            horizon=settings.duration,
+            fn_ids=fn_ids,
+            progress=progress,
+        )
+        for name in placers
+    ]
+
+
+_COLUMNS: tuple[tuple[str, str, Callable[[PlacerReport], Any]], ...] = (
+    ("placer", "{:<12}", lambda r: r.placer),
+    ("calls", "{:>7}", lambda r: r.calls),
+    ("503s", "{:>5}", lambda r: r.rejected),
+    ("warm%", "{:>6.1f}", lambda r: 100 * r.warm_rate),
+    ("att/call", "{:>8.2f}", lambda r: r.attempts_mean),
+    ("att p99", "{:>7.0f}", lambda r: r.attempts_p99),
+    ("q p50 ms", "{:>8.1f}", lambda r: 1000 * r.queue_p50),
+    ("q p99 ms", "{:>8.1f}", lambda r: 1000 * r.queue_p99),
+    ("peak", "{:>5}", lambda r: r.peak_in_flight),
+    ("max/mean", "{:>8.2f}", lambda r: r.load_imbalance),
+    ("moved%", "{:>6.1f}", lambda r: 100 * r.homes_moved),
+)
+
+
+def format_table(reports: Sequence[PlacerReport]) -> str:
+    """Return the reports as a plain-text table, one placer a row."""
+
+    def cells(values: Iterator[str]) -> str:
+        return "  ".join(values).rstrip()
+
+    widths = [len(fmt.format(getter(reports[0]))) if reports else 8 for _, fmt, getter in _COLUMNS]
+    header = cells(
+        title.ljust(width) if index == 0 else title.rjust(width)
+        for index, ((title, _, _), width) in enumerate(zip(_COLUMNS, widths, strict=True))
+    )
+    rows = [cells(fmt.format(getter(report)) for _, fmt, getter in _COLUMNS) for report in reports]
+    return "\n".join([header, *rows])
+
+
+def write_plots(reports: Sequence[PlacerReport], directory: Path) -> list[Path] | None:
+    """Write a bar chart per metric as PNG; ``None`` if matplotlib is not installed."""
+    try:
+        matplotlib: Any = importlib.import_module("matplotlib")
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    pyplot: Any = importlib.import_module("matplotlib.pyplot")
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [report.placer for report in reports]
+    written = []
+    for title, _, getter in _COLUMNS[2:]:
+        figure, axes = pyplot.subplots(figsize=(6, 3.5))
+        axes.bar(names, [float(getter(report)) for report in reports])
+        axes.set_title(title)
+        path = directory / f"{title.replace('/', '-').replace(' ', '_').replace('%', 'pct')}.png"
+        figure.tight_layout()
+        figure.savefig(path)
+        pyplot.close(figure)
+        written.append(path)
+    return written
