@@ -9,13 +9,15 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet --group dev -e .
+	# The wheels the runner builds functions' environments from: nothing is downloaded later.
+	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse "fdk==0.1.128"
 	touch $@
 
 install: $(BIN)/.installed
 
 # A load balancer and three runners on this machine, serving the example functions.
 dev: install
-	$(BIN)/runnerpool dev
+	RUNNERPOOL_WHEELHOUSE=$(VENV)/wheelhouse $(BIN)/runnerpool dev
 
 check: install
 	$(BIN)/ruff format --check .

@@ -13,7 +13,7 @@ doing calls back to back. Cases:
   ``grpc_tools``); its client uses the message classes runnerpool commits (plain protoc
   output: two copies of ``runner.proto`` cannot share a process's descriptor pool).
 * ``GrpcRunner``: runnerpool end to end. The runner is ``python -m runnerpool runner --port 0``
-  serving the in-process example ``examples/echo``; here, per call, a new
+  serving the in-process example ``echo``; here, per call, a new
   ``BufferedCall(Call(...), body=b"hello")`` (the floor's call model, with its own id) goes
   through ``GrpcRunner.try_exec``, and every response is checked to be 200 ``hello``.
 * ``CHPlacer``: the same call through ``CHPlacer().place_call`` over a
@@ -82,7 +82,7 @@ CASE_LABELS = {
     "GrpcRunner": "GrpcRunner.try_exec",
     "CHPlacer": "CHPlacer.place_call",
 }
-IMAGE = "examples/echo"
+IMAGE = "echo"
 BODY = b"hello"
 TARGET_RATE = 3500.0  # calls/s at concurrency 16-64 (the target)
 TARGET_RATIO = 0.90  # of the floor's throughput

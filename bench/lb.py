@@ -1,12 +1,12 @@
 """LB benchmark: calls through the load balancer's HTTP front end against the runner directly.
 
 One call is ``POST /invoke/echo`` with a 5-byte body (``hello``) to ``runnerpool lb``, which
-places it on one ``runnerpool runner`` serving the in-process example ``examples/echo`` (it
+places it on one ``runnerpool runner`` serving the in-process example ``echo`` (it
 answers its body). The load balancer and the runner are separate processes, started here with
 ``--port 0``; the LB gets ``examples.toml`` as its registry and the runner's address. Paths:
 
 * ``direct``: the baseline, the same runner called over the same protocol from this process:
-  per call a new ``BufferedCall(Call(fn_id="echo", image="examples/echo", ...), body=b"hello")``
+  per call a new ``BufferedCall(Call(fn_id="echo", image="echo", ...), body=b"hello")``
   through ``GrpcRunner.try_exec``, over one HTTP/2 connection. Every response is checked.
 * ``LB``: HTTP/1.1 keep-alive calls to the LB from a load generator in its own process: ``wrk``
   (``-t1 -c<conc> --latency`` with a Lua script that POSTs the body) when it is installed, else
@@ -76,7 +76,7 @@ from bench.grpc_stacks import ROOT, SERVER_START_TIMEOUT, percentile
 from runnerpool import BufferedCall, Call, GrpcRunner
 
 FN_ID = "echo"
-IMAGE = "examples/echo"
+IMAGE = "echo"
 BODY = b"hello"
 CONTENT_TYPE = "text/plain"
 CONFIG = Path(runnerpool.__file__).resolve().parent / "examples.toml"

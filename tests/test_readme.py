@@ -67,7 +67,7 @@ class TestReadme:
         function = Registry.from_toml(blocks[0]).function("hello")
         assert function is not None
         assert (function.image, function.memory, function.app.config) == (
-            "examples/hello",
+            "hello",
             128,
             {"GREETING": "hi"},
         )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 
 from .lb._registry import Registry
@@ -21,8 +21,10 @@ START_TIMEOUT = 30.0
 
 
 @contextlib.asynccontextmanager
-async def runner_processes(count: int) -> AsyncIterator[list[str]]:
+async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> AsyncIterator[list[str]]:
     """Start ``count`` runner processes on free loopback ports; yield their addresses.
+
+    ``runner_args`` are added to each ``runnerpool runner`` command line.
 
     On exit every process gets SIGTERM (it drains), then SIGKILL after 10 s.
 
@@ -42,6 +44,7 @@ async def runner_processes(count: int) -> AsyncIterator[list[str]]:
                 "runner",
                 "--port",
                 "0",
+                *runner_args,
                 stdout=asyncio.subprocess.PIPE,
                 # Its own session: Ctrl-C reaches `dev` only, which stops runners last.
                 start_new_session=True,
@@ -93,6 +96,7 @@ async def run_dev(
     runners: int = 3,
     placer: str = "ch",
     echo: Callable[[str], None] = print,
+    runner_args: Sequence[str] = (),
 ) -> None:
     """Serve the example functions through a load balancer and runners until Ctrl-C.
 
@@ -102,9 +106,10 @@ async def run_dev(
         runners: How many runner processes to start.
         placer: The placer's name.
         echo: Where the banner goes.
+        runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
     """
     registry = Registry.load(resources.files("runnerpool") / "examples.toml")
-    async with runner_processes(runners) as addresses:
+    async with runner_processes(runners, runner_args) as addresses:
         await serve_lb(
             registry,
             addresses,

@@ -1,7 +1,7 @@
-"""Example functions for the in-process executor, used by ``runnerpool dev`` and the tests.
+"""Example functions for the in-process executor, used by the tests and ``dev --in-process``.
 
-Each is registered under an image name: ``examples/echo``, ``examples/hello``,
-``examples/slow``, ``examples/fail``.
+Each is registered under an image name: ``echo``, ``hello``, ``slow``, ``fail``, ``hungry``:
+the in-process twins of the Fn FDK functions in the repository's ``examples/``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from ._errors import FuncError
 from .runner import FunctionRequest, FunctionResponse, Handler
 
-__all__ = ["FUNCTIONS", "echo", "fail", "hello", "slow"]
+__all__ = ["FUNCTIONS", "echo", "fail", "hello", "hungry", "slow"]
 
 
 async def echo(request: FunctionRequest) -> FunctionResponse:
@@ -45,10 +45,22 @@ async def fail(request: FunctionRequest) -> FunctionResponse:
     raise RuntimeError("this function always fails")
 
 
+async def hungry(request: FunctionRequest) -> FunctionResponse:
+    """Hold the megabytes given in the body (default 64) for the call.
+
+    In this process nothing limits it; the FDK bundle of the same name runs under its
+    function's memory limit.
+    """
+    megabytes = int(request.body or b"64")
+    block = bytearray(megabytes * 1024 * 1024)
+    return FunctionResponse(f"held {len(block) // (1024 * 1024)} MB".encode())
+
+
 #: The examples by image name.
 FUNCTIONS: dict[str, Handler] = {
-    "examples/echo": echo,
-    "examples/hello": hello,
-    "examples/slow": slow,
-    "examples/fail": fail,
+    "echo": echo,
+    "hello": hello,
+    "slow": slow,
+    "fail": fail,
+    "hungry": hungry,
 }

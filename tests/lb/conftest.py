@@ -37,32 +37,32 @@ name = "tests"
 id = "echo"
 name = "echo"
 app = "tests"
-image = "examples/echo"
+image = "echo"
 
 [[functions]]
 id = "hello"
 name = "hello"
 app = "tests"
-image = "examples/hello"
+image = "hello"
 
 [[functions]]
 id = "slow"
 name = "slow"
 app = "tests"
-image = "examples/slow"
+image = "slow"
 timeout = 60
 
 [[functions]]
 id = "fail"
 name = "fail"
 app = "tests"
-image = "examples/fail"
+image = "fail"
 
 [[functions]]
 id = "big"
 name = "big"
 app = "tests"
-image = "examples/echo"
+image = "echo"
 memory = 512
 """
 

@@ -24,13 +24,13 @@ name = "tests"
 id = "ok"
 name = "ok"
 app = "tests"
-image = "examples/echo"
+image = "echo"
 
 [[functions]]
 id = "greedy"
 name = "greedy"
 app = "tests"
-image = "examples/echo"
+image = "echo"
 memory = "big"
 """
 

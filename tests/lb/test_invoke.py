@@ -233,7 +233,7 @@ class TestDetached:
                 StaticRunnerPool(cluster.addresses[:1]),
             )
             function = Function(
-                id="fail", name="fail", app=App(id="t", name="t"), image="examples/fail"
+                id="fail", name="fail", app=App(id="t", name="t"), image="fail"
             )
             model = build_model(
                 function,

@@ -36,7 +36,7 @@ name = "other"
 id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 name = "hello"
 app = "myapp"
-image = "examples/hello"
+image = "hello"
 memory = 256
 timeout = 60
 idle_timeout = 120
@@ -47,7 +47,7 @@ annotations = { enabled = true, ratio = 0.5, since = 2024-05-01T12:00:00Z }
 id = "fn-2"
 name = "hello"  # the same name in another app
 app = "other"
-image = "examples/echo"
+image = "echo"
 
 [functions.config]
 A = "1"
@@ -84,7 +84,7 @@ class TestFromToml:
             id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
             name="hello",
             app=myapp,
-            image="examples/hello",
+            image="hello",
             memory=256,
             timeout=60,
             idle_timeout=120,
@@ -601,9 +601,13 @@ class TestLoad:
         registry = Registry.load(importlib.resources.files("runnerpool") / "examples.toml")
         assert [app.name for app in registry.apps] == ["examples"]
         assert {fn.id: fn.image for fn in registry.functions} == {
-            "echo": "examples/echo",
-            "hello": "examples/hello",
-            "slow": "examples/slow",
-            "fail": "examples/fail",
+            "echo": "echo",
+            "hello": "hello",
+            "slow": "slow",
+            "fail": "fail",
+            "hungry": "hungry",
         }
+        # Each image is an FDK function bundle of examples/, which `runnerpool dev` serves.
+        examples = Path(__file__).parents[2] / "examples"
+        assert all((examples / fn.image / "func.py").is_file() for fn in registry.functions)
         assert {fn.image for fn in registry.functions} == set(FUNCTIONS)

@@ -65,7 +65,7 @@ async def occupy(address: str, seconds: float) -> asyncio.Task[None]:
     async def run() -> None:
         runner = GrpcRunner(address)
         try:
-            await runner.try_exec(call("examples/slow", str(seconds).encode()))
+            await runner.try_exec(call("slow", str(seconds).encode()))
         finally:
             await runner.close()
 
@@ -85,7 +85,7 @@ class TestRetriesAndCommits:
         pool = StaticRunnerPool([full.address, free.address])
         busy = await occupy(full.address, 0.5)
         body = b"payload " * 5000
-        echo = call("examples/echo", body)
+        echo = call("echo", body)
         await placer.place_call(pool, echo)
         assert bytes(echo.response_writer.body) == body
         assert counts(views) == {"attempt": 2, "retry_busy": 1, "placed_ok": 1}
@@ -102,7 +102,7 @@ class TestRetriesAndCommits:
         other = await start_runner()
         pool = StaticRunnerPool([dying, other.address])
         with pytest.raises(RunnerConnectionError):
-            await placer.place_call(pool, call("examples/echo"))
+            await placer.place_call(pool, call("echo"))
         assert (await other.service.status()).requests_received == 0
         await pool.shutdown()
 
@@ -113,7 +113,7 @@ class TestRetriesAndCommits:
         first, second = await start_runner(), await start_runner()
         pool = StaticRunnerPool([first.address, second.address])
         with pytest.raises(FuncError) as info:
-            await placer.place_call(pool, call("examples/fail"))
+            await placer.place_call(pool, call("fail"))
         assert info.value.status_code == 502
         assert (await second.service.status()).requests_received == 0
         await pool.shutdown()
@@ -127,7 +127,7 @@ class TestRetriesAndCommits:
         pool = StaticRunnerPool([s.address for s in servers])
         start = time.monotonic()
         with pytest.raises(ServerBusyError):
-            await placer.place_call(pool, call("examples/echo"))
+            await placer.place_call(pool, call("echo"))
         assert time.monotonic() - start >= 0.3
         await asyncio.gather(*busy)
         await pool.shutdown()
@@ -139,7 +139,7 @@ class TestRetriesAndCommits:
         views = register_views()
         live = await start_runner()
         pool = StaticRunnerPool([f"127.0.0.1:{await free_port()}", live.address])
-        echo = call("examples/echo", b"hi")
+        echo = call("echo", b"hi")
         await placer.place_call(pool, echo)
         assert bytes(echo.response_writer.body) == b"hi"
         assert counts(views) == {"attempt": 2, "retry_error": 1, "placed_ok": 1}
@@ -151,7 +151,7 @@ class TestRetriesAndCommits:
         pool = StaticRunnerPool([first.address, second.address])
         closed = (await pool.runners(call("x")))[0]
         await closed.close()
-        await FirstRunnerFirst(FAST).place_call(pool, call("examples/echo"))
+        await FirstRunnerFirst(FAST).place_call(pool, call("echo"))
         assert (await first.service.status()).requests_received == 0
         assert (await second.service.status()).requests_handled == 1
         await pool.shutdown()
@@ -162,7 +162,7 @@ class TestRetriesAndCommits:
         """A detached call sees 202 as soon as it starts, and completes later."""
         server = await start_runner()
         pool = StaticRunnerPool([server.address])
-        detached = call("examples/slow", b"0.3", type="detached")
+        detached = call("slow", b"0.3", type="detached")
         task = asyncio.create_task(placer.place_call(pool, detached))
         await asyncio.sleep(0.15)
         assert detached.response_writer.status_code == 202
@@ -176,7 +176,7 @@ class TestRetriesAndCommits:
         server = await start_runner(max_request_size=1000)
         pool = StaticRunnerPool([server.address])
         with pytest.raises(FuncError) as info:
-            await placer.place_call(pool, call("examples/echo", b"x" * 5000))
+            await placer.place_call(pool, call("echo", b"x" * 5000))
         assert (info.value.status_code, info.value.message) == (413, RequestTooLargeError().message)
         await pool.shutdown()
 
@@ -191,7 +191,7 @@ class TestCapacity:
         large = await start_runner()
         pool = StaticRunnerPool([small.address, large.address])
         placer = FirstRunnerFirst(PlacerConfig(placer_timeout=5))
-        calls = [call("examples/slow", b"0.3") for _ in range(8)]
+        calls = [call("slow", b"0.3") for _ in range(8)]
         await asyncio.gather(*(placer.place_call(pool, c) for c in calls))
         assert all(bytes(c.response_writer.body) == b"slept 0.3s" for c in calls)
         small_status = await small.service.status()
@@ -211,12 +211,12 @@ class TestDrain:
         other = await start_runner()
         pool = StaticRunnerPool([draining.address, other.address])
         placer = FirstRunnerFirst(PlacerConfig(placer_timeout=5))
-        in_flight = call("examples/slow", b"0.4")
+        in_flight = call("slow", b"0.4")
         first = asyncio.create_task(placer.place_call(pool, in_flight))
         await asyncio.sleep(0.1)
         closing = asyncio.create_task(draining.aclose())
         await asyncio.sleep(0.05)
-        later = [call("examples/echo", b"later") for _ in range(3)]
+        later = [call("echo", b"later") for _ in range(3)]
         await asyncio.gather(*(placer.place_call(pool, c) for c in later))
         await first
         await closing
@@ -225,7 +225,7 @@ class TestDrain:
         assert (await other.service.status()).requests_handled == 3
         assert (await draining.service.status()).requests_handled == 1
         # Once closed, the runner is unreachable and skipped.
-        after = call("examples/echo", b"after")
+        after = call("echo", b"after")
         await placer.place_call(pool, after)
         assert bytes(after.response_writer.body) == b"after"
         await pool.shutdown()
@@ -269,7 +269,7 @@ class TestRunnerProcess:
         other = await start_runner()
         pool = StaticRunnerPool([address, other.address])
         placer = FirstRunnerFirst(PlacerConfig(placer_timeout=5))
-        task = asyncio.create_task(placer.place_call(pool, call("examples/slow", b"5")))
+        task = asyncio.create_task(placer.place_call(pool, call("slow", b"5")))
         await asyncio.sleep(0.5)
         process.send_signal(signal.SIGKILL)
         with pytest.raises(RunnerConnectionError):
@@ -278,7 +278,7 @@ class TestRunnerProcess:
         # Once the process is gone, the next call skips the dead runner. (While it dies, its
         # listening socket may still accept a connection: that call would be committed.)
         await asyncio.to_thread(process.wait, 10)
-        survivor = call("examples/echo", b"next")
+        survivor = call("echo", b"next")
         await placer.place_call(pool, survivor)
         assert bytes(survivor.response_writer.body) == b"next"
         await pool.shutdown()
@@ -289,7 +289,7 @@ class TestRunnerProcess:
         """SIGTERM lets the call in flight finish, then the process exits 0."""
         process, address = runner_process()
         runner = GrpcRunner(address)
-        slow = call("examples/slow", b"0.5")
+        slow = call("slow", b"0.5")
         task = asyncio.create_task(runner.try_exec(slow))
         await asyncio.sleep(0.2)
         process.send_signal(signal.SIGTERM)

@@ -35,7 +35,7 @@ class TestRealRunner:
         """Finished(success) then EOF: returns; headers, status and body reach the writer."""
         server = await start_runner()
         runner = GrpcRunner(server.address)
-        echo = call("examples/echo", b"hello", headers={"Content-Type": ["text/plain"]})
+        echo = call("echo", b"hello", headers={"Content-Type": ["text/plain"]})
         await runner.try_exec(echo)
         assert echo.response_writer.status_code == 200
         assert ("Content-Type", "text/plain") in echo.response_writer.headers
@@ -61,7 +61,7 @@ class TestRealRunner:
         big = call("test/big", b"1048576")
         await runner.try_exec(big)
         assert bytes(big.response_writer.body) == b"x" * 1048576
-        echo = call("examples/echo", bytes(range(256)) * 4000)
+        echo = call("echo", bytes(range(256)) * 4000)
         await runner.try_exec(echo)
         assert bytes(echo.response_writer.body) == bytes(range(256)) * 4000
         await runner.close()
@@ -70,10 +70,10 @@ class TestRealRunner:
         """Finished with errorCode 503 (the runner is full): RunnerBusyError, not placed."""
         server = await start_runner(capacity=Capacity(memory_mb=128))
         runner = GrpcRunner(server.address)
-        running = asyncio.create_task(runner.try_exec(call("examples/slow", b"0.3", memory=128)))
+        running = asyncio.create_task(runner.try_exec(call("slow", b"0.3", memory=128)))
         await asyncio.sleep(0.1)
         with pytest.raises(RunnerBusyError, match="Timed out - server too busy"):
-            await runner.try_exec(call("examples/echo", b"x", memory=64))
+            await runner.try_exec(call("echo", b"x", memory=64))
         await running
         status = await runner.status()
         assert (status.requests_received, status.requests_handled) == (2, 1)
@@ -84,7 +84,7 @@ class TestRealRunner:
         server = await start_runner(capacity=Capacity(memory_mb=128))
         runner = GrpcRunner(server.address)
         with pytest.raises(APIError) as info:
-            await runner.try_exec(call("examples/echo", memory=1024))
+            await runner.try_exec(call("echo", memory=1024))
         assert (info.value.status_code, info.value.message) == (
             400,
             "Requested CPU/Memory cannot be allocated",
@@ -96,7 +96,7 @@ class TestRealRunner:
         ("image", "kind", "code", "message"),
         [
             ("test/user-error", FuncError, 400, "bad input"),
-            ("examples/fail", FuncError, 502, "function failed"),
+            ("fail", FuncError, 502, "function failed"),
             ("test/service-error", APIError, 500, "service unavailable"),
         ],
     )
@@ -128,7 +128,7 @@ class TestRealRunner:
         runner = GrpcRunner(server.address)
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
-                await runner.try_exec(call("examples/slow", b"5"))
+                await runner.try_exec(call("slow", b"5"))
         for _ in range(50):
             if (await runner.status()).active_request_count == 0:
                 break
@@ -142,14 +142,14 @@ class TestRealRunner:
         runner = GrpcRunner(server.address)
         await runner.close()
         with pytest.raises(RunnerClosedError, match="Runner is closed"):
-            await runner.try_exec(call("examples/echo"))
+            await runner.try_exec(call("echo"))
         assert (await server.service.status()).requests_received == 0
 
     async def test_close_lets_calls_finish(self, start_runner: StartRunner) -> None:
         """close() waits for the calls in flight, which succeed."""
         server = await start_runner()
         runner = GrpcRunner(server.address)
-        slow = call("examples/slow", b"0.2")
+        slow = call("slow", b"0.2")
         task = asyncio.create_task(runner.try_exec(slow))
         await asyncio.sleep(0.05)
         await runner.close()
@@ -161,7 +161,7 @@ class TestRealRunner:
         """Nothing listening: RunnerUnavailableError, not placed."""
         runner = GrpcRunner(f"127.0.0.1:{await free_port()}")
         with pytest.raises(RunnerUnavailableError):
-            await runner.try_exec(call("examples/echo"))
+            await runner.try_exec(call("echo"))
         with pytest.raises(RunnerUnavailableError):
             await runner.status()
         await runner.close()

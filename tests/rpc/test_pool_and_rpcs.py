@@ -41,7 +41,7 @@ class TestStaticRunnerPool:
         await pool.shutdown()
         for runner in runners:
             with pytest.raises(RunnerClosedError):
-                await runner.try_exec(BufferedCall(Call(image="examples/echo")))
+                await runner.try_exec(BufferedCall(Call(image="echo")))
 
     def test_bad_address(self) -> None:
         """A malformed address is refused when the pool is made, naming it."""

@@ -94,9 +94,9 @@ async def mtls_server(pki: Pki) -> AsyncIterator[RunnerServer]:
 
 
 async def echo(server: RunnerServer, context: ssl.SSLContext | None) -> BufferedCall:
-    """Send "hi" to examples/echo through a new GrpcRunner, closed afterwards."""
+    """Send "hi" to echo through a new GrpcRunner, closed afterwards."""
     runner = GrpcRunner(server.address, ssl=context)
-    call = BufferedCall(Call(id="c1", image="examples/echo", timeout=10), body=b"hi")
+    call = BufferedCall(Call(id="c1", image="echo", timeout=10), body=b"hi")
     try:
         await runner.try_exec(call)
     finally:

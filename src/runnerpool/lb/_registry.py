@@ -19,7 +19,7 @@ The file format::
     id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"   # required, unique: the fn_id of /invoke/{fn_id}
     name = "hello"                       # required, unique within its app
     app = "myapp"                        # required: the name of an app above
-    image = "examples/hello"             # required
+    image = "hello"             # required
     memory = 128                         # MB, default 128
     timeout = 30                         # seconds, default 30
     idle_timeout = 30                    # seconds, default 30
@@ -181,7 +181,7 @@ class Function:
         id: The function's id, unique in a registry: the ``fn_id`` of ``/invoke/{fn_id}``.
         name: The function's name, unique within its app.
         app: The app the function belongs to.
-        image: The image to run, e.g. ``"examples/hello"``.
+        image: The image to run, e.g. ``"hello"``.
         memory: Memory in MB, 1 to 8192.
         timeout: Longest run of one call in seconds, 1 to 300.
         idle_timeout: Seconds an idle container is kept for the next call, 1 to 3600.

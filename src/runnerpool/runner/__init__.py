@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..rpc._server import RunnerServer as RunnerServer
 from ._capacity import Capacity as Capacity
 from ._capacity import Reservation as Reservation
+from ._executor import Admission as Admission
 from ._executor import Execution as Execution
 from ._executor import Executor as Executor
 from ._health import HealthCheck as HealthCheck
@@ -21,6 +22,7 @@ from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
 
 __all__ = [
+    "Admission",
     "Capacity",
     "ConfigureHook",
     "ContainerLogs",

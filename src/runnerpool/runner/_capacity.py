@@ -8,24 +8,36 @@ never fit is an error. runnerpool adds an optional cap on concurrent calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 __all__ = ["Capacity", "Reservation"]
 
 
-@dataclass(frozen=True, slots=True)
 class Reservation:
-    """Resources held by one admitted call; give them back with :meth:`Capacity.release`.
+    """Resources held against a :class:`Capacity`; :meth:`release` gives them back once.
 
     Attributes:
         memory_mb: Megabytes held.
+        calls: Call slots held (0 for memory held by an idle hot process).
     """
 
-    memory_mb: int
+    __slots__ = ("_capacity", "calls", "memory_mb")
+
+    def __init__(self, capacity: Capacity, memory_mb: int, calls: int) -> None:
+        self._capacity: Capacity | None = capacity
+        self.memory_mb = memory_mb
+        self.calls = calls
+
+    def release(self) -> None:
+        """Give the resources back (a second release does nothing)."""
+        if self._capacity is not None:
+            self._capacity._give_back(self.memory_mb, self.calls)
+            self._capacity = None
 
 
 class Capacity:
     """Memory (MB) and call slots of a runner.
+
+    A call holds a call slot while it runs; memory is held by whatever uses it: the call
+    itself (in-process functions) or the hot process that serves it, for the process's life.
 
     Args:
         memory_mb: Total memory calls may reserve; ``None`` for no memory limit.
@@ -59,17 +71,24 @@ class Capacity:
         """Return whether a call of this size could fit on an idle runner."""
         return self.memory_mb is None or memory_mb <= self.memory_mb
 
-    def try_reserve(self, memory_mb: int) -> Reservation | None:
-        """Reserve room for one call if it fits now, or return ``None`` at once."""
-        if self.max_calls is not None and self._calls >= self.max_calls:
-            return None
-        if self.memory_mb is not None and self._used_mb + memory_mb > self.memory_mb:
+    def fits(self, memory_mb: int, calls: int = 1) -> bool:
+        """Return whether this much would fit now."""
+        if calls and self.max_calls is not None and self._calls + calls > self.max_calls:
+            return False
+        return self.memory_mb is None or self._used_mb + memory_mb <= self.memory_mb
+
+    def try_reserve(self, memory_mb: int, calls: int = 1) -> Reservation | None:
+        """Reserve memory and call slots if they fit now, or return ``None`` at once."""
+        if not self.fits(memory_mb, calls):
             return None
         self._used_mb += memory_mb
-        self._calls += 1
-        return Reservation(memory_mb)
+        self._calls += calls
+        return Reservation(self, memory_mb, calls)
 
     def release(self, reservation: Reservation) -> None:
-        """Give back what a call held."""
-        self._used_mb -= reservation.memory_mb
-        self._calls -= 1
+        """Give back what a reservation held (the same as ``reservation.release()``)."""
+        reservation.release()
+
+    def _give_back(self, memory_mb: int, calls: int) -> None:
+        self._used_mb -= memory_mb
+        self._calls -= calls

@@ -1,8 +1,11 @@
 """The executor interface: what runs a call once a runner has taken it.
 
-A runner server admits or refuses calls; an executor runs the calls it admitted. The server
-hands the executor an :class:`Execution`: the call's model, its request body as it streams in
-from the load balancer, and a response writer whose headers, status and body stream back.
+A runner server admits or refuses calls; an executor runs the calls it admitted. Admission
+is the executor's to decide, against the runner's :class:`~runnerpool.runner.Capacity`: an
+in-process function needs its memory for the call, while a hot process may already hold it.
+The server then hands the executor an :class:`Execution`: the call's model, its request body
+as it streams in from the load balancer, and a response writer whose headers, status and body
+stream back.
 An executor ends a call by returning (success) or raising: an :class:`~runnerpool.APIError`
 keeps its code and message, a :class:`~runnerpool.FuncError` is also blamed on the user, and
 any other exception is reported as the function's failure (502).
@@ -12,13 +15,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .._interfaces import LogWriter, ResponseWriter
     from .._model import Call
+    from ._capacity import Capacity
 
-__all__ = ["Execution", "Executor"]
+__all__ = ["Admission", "Execution", "Executor", "Reporting"]
+
+
+class Admission(Protocol):
+    """What an admitted call holds until it ends (a reservation, a hot process)."""
+
+    def release(self) -> None:
+        """Give back what the call held; a second release does nothing."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,6 +49,7 @@ class Execution:
             model's ``timeout``), or ``None``.
         detached: Whether the load balancer has already answered the client (202); the
             response is then discarded.
+        admission: What :meth:`Executor.admit` gave the call.
     """
 
     model: Call
@@ -48,6 +60,7 @@ class Execution:
     stderr: LogWriter
     deadline: float | None
     detached: bool
+    admission: Admission | None = None
 
 
 class Executor(Protocol):
@@ -56,6 +69,22 @@ class Executor(Protocol):
     Implementations: :class:`~runnerpool.runner.InProcessExecutor` runs registered Python
     callables; an executor of Fn FDK functions runs them as hot local processes.
     """
+
+    def admit(
+        self,
+        model: Call,
+        slot_key: bytes | None,
+        extensions: Mapping[str, str],
+        capacity: Capacity,
+    ) -> Admission | None:
+        """Take what the call needs to start now, or return ``None`` (the runner NACKs).
+
+        It must not wait: runners refuse at once, and the load balancer queues.
+
+        Raises:
+            APIError: The call cannot run here at all (e.g. an unknown image); the runner
+                reports this error instead of a NACK.
+        """
 
     async def execute(self, execution: Execution) -> None:
         """Run the call to its end, writing its response.
@@ -67,3 +96,11 @@ class Executor(Protocol):
 
     async def aclose(self) -> None:
         """Stop: end what the executor still runs and release its resources."""
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """An executor that reports its state in the runner's status (``custom_status``)."""
+
+    def report(self) -> dict[str, str]:
+        """Return the executor's state, e.g. its processes and environments."""

@@ -17,6 +17,7 @@ from .._errors import APIError, CallTimeoutError, FuncError, FunctionFailedError
 if TYPE_CHECKING:
     from .._interfaces import LogWriter
     from .._model import Call
+    from ._capacity import Capacity, Reservation
     from ._executor import Execution
 
 __all__ = ["FunctionRequest", "FunctionResponse", "Handler", "InProcessExecutor"]
@@ -74,6 +75,16 @@ class InProcessExecutor:
     def __init__(self, functions: Mapping[str, Handler]) -> None:
         self._functions = dict(functions)
         self._running: set[asyncio.Task[object]] = set()
+
+    def admit(
+        self,
+        model: Call,
+        slot_key: bytes | None,
+        extensions: Mapping[str, str],
+        capacity: Capacity,
+    ) -> Reservation | None:
+        """Reserve the call's memory and a call slot for the call's run, if they fit now."""
+        return capacity.try_reserve(model.memory)
 
     def register(self, image: str, handler: Handler) -> None:
         """Add or replace the handler of an image."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ..rpc._server import RunnerServer
 from ._capacity import Capacity
 from ._executor import Executor
+from ._logs import LogStreamer
 from ._service import RunnerService
 
 __all__ = ["serve_runner"]
@@ -29,6 +30,7 @@ async def serve_runner(
     ssl: ssl.SSLContext | None = None,
     drain_timeout: float | None = None,
     on_ready: Callable[[RunnerServer], None] | None = None,
+    log_streamer: LogStreamer | None = None,
 ) -> None:
     """Serve a runner until SIGINT or SIGTERM, then drain and return.
 
@@ -45,12 +47,14 @@ async def serve_runner(
         ssl: TLS for the server.
         drain_timeout: Seconds to wait for calls in flight when stopping.
         on_ready: Called once the server listens (it gets the server, and so its port).
+        log_streamer: Serves ``StreamLogs`` (the functions' output).
     """
     service = RunnerService(
         executor,
         capacity=capacity,
         max_request_size=max_request_size,
         max_response_size=max_response_size,
+        log_streamer=log_streamer,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -36,7 +36,7 @@ from ._engage import (
     finished_message,
     request_body,
 )
-from ._executor import Execution
+from ._executor import Admission, Execution, Reporting
 from ._health import HealthCheck, HealthTracker
 from ._logs import LogStreamer
 
@@ -163,15 +163,23 @@ class RunnerService:
         if not self.capacity.can_ever_fit(model.memory):
             await self._finish(stream, model, _CANNOT_ALLOCATE, received)
             return False
-        reservation = None if self.draining else self.capacity.try_reserve(model.memory)
-        if reservation is None:
+        try:
+            admission = (
+                None
+                if self.draining
+                else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
+            )
+        except APIError as exc:
+            await self._finish(stream, model, exc, received)
+            return False
+        if admission is None:
             # The NACK: not taken, so the load balancer tries another runner.
             await self._finish(stream, model, ServerBusyError(), received)
             return True
         try:
-            await self._run(stream, model, try_call, slot_key, detached, received)
+            await self._run(stream, model, try_call, slot_key, detached, received, admission)
         finally:
-            self.capacity.release(reservation)
+            admission.release()
         return False
 
     async def _run(
@@ -182,6 +190,7 @@ class RunnerService:
         slot_key: bytes | None,
         detached: bool,
         received: float,
+        admission: Admission,
     ) -> None:
         writer = StreamResponseWriter(stream, self._max_response, detached)
         body_done = asyncio.Event()
@@ -200,6 +209,7 @@ class RunnerService:
             stderr=io.BytesIO(),
             deadline=started + model.timeout if model.timeout > 0 else None,
             detached=detached,
+            admission=admission,
         )
         error: BaseException | None = None
         try:
@@ -236,8 +246,9 @@ class RunnerService:
             requests_handled=self._handled,
             is_network_disabled=not self._network_ok(),
         )
+        executor_report = self.executor.report() if isinstance(self.executor, Reporting) else {}
         if self._health is None:
-            return live
+            return replace(live, custom_status=executor_report)
         report = await self._health.get({} if payload is None else payload)
         # The counters are always live; the rest is the (possibly cached) health check.
         return replace(
@@ -245,6 +256,7 @@ class RunnerService:
             active_request_count=live.active_request_count,
             requests_received=live.requests_received,
             requests_handled=live.requests_handled,
+            custom_status={**executor_report, **report.custom_status},
         )
 
     async def configure(self, config: Mapping[str, str]) -> None:

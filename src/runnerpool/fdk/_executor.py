@@ -1,0 +1,355 @@
+"""The executor of Fn FDK functions: each call runs in a hot local process of its function.
+
+Admission follows Fn's agent with its non-blocking resource tracker: a call takes the most
+recently used idle process of its slot key; with none idle, it reserves its function's
+memory for a new process (evicting idle processes of other functions if that makes room); if
+nothing makes room, the runner NACKs and the load balancer tries another runner.
+
+Deliberate differences from Fn: a 502 from the function carries the function's error text
+(Fn discards it), so a broken ``func.py`` says why; the call's timeout counts from the call's
+start on the runner, cold start included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from ._errors import (
+    ContainerExitError,
+    InvalidResponseError,
+    OutOfMemoryError,
+    ResponseReceiveError,
+)
+from ._http import BodyTooLargeError
+from ._output import LogBook, OutputSink
+from ._pool import HotPool
+from ._process import OOM_EXIT, FdkProcess
+from ._slot_key import slot_key as compute_slot_key
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from .._model import Call
+    from ..runner._capacity import Capacity, Reservation
+    from ..runner._executor import Execution
+    from ..runner._logs import ContainerLogs
+    from ._bundles import Bundle, Bundles
+    from ._environments import Environments
+
+__all__ = ["FdkExecutor"]
+
+logger = logging.getLogger(__name__)
+
+#: Fn's defaults for a function's idle timeout and memory (``models/fn.go``).
+DEFAULT_IDLE_TIMEOUT = 30
+DEFAULT_MEMORY_MB = 128
+#: The listener Fn's containers see; the slot key is computed with it, as Fn does.
+_FN_LISTENER = "unix:/tmp/iofs/lsnr.sock"
+#: Hop-by-hop headers (Go's StripHopHeaders), and those the transport sets itself.
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    }
+)
+#: How much of a failing function's 502 body its error message carries.
+_ERROR_TEXT = 1000
+
+
+class _Ticket:
+    """What an admitted call holds: a call slot, and an idle process or memory for a new one."""
+
+    __slots__ = ("bundle", "call", "config", "memory", "pool", "process", "slot_key")
+
+    def __init__(
+        self,
+        pool: HotPool,
+        call: Reservation,
+        slot_key: bytes,
+        bundle: Bundle,
+        config: dict[str, str],
+        process: FdkProcess | None = None,
+        memory: Reservation | None = None,
+    ) -> None:
+        self.pool = pool
+        self.call = call
+        self.slot_key = slot_key
+        self.bundle = bundle
+        self.config = config
+        self.process = process
+        self.memory = memory
+
+    def release(self) -> None:
+        """Give back what the call did not use up (the executor returns used processes)."""
+        self.call.release()
+        if self.memory is not None:
+            self.memory.release()
+            self.memory = None
+        if self.process is not None:
+            self.pool.put_idle(self.process, DEFAULT_IDLE_TIMEOUT)
+            self.process = None
+
+
+class FdkExecutor:
+    """Runs calls in hot processes of Fn FDK functions, one call at a time per process.
+
+    Args:
+        bundles: Resolves a call's image to its function bundle.
+        environments: Prepares each bundle's Python environment.
+        iofs_root: Where processes' socket directories are made (default: a fresh directory
+            under the system's temporary directory, removed on close).
+        init_timeout: Seconds a new process may take to listen (Fn: 5; then 504).
+        connection_idle: Seconds an idle process keeps its connection (Fn: 1; the FDK spins
+            a core on a connection idle for 75 s).
+        max_response_size: Largest response body, in bytes (``None``: no limit).
+        memory_limit: Whether a process is held to its function's memory.
+        log_book: Keeps the functions' output for ``StreamLogs``.
+    """
+
+    def __init__(
+        self,
+        bundles: Bundles,
+        environments: Environments,
+        *,
+        iofs_root: Path | None = None,
+        init_timeout: float = 5.0,
+        connection_idle: float = 5.0,
+        max_response_size: int | None = None,
+        memory_limit: bool = True,
+        log_book: LogBook | None = None,
+    ) -> None:
+        self.bundles = bundles
+        self.environments = environments
+        self._own_root = iofs_root is None
+        self._iofs_root = (
+            Path(tempfile.mkdtemp(prefix="runnerpool-iofs-")) if iofs_root is None else iofs_root
+        )
+        self._init_timeout = init_timeout
+        self._max_response = max_response_size
+        self._memory_limit = memory_limit
+        self.log_book = LogBook() if log_book is None else log_book
+        self.pool = HotPool(connection_idle)
+        self._preparing: asyncio.Task[None] | None = None
+
+    # -- Admission ------------------------------------------------------------------------
+
+    def admit(
+        self,
+        model: Call,
+        slot_key: bytes | None,
+        extensions: Mapping[str, str],
+        capacity: Capacity,
+    ) -> _Ticket | None:
+        """Take an idle process of the call's slot key, or memory for a new one.
+
+        Raises:
+            BundleError: If the call's image names no function bundle.
+        """
+        bundle = self.bundles.resolve(model.image)
+        config = process_config(model)
+        if slot_key is None:
+            slot_key = compute_slot_key(
+                replace(model, config={**config, "FN_LISTENER": _FN_LISTENER})
+            )
+        call = capacity.try_reserve(0, calls=1)
+        if call is None:
+            return None
+        process = self.pool.take_idle(slot_key)
+        if process is not None:
+            return _Ticket(self.pool, call, slot_key, bundle, config, process=process)
+        memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
+        if memory is None:
+            call.release()
+            return None
+        return _Ticket(self.pool, call, slot_key, bundle, config, memory=memory)
+
+    # -- Execution ------------------------------------------------------------------------
+
+    async def execute(self, execution: Execution) -> None:
+        """Run the call in its process (starting one first if the call holds none).
+
+        Raises:
+            InitTimeoutError: A new process did not listen in time (504).
+            InitFailedError: A new process exited before it listened (502).
+            CallTimeoutError: The call outlived its timeout; the process is killed (504).
+            FunctionFailedError: The function answered 502; the process is kept.
+            ResponseTooLargeError: The response body was too large; the process is killed.
+            InvalidResponseError: The function answered another status; it is killed (502).
+            OutOfMemoryError: The process ran out of its memory (502).
+            ContainerExitError: The process exited mid-call (502).
+            ResponseReceiveError: The connection broke mid-call (502).
+        """
+        ticket = execution.admission
+        if not isinstance(ticket, _Ticket):
+            raise TypeError("FdkExecutor runs only the calls it admitted")
+        model = execution.model
+        body = b"".join([chunk async for chunk in execution.body])
+        if ticket.process is None:
+            ticket.process = await self._start(ticket, model, execution)
+        process = ticket.process
+        idle_timeout = model.idle_timeout or DEFAULT_IDLE_TIMEOUT
+        keep = False
+        process.output.begin(model.id, execution.stderr)
+        try:
+            remaining = (
+                None if execution.deadline is None else execution.deadline - time.monotonic()
+            )
+            async with asyncio.timeout(remaining):
+                response = await process.call(
+                    _request_headers(model, remaining), body, self._max_response
+                )
+            # Let the output pumps take what the function wrote before it answered.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            keep = response.status in (200, 502, 504)
+        except TimeoutError:
+            raise CallTimeoutError from None
+        except BodyTooLargeError:
+            raise ResponseTooLargeError from None
+        except (ConnectionError, OSError) as exc:
+            raise await self._broken(process, model) from exc
+        finally:
+            process.output.end()
+            ticket.process = None
+            if keep:
+                self.pool.put_idle(process, idle_timeout)
+            else:
+                self.pool.retire(process)
+        if response.status == 502:
+            text = response.body[:_ERROR_TEXT].decode(errors="replace").strip()
+            if text:
+                execution.stderr.write(response.body + b"\n")
+            raise FunctionFailedError(f"function failed: {text}" if text else None)
+        if response.status == 504:
+            raise CallTimeoutError
+        if response.status != 200:
+            raise InvalidResponseError
+        for name, value in response.headers:
+            if name.lower() not in _NOT_FORWARDED:
+                execution.response.add_header(name, value)
+        execution.response.write_header(200)
+        if response.body:
+            await execution.response.write(response.body)
+
+    async def _start(self, ticket: _Ticket, model: Call, execution: Execution) -> FdkProcess:
+        python = await self.environments.prepare(ticket.bundle)
+        output = OutputSink(self.log_book, model.app_id, model.fn_id, "")
+        try:
+            process = await FdkProcess.start(
+                python=python,
+                bundle=ticket.bundle,
+                env=ticket.config,
+                iofs_root=self._iofs_root,
+                slot_key=ticket.slot_key,
+                memory_mb=model.memory or DEFAULT_MEMORY_MB,
+                memory_limit=self._memory_limit,
+                init_timeout=self._init_timeout,
+                output=output,
+            )
+        except BaseException:
+            # What the process said before it failed is the user's only clue.
+            for line in output.spare:
+                execution.stderr.write(line)
+            raise
+        output.container_id = process.id
+        assert ticket.memory is not None
+        self.pool.adopt(process, ticket.memory)
+        ticket.memory = None
+        return process
+
+    async def _broken(self, process: FdkProcess, model: Call) -> Exception:
+        """Tell why a call's connection broke: out of memory, an exit, or the transport."""
+        code = await process.exit_code(1.0)
+        if code is None:
+            return ResponseReceiveError()
+        if code in (OOM_EXIT, -9) and not process.killed:
+            logger.info("Process %s of %s ran out of memory", process.id, model.fn_id)
+            return OutOfMemoryError()
+        return ContainerExitError(code)
+
+    # -- Status, logs, lifecycle -------------------------------------------------------------
+
+    def report(self) -> dict[str, str]:
+        """Return the executor's state for the runner's status: processes and environments."""
+        report = {
+            "processes": str(len(self.pool.processes)),
+            "idle_processes": str(self.pool.idle_count()),
+        }
+        for key, state in self.environments.states().items():
+            report[f"environment {key}"] = state
+        return report
+
+    def stream(self, config: Mapping[str, str]) -> AsyncIterator[Sequence[ContainerLogs]]:
+        """Yield the functions' output for ``StreamLogs``."""
+        return self.log_book.stream(config)
+
+    def prepare_ahead(self) -> asyncio.Task[None]:
+        """Start preparing every bundle's environment now, before calls need them."""
+
+        async def prepare() -> None:
+            for image in self.bundles.images():
+                try:
+                    await self.environments.prepare(self.bundles.resolve(image))
+                except Exception as exc:
+                    logger.warning("Preparing %s failed: %s", image, exc)
+
+        if self._preparing is None:
+            self._preparing = asyncio.create_task(prepare())
+        return self._preparing
+
+    async def aclose(self) -> None:
+        """Stop every process and remove their socket directories."""
+        if self._preparing is not None:
+            self._preparing.cancel()
+        await self.pool.aclose()
+        if self._own_root:
+            import shutil
+
+            shutil.rmtree(self._iofs_root, ignore_errors=True)
+
+
+def process_config(model: Call) -> dict[str, str]:
+    """Return the environment of a call's process: its config with Fn's ``FN_*`` variables.
+
+    A call from Fn's (or runnerpool's) load balancer already carries them; a call without them
+    gets Fn's values.
+    """
+    return {
+        "FN_APP_ID": model.app_id,
+        "FN_FN_ID": model.fn_id,
+        "FN_MEMORY": str(model.memory or DEFAULT_MEMORY_MB),
+        "FN_TYPE": "sync",
+        **model.config,
+        "FN_FORMAT": "http-stream",
+    }
+
+
+def _request_headers(model: Call, remaining: float | None) -> list[tuple[str, str]]:
+    headers = [
+        (name, value)
+        for name, values in model.headers.items()
+        if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("fn-call-id")
+        for value in values
+    ]
+    deadline = datetime.now(UTC) + timedelta(seconds=remaining or 30.0)
+    headers.append(("Fn-Call-Id", model.id))
+    headers.append(("Fn-Deadline", deadline.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    return headers

@@ -1,0 +1,75 @@
+"""Starts an FDK function as Fn's ``fdk`` console script does, under a memory limit.
+
+The runner runs this file with the interpreter of the function's own environment, so it
+imports nothing from runnerpool. Usage: ``python _launch.py <memory MB> <func.py> <handler>``.
+
+Docker kills a container that goes over its memory limit; a process under an address-space
+limit (``RLIMIT_AS``) instead sees ``MemoryError``, which the FDK would turn into a plain 502.
+To keep Fn's semantics, running out of memory ends the process with exit code 137 (a
+SIGKILLed container's code), which the runner reports as Fn's out-of-memory error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import resource
+import sys
+from typing import Any
+
+import fdk  # type: ignore[import-not-found]
+from fdk import customer_code
+
+#: The exit code that tells the runner the function ran out of memory.
+OOM_EXIT = 137
+
+
+def _out_of_memory() -> None:
+    # No clean-up, no logging: there is no memory left to do them with.
+    os._exit(OOM_EXIT)
+
+
+class _Function(customer_code.Function):  # type: ignore[misc]
+    """The FDK's lazily imported function, with running out of memory made fatal."""
+
+    def handler(self) -> Any:
+        try:
+            inner = super().handler()
+        except MemoryError:
+            _out_of_memory()
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = inner(*args, **kwargs)
+            except MemoryError:
+                _out_of_memory()
+            return _guarded(result) if inspect.iscoroutine(result) else result
+
+        return call
+
+
+async def _guarded(coroutine: Any) -> Any:
+    try:
+        return await coroutine
+    except MemoryError:
+        _out_of_memory()
+
+
+def _limit_memory(megabytes: int) -> None:
+    """Allow the function ``megabytes`` of address space beyond what the FDK needs itself."""
+    with open("/proc/self/statm") as statm:
+        baseline = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = baseline + megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main() -> None:
+    """Start the function's FDK server."""
+    megabytes, module, entrypoint = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    if megabytes > 0:
+        _limit_memory(megabytes)
+    fdk.handle(_Function(module, entrypoint=entrypoint))
+
+
+if __name__ == "__main__":
+    main()
