@@ -7,6 +7,7 @@ import itertools
 import random
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -21,9 +22,11 @@ from runnerpool import (
     PlacerTracker,
     ServerBusyError,
 )
+from runnerpool._busy import BusyRunners
 from runnerpool._interfaces import Runner, RunnerCall
 from runnerpool._tracker import backoff_delay
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, refuse
+from runnerpool.sim import run_virtual
+from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, refuse, succeed
 from tests.helpers import counts, register_views
 
 
@@ -303,3 +306,185 @@ class TestOneTryPerPass:
             assert len(tried) == len(set(tried)), f"a runner was tried twice in a pass: {tried}"
         # Every pass but perhaps the one the timeout cut tried every runner.
         assert all(len(tried) == len(runners) for tried in passes[:-1])
+
+
+def release(**kwargs: float) -> PlacerConfig:
+    """A release back-off config: base 10 ms, cap 1 s and hold 10 s unless told otherwise."""
+    values: dict[str, float] = {"retry_all_delay": 0.010, "release_hold": 10.0}
+    values.update(kwargs)
+    return PlacerConfig(backoff="release", **values)
+
+
+def memory_call(memory: int) -> FakeCall:
+    """A fake call of ``memory`` MB."""
+    call = FakeCall()
+    call.model.memory = memory
+    return call
+
+
+class TestBusyRunners:
+    def test_held_until_release_or_hold(self) -> None:
+        """A refusing runner is held for calls as large, until a release or the hold passes."""
+        board = BusyRunners(hold=1.0)
+        assert not board.held("a", 0, 0.0)
+        board.refused("a", 256, now=0.0)
+        assert board.held("a", 256, 0.5)
+        assert board.held("a", 512, 0.5)
+        assert not board.held("a", 128, 0.5)  # a smaller call may still fit
+        assert not board.held("b", 256, 0.5)
+        assert not board.held("a", 256, 1.0)  # the hold passed
+        board.refused("a", 256, now=2.0)
+        board.refused("a", 128, now=2.5)  # the smallest refusal counts, the hold restarts
+        assert board.held("a", 128, 3.4)
+        board.released("a", 64)
+        assert not board.held("a", 128, 3.4)
+
+    async def test_a_release_wakes_one_waiter_the_oldest_that_fits(self) -> None:
+        """A release wakes one waiter: the oldest that fits in the memory freed, else the oldest."""
+        board = BusyRunners(hold=1.0)
+        big = asyncio.create_task(board.wait(1024, 10))
+        small = asyncio.create_task(board.wait(128, 10))
+        other_small = asyncio.create_task(board.wait(128, 10))
+        await asyncio.sleep(0)
+        assert board.waiting == 3
+        board.released("a", 256)
+        await asyncio.sleep(0)
+        assert small.done()
+        assert small.result() is True
+        assert not big.done()
+        assert not other_small.done()
+        board.released("a", 64)  # nobody fits in 64 MB: the oldest is woken
+        await asyncio.sleep(0)
+        assert big.done()
+        assert big.result() is True
+        assert not other_small.done()
+        assert board.waiting == 1
+        other_small.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await other_small
+        assert board.waiting == 0
+        board.released("a", 64)  # no waiter: nothing to wake, no error
+
+    async def test_wait_times_out(self) -> None:
+        """Without a release the wait ends after its time, saying so, and leaves no waiter."""
+        board = BusyRunners(hold=1.0)
+        assert await board.wait(128, 0.01) is False
+        assert board.waiting == 0
+
+
+class TestReleaseMode:
+    """The "release" back-off, in virtual time so that the figures are exact."""
+
+    def test_a_waiting_call_is_woken_by_a_release_not_by_polling(self) -> None:
+        """Two runners of one slot, three 1 s calls at once: the third tries twice in all.
+
+        Call 1 takes its home; call 2 is refused there (the home is held) and takes the
+        other runner; call 3 passes over the held home, is refused by the other (held
+        too), then waits without trying anyone until call 1 ends at 1 s and wakes it.
+        """
+        runners = [FakeRunner(f"r{i}", capacity=1, then=succeed(delay=1.0)) for i in range(2)]
+        placer = CHPlacer(release())
+        pool = FakeRunnerPool(runners)
+        calls = [FakeCall() for _ in range(3)]
+
+        async def place() -> float:
+            await asyncio.gather(*(placer.place_call(pool, call) for call in calls))
+            return asyncio.get_running_loop().time()
+
+        end, _ = run_virtual(place(), seed=1)
+        home = placer.start_index(calls[0], 2)
+        attempts = [(a.call, a.outcome, a.at) for r in runners for a in r.attempts]
+        assert len(attempts) == 5  # 1 + 2 + 2; Fn's fixed 10 ms: about 200
+        home_attempts = [(a.call, a.outcome, a.at) for a in runners[home].attempts]
+        assert home_attempts == [
+            (calls[0], "succeed", 0.0),
+            (calls[1], "busy", 0.0),
+            (calls[2], "succeed", 1.0),
+        ]
+        assert [(a.call, a.outcome) for a in runners[1 - home].attempts] == [
+            (calls[1], "succeed"),
+            (calls[2], "busy"),
+        ]
+        assert end == pytest.approx(2.0)
+
+    def test_hold_expiry_lets_a_call_try_again(self) -> None:
+        """With a 50 ms hold, the waiting call tries again once the hold has passed.
+
+        Its waits are at their ceilings (10, 20, 40, 80, 160, 320 ms, then 640 ms cut by the
+        release at 1 s): passes at 10 and 30 ms skip both held runners, and the passes at 70,
+        150, 310 and 630 ms each find both holds expired and try both: 1 + 8 + 1 attempts.
+        """
+        runners = [FakeRunner(f"r{i}", capacity=1, then=succeed(delay=1.0)) for i in range(2)]
+        placer = CHPlacer(release(release_hold=0.05))
+        pool = FakeRunnerPool(runners)
+        calls = [FakeCall() for _ in range(3)]
+
+        async def place() -> None:
+            with mock.patch.object(PlacerTracker, "backoff_rng", EndRng()):
+                await asyncio.gather(*(placer.place_call(pool, call) for call in calls))
+
+        run_virtual(place())
+        third = [a.at for r in runners for a in r.attempts if a.call is calls[2]]
+        assert sorted(third) == pytest.approx(
+            [0, 0.07, 0.07, 0.15, 0.15, 0.31, 0.31, 0.63, 0.63, 1]
+        )
+
+    def test_placer_timeout_is_the_hard_stop(self) -> None:
+        """A runner that never frees: one attempt, then 503 exactly at the placer timeout."""
+        views = register_views()
+        runner = FakeRunner("full", then=busy())
+
+        async def place() -> float:
+            with pytest.raises(ServerBusyError):
+                await NaivePlacer(release(placer_timeout=3.0)).place_call(
+                    FakeRunnerPool([runner]), FakeCall()
+                )
+            return asyncio.get_running_loop().time()
+
+        end, _ = run_virtual(place(), seed=3)
+        assert end == pytest.approx(3.0)
+        assert len(runner.attempts) == 1  # held for 10 s; Fn's fixed back-off: 300 attempts
+        assert counts(views) == {"attempt": 1, "retry_busy": 1, "placer_timeout": 1}
+
+    def test_smaller_calls_still_try_a_runner_that_refused_a_larger_one(self) -> None:
+        """A runner that refused 1 GB is passed over by calls of 1 GB or more, not smaller ones.
+
+        1 GB is refused; 2 GB is not even tried; 128 MB is tried and refused (the runner is
+        now held down to 128 MB); 64 MB is tried and runs, and its end releases the runner,
+        so 4 GB is tried at once.
+        """
+        runner = FakeRunner("r", busy(), busy(), then=succeed())
+        placer = NaivePlacer(release(placer_timeout=0.5))
+        pool = FakeRunnerPool([runner])
+
+        async def place() -> None:
+            for memory in (1024, 2048, 128):
+                with pytest.raises(ServerBusyError):
+                    await placer.place_call(pool, memory_call(memory))
+            await placer.place_call(pool, memory_call(64))
+            await placer.place_call(pool, memory_call(4096))
+
+        run_virtual(place(), seed=4)
+        assert [a.call.model.memory for a in runner.attempts] == [1024, 128, 64, 4096]
+
+    async def test_fixed_and_exponential_pass_over_no_runner(self) -> None:
+        """Only the release mode passes over refusing runners: the others retry each one."""
+        for config in (PlacerConfig(placer_timeout=0.05), exponential(placer_timeout=0.05)):
+            runner = FakeRunner("r", busy(), busy(), then=succeed())
+            await NaivePlacer(config).place_call(FakeRunnerPool([runner]), FakeCall())
+            assert [a.outcome for a in runner.attempts] == ["busy", "busy", "succeed"]
+
+    async def test_try_runner_reports_releases(self) -> None:
+        """A hand-written placer's PlacerTracker.try_runner marks and releases runners too."""
+        board = BusyRunners(hold=10.0)
+        config = release()
+        busy_runner, free_runner = FakeRunner("a", then=busy()), FakeRunner("b")
+        tracker = PlacerTracker(config, FakeCall(), busy=board)
+        assert await tracker.try_runner(busy_runner, FakeCall()) is False
+        assert tracker.passes_over(busy_runner, FakeCall())
+        assert not tracker.passes_over(free_runner, FakeCall())
+        assert await tracker.try_runner(free_runner, FakeCall()) is True
+        board.refused("b", 0, now=0.0)
+        tracker = PlacerTracker(config, FakeCall(), busy=board)
+        assert await tracker.try_runner(FakeRunner("b"), FakeCall()) is True
+        assert not board.held("b", 0, 0.0)

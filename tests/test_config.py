@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 from hypothesis import given
@@ -203,3 +204,55 @@ class TestBackoffConfig:
         config = PlacerConfig.from_json(text)
         assert PlacerConfig.from_json(config.to_json()) == config
         assert json.loads(config.to_json())["retry_all_delay"] == delay
+
+
+class TestReleaseAndFactorConfig:
+    def test_defaults(self) -> None:
+        """The release hold is 1 s and the bounded-load factor 1.25; neither is in Fn's JSON."""
+        config = PlacerConfig()
+        assert (config.release_hold, config.bounded_load_factor) == (1.0, 1.25)
+        assert "release_hold" not in config.to_json()
+        assert "bounded_load_factor" not in config.to_json()
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"bounded_load_factor": 0.99}, "bounded_load_factor must be finite and >= 1"),
+            ({"bounded_load_factor": math.inf}, "bounded_load_factor must be finite"),
+            ({"bounded_load_factor": math.nan}, "bounded_load_factor must be finite"),
+            ({"bounded_load_factor": True}, "bounded_load_factor must be a number, not bool"),
+            ({"bounded_load_factor": "2"}, "bounded_load_factor must be a number, not str"),
+            ({"release_hold": -1.0}, "release_hold must be finite and >= 0"),
+            ({"backoff": "poll"}, "backoff must be one of fixed, exponential, release"),
+        ],
+    )
+    def test_bad_values_name_the_field(self, kwargs: dict[str, object], message: str) -> None:
+        """Each invalid value is refused with the field's name."""
+        with pytest.raises(ValueError, match=message):
+            PlacerConfig(**kwargs)  # type: ignore[arg-type]
+
+    def test_json_round_trip(self) -> None:
+        """The factor is a plain JSON number, the hold a Go duration; both read back."""
+        config = PlacerConfig(backoff="release", release_hold=0.25, bounded_load_factor=1.5)
+        text = config.to_json()
+        assert text.endswith(
+            ',"backoff":"release","release_hold":250000000,"bounded_load_factor":1.5}'
+        )
+        assert PlacerConfig.from_json(text) == config
+        assert PlacerConfig.from_json('{"bounded_load_factor": 2, "release_hold": "50ms"}') == (
+            PlacerConfig(bounded_load_factor=2.0, release_hold=0.05)
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ('{"bounded_load_factor": "1.5"}', "'bounded_load_factor' must be a number, not str"),
+            ('{"bounded_load_factor": true}', "'bounded_load_factor' must be a number, not bool"),
+            ('{"bounded_load_factor": 0.5}', "bounded_load_factor must be finite and >= 1"),
+            ('{"release_hold": 1.5}', "'release_hold' must be integer nanoseconds"),
+        ],
+    )
+    def test_bad_json_is_refused_clearly(self, text: str, message: str) -> None:
+        """Bad values in JSON are refused with the field's name."""
+        with pytest.raises(ValueError, match=message):
+            PlacerConfig.from_json(text)

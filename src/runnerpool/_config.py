@@ -12,13 +12,17 @@ from typing import Any, Literal, TypeAlias, get_args
 __all__ = ["BackoffMode", "PlacerConfig", "parse_go_duration"]
 
 #: How a placer waits after a pass in which every runner refused: ``"fixed"`` is Fn's
-#: constant ``retry_all_delay``; ``"exponential"`` is exponential back-off with full jitter.
-BackoffMode: TypeAlias = Literal["fixed", "exponential"]
+#: constant ``retry_all_delay``; ``"exponential"`` is exponential back-off with full jitter;
+#: ``"release"`` is exponential back-off that a release wakes early, and passes over the
+#: runners that refused until a release or ``release_hold``.
+BackoffMode: TypeAlias = Literal["fixed", "exponential", "release"]
 _BACKOFF_MODES: tuple[str, ...] = get_args(BackoffMode)
 
 # Fn's keys: always written by to_json. Other keys are written only when not at their default,
 # so a default configuration's JSON is exactly Fn's.
 _FN_KEYS = frozenset({"retry_all_delay", "placer_timeout", "detached_placer_timeout"})
+# Keys whose JSON value is a plain number, not a duration.
+_NUMBER_KEYS = frozenset({"bounded_load_factor"})
 
 _NS_PER_SECOND = 1_000_000_000
 
@@ -94,12 +98,25 @@ class PlacerConfig:
             ``[0, min(backoff_max_delay, retry_all_delay * 2**(k - 1))]`` after pass ``k``
             (exponential back-off with full jitter). In both modes the wait ends at the
             placer's timeout or the request's deadline, whichever comes first.
+            ``"release"`` waits as ``"exponential"`` does, but a call's wait ends early when
+            one of this placer's calls ends on a runner (a release: one waiting call is
+            woken per release), and runners that refused a call as busy are passed over, by
+            every pass of every call, until one of this placer's calls on them ends or
+            ``release_hold`` passes. A runner that refused a call of ``m`` MB is passed
+            over only by calls of at least ``m`` MB.
         backoff_max_delay: The cap of an exponential back-off's wait (keyword only); the
             fixed mode ignores it.
+        release_hold: How long the ``"release"`` mode passes over a runner that refused
+            when no release comes (keyword only): capacity freed by another load balancer's
+            calls is seen at the latest then. The other modes ignore it.
+        bounded_load_factor: ``c`` of :class:`~runnerpool.BoundedLoadPlacer`: no runner
+            takes more than ``ceil(c * average)`` of the placer's calls in flight while
+            others have room (keyword only). At least 1; other placers ignore it.
 
     Raises:
-        ValueError: If a duration is negative, not finite, or not a number, or ``backoff``
-            is not a known mode; the message names the field.
+        ValueError: If a duration is negative, not finite, or not a number, ``backoff``
+            is not a known mode, or ``bounded_load_factor`` is below 1 or not finite; the
+            message names the field.
     """
 
     retry_all_delay: float = 0.010
@@ -108,6 +125,8 @@ class PlacerConfig:
     _: KW_ONLY
     backoff: BackoffMode = "fixed"
     backoff_max_delay: float = 1.0
+    release_hold: float = 1.0
+    bounded_load_factor: float = 1.25
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -122,10 +141,16 @@ class PlacerConfig:
             # bool is an int in Python, but True seconds is a bug, not a duration.
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(
-                    f"PlacerConfig.{field.name} must be a number of seconds, "
+                    f"PlacerConfig.{field.name} must be a number"
+                    f"{'' if field.name in _NUMBER_KEYS else ' of seconds'}, "
                     f"not {type(value).__name__}"
                 )
-            if not math.isfinite(value) or value < 0:
+            if field.name == "bounded_load_factor":
+                if not (math.isfinite(value) and value >= 1):
+                    raise ValueError(
+                        f"PlacerConfig.bounded_load_factor must be finite and >= 1, got {value!r}"
+                    )
+            elif not math.isfinite(value) or value < 0:
                 raise ValueError(
                     f"PlacerConfig.{field.name} must be finite and >= 0, got {value!r}"
                 )
@@ -140,8 +165,9 @@ class PlacerConfig:
 
         Args:
             text: A JSON object with any of Fn's ``retry_all_delay``, ``placer_timeout`` and
-                ``detached_placer_timeout``, and runnerpool's ``backoff`` (a string) and
-                ``backoff_max_delay`` (a duration).
+                ``detached_placer_timeout``, and runnerpool's ``backoff`` (a string),
+                ``backoff_max_delay`` and ``release_hold`` (durations) and
+                ``bounded_load_factor`` (a number).
 
         Returns:
             The configuration.
@@ -163,6 +189,8 @@ class PlacerConfig:
         values: dict[str, Any] = {
             name: _backoff_from_json(value)
             if name == "backoff"
+            else _number_from_json(name, value)
+            if name in _NUMBER_KEYS
             else _seconds_from_json(name, value)
             for name, value in raw.items()
         }
@@ -171,9 +199,8 @@ class PlacerConfig:
     def to_json(self) -> str:
         """Write the configuration as Fn writes it: Go's integer nanoseconds, in field order.
 
-        Fn's three keys are always written; ``backoff`` and ``backoff_max_delay`` only when
-        they differ from their defaults, so a configuration using Fn's rule writes exactly
-        Fn's JSON.
+        Fn's three keys are always written; runnerpool's own keys only when they differ from
+        their defaults, so a configuration using Fn's rule writes exactly Fn's JSON.
 
         Returns:
             Compact JSON, e.g.
@@ -183,7 +210,11 @@ class PlacerConfig:
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name in _FN_KEYS or value != field.default:
-                out[field.name] = value if field.name == "backoff" else _nanoseconds(value)
+                out[field.name] = (
+                    value
+                    if field.name == "backoff" or field.name in _NUMBER_KEYS
+                    else _nanoseconds(value)
+                )
         return json.dumps(out, separators=(",", ":"))
 
 
@@ -203,6 +234,14 @@ def _backoff_from_json(value: object) -> str:
             f"got {value!r}"
         )
     return value
+
+
+def _number_from_json(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"placer config field {name!r} must be a number, not {type(value).__name__}"
+        )
+    return float(value)
 
 
 def _seconds_from_json(name: str, value: object) -> float:

@@ -12,18 +12,20 @@ import json
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import click
 
-from ._config import PlacerConfig
+from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
 from ._logging import configure_logging
+from .fdk import Bundles, Environments, FdkExecutor
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
 from .rpc import GrpcRunner, client_tls, server_tls
-from .runner import Capacity, Handler, InProcessExecutor, RunnerServer
+from .runner import Capacity, Executor, Handler, InProcessExecutor, RunnerServer
 from .runner._serve import serve_runner
 
 __all__ = ["main"]
@@ -110,6 +112,43 @@ def main(log_level: str, log_format: str) -> None:
     "in this process.",
 )
 @click.option(
+    "--bundles",
+    envvar="RUNNERPOOL_BUNDLES",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run Fn FDK functions from this directory of function bundles (a call's image "
+    "names a sub-directory holding func.py), as hot processes, instead of --functions "
+    "[env RUNNERPOOL_BUNDLES].",
+)
+@click.option(
+    "--wheelhouse",
+    envvar="RUNNERPOOL_WHEELHOUSE",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Install the functions' packages (fdk, requirements.txt) from this directory of "
+    "wheels; may be repeated [env RUNNERPOOL_WHEELHOUSE].",
+)
+@click.option(
+    "--index-url",
+    envvar="RUNNERPOOL_INDEX_URL",
+    help="Install the functions' packages from this package index too. Without it, only "
+    "the wheelhouse is used and nothing is downloaded [env RUNNERPOOL_INDEX_URL].",
+)
+@click.option(
+    "--state-dir",
+    envvar="RUNNERPOOL_STATE_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".cache" / "runnerpool",
+    show_default=True,
+    help="Where the functions' Python environments are kept between runs.",
+)
+@click.option(
+    "--init-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a new function process may take to listen (then 504, as Fn).",
+)
+@click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM)."
 )
 @click.option(
@@ -134,6 +173,11 @@ def runner(
     max_request_size: int | None,
     max_response_size: int | None,
     functions: Mapping[str, Handler],
+    bundles: Path | None,
+    wheelhouse: tuple[Path, ...],
+    index_url: str | None,
+    state_dir: Path,
+    init_timeout: float,
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
@@ -157,11 +201,23 @@ def runner(
         # One line on stdout, for whoever started the runner (tests and `runnerpool dev`).
         click.echo(f"runner listening on {server.address}")
         sys.stdout.flush()
+        if isinstance(executor, FdkExecutor):
+            executor.prepare_ahead()
 
+    executor: Executor = (
+        InProcessExecutor(functions)
+        if bundles is None
+        else FdkExecutor(
+            Bundles(bundles),
+            Environments(state_dir / "envs", find_links=wheelhouse, index_url=index_url),
+            init_timeout=init_timeout,
+            max_response_size=max_response_size,
+        )
+    )
     try:
         asyncio.run(
             serve_runner(
-                InProcessExecutor(functions),
+                executor,
                 host=host,
                 port=port,
                 capacity=capacity,
@@ -170,6 +226,7 @@ def runner(
                 ssl=ssl_context,
                 drain_timeout=drain_timeout,
                 on_ready=ready,
+                log_streamer=executor if isinstance(executor, FdkExecutor) else None,
             )
         )
     except OSError as exc:
@@ -252,6 +309,30 @@ def _split_addresses(
     return addresses
 
 
+#: Simulated call placements from which a run shows a progress bar on a terminal.
+_LONG_RUN = 20_000
+
+
+def _split_backoffs(ctx: click.Context, param: click.Parameter, value: str) -> list[BackoffMode]:
+    modes = [mode.strip() for mode in value.split(",") if mode.strip()]
+    unknown = [mode for mode in modes if mode not in _BACKOFF_MODES]
+    if unknown or not modes:
+        raise click.BadParameter(
+            f"unknown back-off mode(s) {', '.join(unknown)}; use {', '.join(_BACKOFF_MODES)}"
+        )
+    return [cast("BackoffMode", mode) for mode in dict.fromkeys(modes)]
+
+
+#: ``--bounded-load-factor``, shared by the commands that choose placers.
+_factor_option = click.option(
+    "--bounded-load-factor",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="c of the bounded placer: no runner takes more than ceil(c x average) of this LB's "
+    "calls in flight while others have room. Default: the placer config's, else 1.25.",
+)
+
+
 def _lb_options(function: Any) -> Any:
     for option in reversed(
         [
@@ -284,8 +365,11 @@ def _lb_options(function: Any) -> Any:
                 type=click.Path(exists=True, dir_okay=False),
                 callback=_load_placer_config,
                 help="JSON file with Fn's placer settings (retry_all_delay, placer_timeout, "
-                'detached_placer_timeout; Go nanoseconds or "10ms"). Default: Fn\'s.',
+                'detached_placer_timeout; Go nanoseconds or "10ms") and runnerpool\'s '
+                "(backoff, backoff_max_delay, release_hold, bounded_load_factor). "
+                "Default: Fn's.",
             ),
+            _factor_option,
             click.option(
                 "--max-request-size",
                 envvar="FN_MAX_REQUEST_SIZE",
@@ -343,6 +427,7 @@ def lb(
     port: int,
     placer: str,
     placer_config: PlacerConfig | None,
+    bounded_load_factor: float | None,
     max_request_size: int | None,
     max_response_size: int | None,
     runner_tls_ca: str | None,
@@ -354,6 +439,10 @@ def lb(
     Also serves GET /health and GET /metrics (Prometheus). On SIGINT or SIGTERM it drains:
     new calls get 503, calls in flight finish, then it exits.
     """
+    if bounded_load_factor is not None:
+        placer_config = dataclasses.replace(
+            placer_config or PlacerConfig(), bounded_load_factor=bounded_load_factor
+        )
     runner_ssl = (
         None
         if runner_tls_ca is None
@@ -404,11 +493,58 @@ def lb(
     type=click.Choice(list(PLACER_NAMES)),
     help="How calls choose runners [env FN_PLACER].",
 )
-def dev(host: str, port: int, runners: int, placer: str) -> None:
+@click.option(
+    "--bundles",
+    envvar="RUNNERPOOL_BUNDLES",
+    default="examples",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory of Fn FDK function bundles the runners serve [env RUNNERPOOL_BUNDLES].",
+)
+@click.option(
+    "--wheelhouse",
+    envvar="RUNNERPOOL_WHEELHOUSE",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Wheels the functions' environments are built from [env RUNNERPOOL_WHEELHOUSE].",
+)
+@click.option(
+    "--index-url",
+    envvar="RUNNERPOOL_INDEX_URL",
+    help="A package index for the functions' environments [env RUNNERPOOL_INDEX_URL].",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Serve the in-process Python examples (runnerpool.examples) instead of FDK bundles.",
+)
+def dev(
+    host: str,
+    port: int,
+    runners: int,
+    placer: str,
+    bundles: Path,
+    wheelhouse: tuple[Path, ...],
+    index_url: str | None,
+    in_process: bool,
+) -> None:
     """Try runnerpool: a load balancer and runners on this machine, serving example functions.
 
-    Prints the URL and a curl line to paste; Ctrl-C stops everything it started.
+    The runners run the example Fn FDK functions of ``examples/`` as hot processes. Prints
+    the URL and a curl line to paste; Ctrl-C stops everything it started.
     """
+    runner_args: list[str] = []
+    if not in_process:
+        if not bundles.is_dir():
+            raise click.UsageError(
+                f"no function bundles at {bundles}: run from the repository's top directory, "
+                "pass --bundles DIR, or use --in-process"
+            )
+        runner_args += ["--bundles", str(bundles.resolve())]
+        for path in wheelhouse:
+            runner_args += ["--wheelhouse", str(path.resolve())]
+        if index_url:
+            runner_args += ["--index-url", index_url]
     try:
         asyncio.run(
             run_dev(
@@ -417,6 +553,7 @@ def dev(host: str, port: int, runners: int, placer: str) -> None:
                 runners=runners,
                 placer=placer,
                 echo=click.echo,
+                runner_args=runner_args,
             )
         )
     except OSError as exc:
@@ -445,13 +582,33 @@ def dev(host: str, port: int, runners: int, placer: str) -> None:
     "--utilisation", default=0.7, show_default=True, type=click.FloatRange(min=0, min_open=True)
 )
 @click.option(
-    "--backoff", default="fixed", show_default=True, type=click.Choice(["fixed", "exponential"])
+    "--backoff",
+    default="fixed",
+    show_default=True,
+    callback=_split_backoffs,
+    help="Comma-separated back-off modes, each run with every placer: fixed (Fn's 10 ms), "
+    "exponential (full jitter, 1 s cap), release (exponential, woken by releases, passing "
+    "over runners that refused).",
 )
+@click.option(
+    "--release-hold",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds the release mode passes over a refusing runner with no release.",
+)
+@_factor_option
 @click.option(
     "--plots",
     type=click.Path(file_okay=False),
     default=None,
-    help="Write PNG plots to this directory (needs matplotlib).",
+    help="Write PNG plots to this directory (needs matplotlib: pip install runnerpool[sim]).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr. Default: when stderr is a terminal and the run "
+    f"places at least {_LONG_RUN:,} calls.",
 )
 def simulate(
     seed: int,
@@ -461,15 +618,18 @@ def simulate(
     functions: int,
     placers: str,
     utilisation: float,
-    backoff: str,
+    backoff: list[BackoffMode],
+    release_hold: float,
+    bounded_load_factor: float | None,
     plots: str | None,
+    progress: bool | None,
 ) -> None:
     """Simulate the placers on a synthetic Azure-like workload, in virtual time.
 
-    Deterministic for a seed. Prints a table per placer: calls, 503s, warm-start %,
-    attempts per call (mean, p99), queueing delay (p50, p99), peak in-flight on a runner,
-    the busiest runner's mean in-flight over the runners' mean, and the % of functions whose
-    first runner moved when the middle runner left.
+    Deterministic for a seed. Prints a table per placer and back-off mode: calls, 503s,
+    warm-start %, attempts per call (mean, p99), queueing delay (p50, p99), peak in-flight
+    on a runner, the busiest runner's mean in-flight over the runners' mean, and the % of
+    functions whose first runner moved when the middle runner left.
     """
     from pathlib import Path
 
@@ -490,18 +650,28 @@ def simulate(
         runner_memory=runner_memory,
         functions=functions,
         utilisation=utilisation,
-        backoff=backoff,
+        backoff=backoff[0],
+        release_hold=release_hold,
+        bounded_load_factor=1.25 if bounded_load_factor is None else bounded_load_factor,
     )
-    total = len(settings.workload().arrivals) * len(names)
-    if total < 20_000:
-        reports = run_simulation(settings, names)
-    else:
+    total = len(settings.workload().arrivals) * len(names) * len(backoff)
+    if progress is None:
+        progress = total >= _LONG_RUN and sys.stderr.isatty()
+    if progress:
         with click.progressbar(length=total, label="simulating", file=sys.stderr) as bar:
-            reports = run_simulation(settings, names, progress=bar.update)
+            reports = run_simulation(settings, names, progress=bar.update, backoffs=backoff)
+    else:
+        reports = run_simulation(settings, names, backoffs=backoff)
     click.echo(format_table(reports))
     if plots is not None:
-        written = write_plots(reports, Path(plots))
+        written = write_plots(
+            reports,
+            Path(plots),
+            title=f"seed {seed}, {duration:g} s, {utilisation:.0%} utilisation, "
+            f"{runners} runners x {runner_memory} MB",
+        )
         if written is None:
-            click.echo("matplotlib is not installed: no plots written", err=True)
-        else:
-            click.echo(f"wrote {len(written)} plots to {plots}", err=True)
+            raise click.ClickException(
+                "matplotlib is not installed: pip install runnerpool[sim] to write plots"
+            )
+        click.echo(f"wrote {len(written)} plots to {plots}", err=True)

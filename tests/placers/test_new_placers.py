@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Sequence
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +20,9 @@ from runnerpool import (
     PlacerConfig,
     RendezvousPlacer,
     Runner,
+    RunnerStatus,
 )
+from runnerpool.placers import create_placer
 from runnerpool.placers._rendezvous import RendezvousBase
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, hang
 
@@ -226,3 +231,78 @@ class TestMembership:
         del runners[home]
         assert placer.membership(runners).addresses == tuple(r.address for r in runners)
         assert placer.home("f", runners) < 4
+
+
+class TestFactorFromConfig:
+    def test_factor_comes_from_the_config_unless_given(self) -> None:
+        """The bounded placer's c is the config's bounded_load_factor; an explicit one wins."""
+        assert BoundedLoadPlacer().factor == 1.25
+        config = PlacerConfig(bounded_load_factor=2.0)
+        assert BoundedLoadPlacer(config).factor == 2.0
+        assert create_placer("bounded", config).factor == 2.0  # type: ignore[attr-defined]
+        assert BoundedLoadPlacer(config, factor=1.5).factor == 1.5
+
+    async def test_a_larger_factor_keeps_more_calls_at_home(self) -> None:
+        """With c = 1 a hot function's 40 held calls spread evenly; with c = 4 they stay home.
+
+        c = 4 over 4 runners bounds a runner at ceil(4 * (k + 1) / 4) = k + 1 calls, which
+        the home never reaches: every call stays on it.
+        """
+        for factor, expected in ((1.0, [10, 10, 10, 10]), (4.0, [0, 0, 0, 40])):
+            runners = [FakeRunner(f"10.0.0.{i}:9190", then=hang()) for i in range(4)]
+            placer = BoundedLoadPlacer(dataclasses.replace(FAST, bounded_load_factor=factor))
+            await _hold(placer, runners, ["hot"] * 40)
+            assert sorted(len(r.attempts) for r in runners) == expected
+
+
+class StatusRunner(FakeRunner):
+    """A fake runner whose status reports a fixed count of calls from other load balancers."""
+
+    def __init__(self, address: str, active: int | Exception) -> None:
+        super().__init__(address)
+        self.active = active
+
+    async def status(self) -> RunnerStatus:
+        if isinstance(self.active, Exception):
+            raise self.active
+        return RunnerStatus(active_request_count=self.active)
+
+
+class TestLeastLoadedStatus:
+    def _order(self, placer: LeastLoadedPlacer, runners: Sequence[Runner]) -> list[int]:
+        order = placer.runner_order(FakeCall(Call(fn_id="f")), runners)
+        first = list(itertools.islice(order, 2))
+        getattr(order, "close")()  # noqa: B009 - release the load count, as the loop does
+        return first
+
+    async def test_fresh_status_reorders_the_preferred_runners(self) -> None:
+        """A busy home (by its status) goes second; once the status is stale, first again."""
+        runners = [StatusRunner(f"10.0.0.{i}:9190", 0) for i in range(6)]
+        placer = LeastLoadedPlacer(FAST, status_max_age=5.0)
+        home, second = placer.preferred("f", placer.membership(runners))[:2]
+        assert self._order(placer, runners) == [home, second]
+        runners[home].active = 7
+        runners[second].active = RuntimeError("status failed")  # no fresh status: own count 0
+        with mock.patch("runnerpool.placers._least_loaded.monotonic") as clock:
+            clock.return_value = 100.0
+            await placer.refresh_status(runners)
+            assert placer.runner_load(runners[home].address) == 7
+            assert placer.runner_load(runners[second].address) == 0
+            assert self._order(placer, runners) == [second, home]
+            clock.return_value = 105.1
+            assert self._order(placer, runners) == [home, second]
+            assert placer.runner_load(runners[home].address) == 0
+
+    def test_failed_status_is_ignored_and_own_count_wins_when_larger(self) -> None:
+        """A failed status check is not a load; the LB's own count is a floor."""
+        placer = LeastLoadedPlacer(FAST)
+        placer.observe_status("a", RunnerStatus(active_request_count=9, status_failed=True))
+        assert placer.runner_load("a") == 0
+        placer.observe_status("a", RunnerStatus(active_request_count=2))
+        placer.load.counts["a"] = 3
+        assert placer.runner_load("a") == 3
+
+    def test_negative_max_age_is_refused(self) -> None:
+        """status_max_age below 0 is a bug."""
+        with pytest.raises(ValueError, match="status_max_age"):
+            LeastLoadedPlacer(status_max_age=-1)

@@ -36,7 +36,8 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
     Args:
         name: ``"ch"`` (consistent hashing, canonical jump hash), ``"ch-fn"`` (consistent
             hashing with Fn's exact placement), ``"naive"`` (round robin), ``"bounded"``
-            (consistent hashing with bounded loads, ``c = 1.25``), ``"rendezvous"``
+            (consistent hashing with bounded loads, ``c`` from the configuration's
+            ``bounded_load_factor``), ``"rendezvous"``
             (rendezvous hashing) or ``"least-loaded"`` (the less loaded of a function's two
             preferred runners first).
         config: Timeouts and back-off; Fn's defaults when omitted.

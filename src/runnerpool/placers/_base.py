@@ -10,6 +10,7 @@ from abc import ABC
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .._busy import BusyRunners
 from .._config import PlacerConfig
 from .._errors import NotPlacedError, PartialRunnersError, ServerBusyError
 from .._interfaces import Placer
@@ -33,14 +34,20 @@ class BasePlacer(Placer, ABC):
     Subclasses choose the order: override :meth:`start_index` to keep linear probing from
     another start, or :meth:`runner_order` for any other order.
 
+    In the ``"release"`` back-off mode the placer also remembers the runners that refused
+    its calls (shared by all its calls: this load balancer's view), passes over them in a
+    call's passes until one of its calls on them ends, and wakes a waiting call at
+    each such release (see :class:`PlacerConfig`).
+
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
     """
 
-    __slots__ = ("_config",)
+    __slots__ = ("_busy", "_config")
 
     def __init__(self, config: PlacerConfig | None = None) -> None:
-        self._config = PlacerConfig() if config is None else config
+        self._config = config = PlacerConfig() if config is None else config
+        self._busy = BusyRunners(config.release_hold) if config.backoff == "release" else None
 
     @property
     def config(self) -> PlacerConfig:
@@ -74,7 +81,8 @@ class BasePlacer(Placer, ABC):
             TimeoutError: If the call's deadline cut a committed call.
             asyncio.CancelledError: If the caller cancelled.
         """
-        tracker = PlacerTracker(self._config, call)
+        busy = self._busy
+        tracker = PlacerTracker(self._config, call, busy=busy)
         try:
             while True:
                 pool_error: BaseException | None = None
@@ -90,6 +98,8 @@ class BasePlacer(Placer, ABC):
                         if tracker.is_done():
                             break
                         runner = runners[index % count]
+                        if busy is not None and tracker.passes_over(runner, call):
+                            continue
                         # The steps of PlacerTracker.try_runner, inline: a coroutine less per
                         # attempt is a quarter of a NACK's cost.
                         timeout = tracker.attempt_started()
@@ -103,11 +113,11 @@ class BasePlacer(Placer, ABC):
                             tracker.not_placed(runner, call, exc, timeout)
                             continue
                         except BaseException as exc:
-                            tracker.committed(exc, timeout)
+                            tracker.committed(exc, timeout, runner, call)
                             raise
-                        tracker.committed(None, timeout)
+                        tracker.committed(None, timeout, runner, call)
                         return
-                if not await tracker.retry_all_backoff(count, pool_error):
+                if not await tracker.retry_all_backoff(count, pool_error, call):
                     break
             if pool_error is not None:
                 tracker.handle_find_runners_failure(pool_error)

@@ -69,7 +69,8 @@ class BoundedLoadPlacer(RendezvousBase):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
-        factor: ``c``, the bound over the average load; at least 1.
+        factor: ``c``, the bound over the average load; at least 1. By default the
+            configuration's ``bounded_load_factor`` (1.25 unless set).
 
     Raises:
         ValueError: If ``factor`` is below 1.
@@ -77,8 +78,10 @@ class BoundedLoadPlacer(RendezvousBase):
 
     __slots__ = ("factor", "load")
 
-    def __init__(self, config: PlacerConfig | None = None, *, factor: float = 1.25) -> None:
+    def __init__(self, config: PlacerConfig | None = None, *, factor: float | None = None) -> None:
         super().__init__(config)
+        if factor is None:
+            factor = self._config.bounded_load_factor
         if not factor >= 1.0:
             raise ValueError(f"bounded-load factor must be at least 1, got {factor!r}")
         self.factor = factor
