@@ -139,7 +139,8 @@ class FdkExecutor:
         self.bundles = bundles
         self.environments = environments
         self._own_root = iofs_root is None
-        self._iofs_root = (
+        #: Where the processes' socket directories are.
+        self.iofs_root = (
             Path(tempfile.mkdtemp(prefix="runnerpool-iofs-")) if iofs_root is None else iofs_root
         )
         self._init_timeout = init_timeout
@@ -257,7 +258,7 @@ class FdkExecutor:
                 python=python,
                 bundle=ticket.bundle,
                 env=ticket.config,
-                iofs_root=self._iofs_root,
+                iofs_root=self.iofs_root,
                 slot_key=ticket.slot_key,
                 memory_mb=model.memory or DEFAULT_MEMORY_MB,
                 memory_limit=self._memory_limit,
@@ -323,7 +324,7 @@ class FdkExecutor:
         if self._own_root:
             import shutil
 
-            shutil.rmtree(self._iofs_root, ignore_errors=True)
+            shutil.rmtree(self.iofs_root, ignore_errors=True)
 
 
 def process_config(model: Call) -> dict[str, str]:

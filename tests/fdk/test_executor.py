@@ -1,0 +1,298 @@
+"""The FDK executor against real FDK processes: reuse, scaling, failures, memory, eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+
+from runnerpool import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from runnerpool.fdk import (
+    BundleError,
+    ContainerExitError,
+    FdkExecutor,
+    InitFailedError,
+    InitTimeoutError,
+    InvalidResponseError,
+    OutOfMemoryError,
+)
+from runnerpool.runner import Capacity
+
+from .conftest import alive, model, run, until
+
+
+async def whoami(executor: FdkExecutor, **fields: object) -> dict[str, object]:
+    writer, _ = await run(executor, model("whoami", **fields))  # type: ignore[arg-type]
+    assert writer.status == 200
+    return dict(json.loads(writer.body))
+
+
+async def pid_of_running(executor: FdkExecutor, count: int = 1) -> list[int]:
+    """Wait until ``count`` processes run, and return their pids."""
+    await until(lambda: len(executor.pool.processes) >= count, 10)
+    return [process.pid for process in executor.pool.processes]
+
+
+class TestCalls:
+    async def test_echo_round_trip(self, executor: FdkExecutor) -> None:
+        """The body and content type come back, with the FDK's headers; output is captured."""
+        call = model("echo", headers={"Content-Type": ["text/x-demo"]})
+        writer, log = await run(executor, call, b"hello")
+        assert (writer.status, writer.body) == (200, b"hello")
+        assert writer.header("content-type") == "text/x-demo"
+        assert writer.header("x-echo-call-id") == call.id
+        assert (writer.header("fn-fdk-version") or "").startswith("fdk-python/")
+        assert b"echo got 5 bytes" in log.data
+
+    async def test_environment_and_headers(self, executor: FdkExecutor) -> None:
+        """The process sees Fn's FN_* variables, the call's headers and Fn's own.
+
+        Fn-Call-Id and Fn-Deadline are added; hop-by-hop headers are not passed on.
+        """
+        call = model(
+            "whoami",
+            app_id="app7",
+            fn_id="fn7",
+            memory=96,
+            config={"GREETING": "hi"},
+            headers={"X-Custom": ["a"], "Connection": ["close"]},
+        )
+        writer, _ = await run(executor, call)
+        seen = json.loads(writer.body)
+        env = seen["env"]
+        assert env["FN_APP_ID"] == "app7"
+        assert env["FN_FN_ID"] == "fn7"
+        assert env["FN_MEMORY"] == "96"
+        assert env["FN_TYPE"] == "sync"
+        assert env["FN_FORMAT"] == "http-stream"
+        assert re.fullmatch(r"unix:/.+/iofs[^/]+/lsnr\.sock", env["FN_LISTENER"])
+        # Under the executor's own directory, and short enough for sockaddr_un.
+        assert env["FN_LISTENER"].startswith(f"unix:{executor.iofs_root}/")
+        assert len(env["FN_LISTENER"]) - len("unix:") <= 107
+        headers = seen["headers"]
+        assert headers["x-custom"] == "a"
+        assert headers["fn-call-id"] == call.id
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", headers["fn-deadline"])
+        assert "connection" not in headers or headers["connection"] != "close"
+
+    async def test_func_yaml_entrypoint(self, executor: FdkExecutor) -> None:
+        """func.yaml's entrypoint names the module and the handler."""
+        writer, _ = await run(executor, model("yaml"))
+        assert writer.body == b"greetings"
+
+    async def test_unknown_image(self, executor: FdkExecutor) -> None:
+        """An image with no bundle is refused at admission with a clear error, not a NACK."""
+        with pytest.raises(BundleError, match="no function bundle"):
+            executor.admit(model("nope"), None, {}, Capacity())
+
+
+class TestHotProcesses:
+    async def test_second_call_reuses_the_process(self, executor: FdkExecutor) -> None:
+        """Calls of one slot key, one after the other, run in one process."""
+        first = await whoami(executor)
+        second = await whoami(executor)
+        assert first["pid"] == second["pid"]
+        assert len(executor.pool.processes) == 1
+
+    async def test_concurrent_calls_start_more_processes(self, executor: FdkExecutor) -> None:
+        """Three overlapping calls run in three processes, never two in one."""
+        calls = [run(executor, model("slow"), b"0.5") for _ in range(3)]
+        running = asyncio.gather(*calls)
+        pids = await pid_of_running(executor, 3)
+        await running
+        assert len(set(pids)) == 3
+        assert executor.pool.idle_count() == 3
+
+    async def test_idle_processes_are_taken_last_in_first_out(self, executor: FdkExecutor) -> None:
+        """The most recently used idle process serves the next call."""
+        await asyncio.gather(run(executor, model("whoami")), run(executor, model("whoami")))
+        assert executor.pool.idle_count() == 2
+        newest = (await whoami(executor))["pid"]
+        assert (await whoami(executor))["pid"] == newest
+
+    async def test_other_configuration_other_process(self, executor: FdkExecutor) -> None:
+        """A call whose slot key differs (another config) never shares a process."""
+        plain = await whoami(executor)
+        configured = await whoami(executor, config={"K": "v"})
+        assert plain["pid"] != configured["pid"]
+
+    async def test_idle_timeout_kills_the_process(self, executor: FdkExecutor) -> None:
+        """An idle process is stopped after the function's idle_timeout, and its memory freed."""
+        capacity = Capacity(memory_mb=1024)
+        writer, _ = await run(executor, model("whoami", idle_timeout=1), capacity=capacity)
+        pid = json.loads(writer.body)["pid"]
+        assert capacity.used_mb == 128
+        await until(lambda: not alive(pid))
+        assert executor.pool.processes == []
+        assert capacity.used_mb == 0
+
+
+class TestFailures:
+    async def test_timeout_kills_the_process(self, executor: FdkExecutor) -> None:
+        """A call past its timeout is 504, and its process is killed."""
+        call = asyncio.ensure_future(run(executor, model("slow", timeout=1), b"5"))
+        [pid] = await pid_of_running(executor)
+        with pytest.raises(CallTimeoutError):
+            await call
+        await until(lambda: not alive(pid))
+        assert executor.pool.processes == []
+
+    async def test_function_raising_keeps_the_process(self, executor: FdkExecutor) -> None:
+        """A handler exception is 502 carrying the error, and the process serves on."""
+        with pytest.raises(FunctionFailedError, match="this function always fails"):
+            await run(executor, model("fail"))
+        [pid] = [process.pid for process in executor.pool.processes]
+        with pytest.raises(FunctionFailedError):
+            await run(executor, model("fail"))
+        assert [process.pid for process in executor.pool.processes] == [pid]
+        assert alive(pid)
+
+    async def test_function_exiting_is_replaced(self, executor: FdkExecutor) -> None:
+        """A process exiting mid-call is 502 with its exit code; the next call gets a new one."""
+        with pytest.raises(FunctionFailedError):
+            await run(executor, model("fail"))
+        [pid] = [process.pid for process in executor.pool.processes]
+        with pytest.raises(ContainerExitError, match="container exit code 3"):
+            await run(executor, model("fail"), b"exit")
+        assert not alive(pid)
+        with pytest.raises(FunctionFailedError):
+            await run(executor, model("fail"))
+        assert [process.pid for process in executor.pool.processes] != [pid]
+
+    async def test_broken_func_py(self, executor: FdkExecutor) -> None:
+        """A func.py that does not compile gives 502 with the error, on every call."""
+        for _ in range(2):
+            with pytest.raises(FunctionFailedError, match=r"expected ':'|invalid syntax"):
+                await run(executor, model("broken"))
+
+    async def test_init_timeout(self, make_executor: Callable[..., FdkExecutor]) -> None:
+        """A process not listening within the init timeout is 504, killed, its memory freed."""
+        executor = make_executor(init_timeout=0.5)
+        capacity = Capacity(memory_mb=256)
+        try:
+            with pytest.raises(InitTimeoutError) as info:
+                await run(executor, model("sluggish"), capacity=capacity)
+            assert info.value.status_code == 504
+            assert executor.pool.processes == []
+            assert capacity.used_mb == 0
+        finally:
+            await executor.aclose()
+
+    async def test_init_failure(self, executor: FdkExecutor) -> None:
+        """A process exiting before it listens is 502 (Fn's init failure)."""
+        with pytest.raises(InitFailedError) as info:
+            await run(executor, model("dies"))
+        assert info.value.status_code == 502
+        assert executor.pool.processes == []
+
+    async def test_invalid_status_kills_the_process(self, executor: FdkExecutor) -> None:
+        """A status other than 200, 502 or 504 is Fn's 502 "invalid function response"."""
+        with pytest.raises(InvalidResponseError, match="invalid function response"):
+            await run(executor, model("teapot"))
+        assert executor.pool.processes == []
+
+    async def test_response_too_large(self, make_executor: Callable[..., FdkExecutor]) -> None:
+        """A response over the size limit is 502; the process, mid-answer, is killed."""
+        executor = make_executor(max_response_size=1000)
+        try:
+            writer, _ = await run(executor, model("big"), b"1000")
+            assert len(writer.body) == 1000
+            with pytest.raises(ResponseTooLargeError):
+                await run(executor, model("big"), b"5000")
+            assert executor.pool.processes == []
+        finally:
+            await executor.aclose()
+
+
+class TestMemory:
+    async def test_out_of_memory(self, executor: FdkExecutor) -> None:
+        """Going over the function's memory is Fn's out-of-memory 502; within it works."""
+        capacity = Capacity(memory_mb=512)
+        with pytest.raises(OutOfMemoryError, match="container out of memory"):
+            await run(executor, model("hungry", memory=64), b"200", capacity=capacity)
+        assert capacity.used_mb == 0
+        writer, _ = await run(executor, model("hungry", memory=64), b"20", capacity=capacity)
+        assert writer.body == b"held 20 MB"
+
+    async def test_processes_hold_memory_and_calls_are_refused(self, executor: FdkExecutor) -> None:
+        """A busy process holds its memory: calls that do not fit are refused (the NACK).
+
+        A call of the same key fits again once the process is idle.
+        """
+        capacity = Capacity(memory_mb=128)
+        running = asyncio.ensure_future(run(executor, model("slow"), b"0.5", capacity=capacity))
+        await pid_of_running(executor)
+        assert executor.admit(model("echo"), None, {}, capacity) is None
+        assert executor.admit(model("slow"), None, {}, capacity) is None
+        await running
+        assert capacity.used_mb == 128
+        writer, _ = await run(executor, model("slow"), b"0", capacity=capacity)
+        assert writer.body == b"slept 0s"
+
+    async def test_eviction_makes_room(self, executor: FdkExecutor) -> None:
+        """An idle process of another function is evicted for a call that would not fit."""
+        capacity = Capacity(memory_mb=128)
+        await run(executor, model("echo"), b"x", capacity=capacity)
+        [echo] = [process.pid for process in executor.pool.processes]
+        seen = await whoami_with(executor, capacity)
+        assert seen != echo
+        await until(lambda: not alive(echo))
+        assert [process.pid for process in executor.pool.processes] == [seen]
+        assert capacity.used_mb == 128
+
+
+async def whoami_with(executor: FdkExecutor, capacity: Capacity) -> int:
+    writer, _ = await run(executor, model("whoami"), capacity=capacity)
+    return int(json.loads(writer.body)["pid"])
+
+
+class TestLifecycle:
+    async def test_close_leaves_nothing(self, make_executor: Callable[..., FdkExecutor]) -> None:
+        """Closing stops idle and busy processes and removes every socket directory."""
+        executor = make_executor()
+        idle = await whoami(executor)
+        busy = asyncio.ensure_future(run(executor, model("slow"), b"10"))
+        pids = await pid_of_running(executor, 2)
+        root = executor.iofs_root
+        assert len(list(root.iterdir())) == 2
+        await executor.aclose()
+        assert idle["pid"] in pids
+        assert not any(alive(pid) for pid in pids)
+        assert not root.exists()
+        # The call in flight learns its process is gone (the runner drains before this).
+        with pytest.raises(ContainerExitError):
+            await busy
+
+    async def test_status_report(self, executor: FdkExecutor) -> None:
+        """The report counts processes and shows the environment ready."""
+        await whoami(executor)
+        report = executor.report()
+        assert report["processes"] == "1"
+        assert report["idle_processes"] == "1"
+        assert [v for k, v in report.items() if k.startswith("environment ")] == ["ready"]
+
+    async def test_prepare_ahead(self, executor: FdkExecutor) -> None:
+        """Preparing ahead readies the environment of every bundle before any call."""
+        await executor.prepare_ahead()
+        bundles = executor.bundles
+        assert all(
+            executor.environments.python(bundles.resolve(image)) is not None
+            for image in bundles.images()
+        )
+
+    async def test_logs_stream(self, executor: FdkExecutor) -> None:
+        """A call's output reaches StreamLogs under its process and request id."""
+        call = model("echo")
+        stream = executor.stream({})
+        await run(executor, call, b"abc")
+        async with asyncio.timeout(5):
+            batch = await anext(stream)
+        [container] = batch
+        assert container.fn_id == "echo"
+        assert container.container_id == f"fdk-{executor.pool.processes[0].pid}"
+        [request] = container.requests
+        assert request.request_id == call.id
+        assert any(b"echo got 3 bytes" in line.data for line in request.lines)
