@@ -25,7 +25,7 @@ from .conftest import alive, model, run, until
 
 
 async def whoami(executor: FdkExecutor, **fields: object) -> dict[str, object]:
-    writer, _ = await run(executor, model("whoami", **fields))  # type: ignore[arg-type]
+    writer, _ = await run(executor, model("whoami", **fields))
     assert writer.status == 200
     return dict(json.loads(writer.body))
 

@@ -232,9 +232,7 @@ class TestDetached:
                 create_placer("naive", PlacerConfig(placer_timeout=0.5)),
                 StaticRunnerPool(cluster.addresses[:1]),
             )
-            function = Function(
-                id="fail", name="fail", app=App(id="t", name="t"), image="fail"
-            )
+            function = Function(id="fail", name="fail", app=App(id="t", name="t"), image="fail")
             model = build_model(
                 function,
                 call_id=new_id(),
