@@ -7,12 +7,14 @@ import itertools
 import math
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from runnerpool import PlacerConfig
 from runnerpool.cli import main
 from runnerpool.placers import PLACER_NAMES
 from runnerpool.placers._hashing import FN_SIPHASH_KEY, c_jump_hash, siphash
@@ -28,8 +30,9 @@ from runnerpool.sim import (
     run_placer,
     run_virtual,
     simulate,
+    write_plots,
 )
-from runnerpool.sim._simulate import first_runner
+from runnerpool.sim._simulate import PLOTS, first_runner
 
 
 def test_virtual_sleep_takes_no_real_time() -> None:
@@ -234,9 +237,136 @@ def test_cli_simulate_prints_a_table(tmp_path: Path) -> None:
     assert "warm%" in result.output
     assert "ch " in result.output
     assert "naive" in result.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"{stem}.png" for stem, *_ in PLOTS
+    )
 
 
 def test_cli_simulate_rejects_unknown_placers() -> None:
     result = CliRunner().invoke(main, ["simulate", "--placers", "ch,nope"])
     assert result.exit_code != 0
     assert "nope" in result.output
+
+
+def test_hand_checked_scenario_queueing_with_release_backoff() -> None:
+    """The fixed back-off's scenario above, with the release mode: 2 attempts, not 303.
+
+    The third call passes over the home (held: it refused the second call), is refused by
+    the other runner, and waits without trying anyone until the first calls end at 1.505 s;
+    the release wakes it and it starts warm where it was released.
+    """
+    runners = [SimRunner(f"r{i}", 128, idle_timeout=30, cold_start=0.5) for i in range(2)]
+    arrivals = [Arrival(0.0, "f", 128, 1.005) for _ in range(3)]
+    config = PlacerConfig(backoff="release", release_hold=10.0)
+    report = run_placer("ch", arrivals, runners, config=config, seed=1)
+    assert report.backoff == "release"
+    assert report.placed == 3
+    assert report.attempts_mean == pytest.approx((1 + 2 + 2) / 3)
+    assert report.attempts_p99 == 2
+    assert report.warm_rate == pytest.approx(1 / 3)
+    assert report.queue_p99 == pytest.approx(1.505)
+    assert sum(r.busy for r in runners) == 2
+
+
+OVERLOADED = SimulationSettings(
+    seed=2, duration=20, runners=3, runner_memory=2048, functions=30, utilisation=1.2
+)
+
+
+def test_one_run_compares_back_off_modes_on_the_same_workload() -> None:
+    """Each back-off mode runs every placer on the same calls; release tries far fewer runners."""
+    reports = simulate(OVERLOADED, ["ch", "naive"], backoffs=["fixed", "release"])
+    assert [(r.placer, r.backoff) for r in reports] == [
+        ("ch", "fixed"),
+        ("naive", "fixed"),
+        ("ch", "release"),
+        ("naive", "release"),
+    ]
+    assert len({r.calls for r in reports}) == 1
+    by = {(r.placer, r.backoff): r for r in reports}
+    for name in ("ch", "naive"):
+        assert by[name, "fixed"].attempts_mean > 20
+        assert by[name, "release"].attempts_mean < by[name, "fixed"].attempts_mean / 5
+
+
+def test_release_mode_reports_match_the_runners_own_counts() -> None:
+    """Under overload, the release mode's report agrees with what the runners counted."""
+    workload = OVERLOADED.workload()
+    runners = OVERLOADED.make_runners()
+    report = run_placer(
+        "bounded",
+        workload.arrivals,
+        runners,
+        config=OVERLOADED.placer_config("release"),
+        seed=2,
+        horizon=OVERLOADED.duration,
+    )
+    assert report.placed + report.rejected == report.calls == len(workload.arrivals)
+    assert sum(r.attempts for r in runners) == pytest.approx(report.attempts_mean * report.calls)
+    assert sum(r.warm_starts + r.cold_starts for r in runners) == report.placed
+    assert sum(r.attempts - r.busy for r in runners) == report.placed
+    assert all(r.in_flight == 0 and r.running_memory == 0 for r in runners)
+
+
+def test_write_plots_writes_small_pngs(tmp_path: Path) -> None:
+    """One PNG per plotted metric, each a real PNG of a few tens of kB at most."""
+    reports = simulate(SMALL, ["ch", "naive"], backoffs=["fixed", "release"])
+    written = write_plots(reports, tmp_path / "plots", title="small")
+    assert written is not None
+    assert sorted(p.name for p in written) == sorted(f"{stem}.png" for stem, *_ in PLOTS)
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        assert 2_000 < len(data) < 60_000
+
+
+def test_write_plots_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without matplotlib no plot is written, and the CLI says how to get it."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert write_plots(simulate(SMALL, ["ch"]), tmp_path) is None
+    result = CliRunner().invoke(
+        main, ["simulate", "--duration", "5", "--runners", "2", "--plots", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "runnerpool[sim]" in result.output
+
+
+TINY = ["simulate", "--seed", "3", "--duration", "5", "--runners", "3", "--functions", "10"]
+
+
+def test_cli_progress_bar_only_when_asked_or_on_a_long_run_at_a_terminal() -> None:
+    """--progress draws the bar on stderr; by default a run off a terminal draws none."""
+    shown = CliRunner().invoke(main, [*TINY, "--placers", "ch", "--progress"])
+    assert shown.exit_code == 0, shown.output
+    assert "simulating" in shown.stderr
+    assert "simulating" not in shown.stdout
+    hidden = CliRunner().invoke(main, [*TINY, "--placers", "ch"])
+    assert hidden.exit_code == 0, hidden.output
+    assert hidden.stderr == ""
+    assert hidden.stdout == shown.stdout
+
+
+def test_cli_simulate_back_offs_and_factor() -> None:
+    """--backoff takes several modes; --bounded-load-factor and --release-hold reach the placers."""
+    result = CliRunner().invoke(
+        main,
+        [
+            *TINY,
+            "--placers",
+            "bounded",
+            "--backoff",
+            "fixed,release",
+            "--bounded-load-factor",
+            "1.5",
+            "--release-hold",
+            "0.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()[1:]
+    assert [row.split()[:2] for row in rows] == [["bounded", "fixed"], ["bounded", "release"]]
+    bad = CliRunner().invoke(main, [*TINY, "--backoff", "fixed,poll"])
+    assert bad.exit_code == 2
+    assert "poll" in bad.output
+    low = CliRunner().invoke(main, [*TINY, "--bounded-load-factor", "0.5"])
+    assert low.exit_code == 2

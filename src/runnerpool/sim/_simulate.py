@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._config import PlacerConfig
+from .._config import BackoffMode, PlacerConfig
 from .._errors import ServerBusyError
 from .._interfaces import Runner
 from .._model import Call
-from ..placers import BasePlacer, create_placer
+from ..placers import BasePlacer, LeastLoadedPlacer, create_placer
 from ._clock import run_virtual
 from ._runner import SimCall, SimPool, SimRunner
 from ._workload import Arrival, Workload, generate_workload
@@ -54,6 +54,8 @@ class SimulationSettings:
         idle_timeout: Seconds an idle hot instance lives.
         cold_start: Seconds a cold start adds.
         backoff: The placers' back-off mode.
+        release_hold: The ``"release"`` mode's hold, seconds.
+        bounded_load_factor: ``c`` of the bounded-load placer.
     """
 
     seed: int = 1
@@ -64,7 +66,9 @@ class SimulationSettings:
     utilisation: float = 0.7
     idle_timeout: float = 30.0
     cold_start: float = 0.5
-    backoff: str = "fixed"
+    backoff: BackoffMode = "fixed"
+    release_hold: float = 1.0
+    bounded_load_factor: float = 1.25
 
     def workload(self) -> Workload:
         """Generate the workload these settings describe."""
@@ -88,9 +92,17 @@ class SimulationSettings:
             for index in range(self.runners)
         ]
 
-    def placer_config(self) -> PlacerConfig:
-        """Return the placers' configuration (Fn's defaults, with this back-off)."""
-        return PlacerConfig(backoff="exponential" if self.backoff == "exponential" else "fixed")
+    def placer_config(self, backoff: BackoffMode | None = None) -> PlacerConfig:
+        """Return the placers' configuration: Fn's defaults with these settings' knobs.
+
+        Args:
+            backoff: The back-off mode; the settings' own by default.
+        """
+        return PlacerConfig(
+            backoff=self.backoff if backoff is None else backoff,
+            release_hold=self.release_hold,
+            bounded_load_factor=self.bounded_load_factor,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,7 @@ class PlacerReport:
 
     Attributes:
         placer: The placer's name.
+        backoff: The back-off mode.
         calls: Calls offered.
         placed: Calls a runner took.
         rejected: Calls no runner took before the placer's timeout (503).
@@ -113,6 +126,7 @@ class PlacerReport:
     """
 
     placer: str
+    backoff: str
     calls: int
     placed: int
     rejected: int
@@ -138,7 +152,11 @@ def first_runner(placer: BasePlacer, fn_id: str, runners: Sequence[Runner]) -> s
 
 
 def homes_moved(
-    name: str, fn_ids: Sequence[str], runners: Sequence[Runner], removed: int | None = None
+    name: str,
+    fn_ids: Sequence[str],
+    runners: Sequence[Runner],
+    removed: int | None = None,
+    config: PlacerConfig | None = None,
 ) -> float:
     """Return the share of functions whose first runner changes when one runner leaves.
 
@@ -149,12 +167,13 @@ def homes_moved(
         fn_ids: The functions.
         runners: The runners before the change.
         removed: The index of the runner that leaves; the middle one by default.
+        config: The placers' configuration.
     """
     if not fn_ids or len(runners) < 2:
         return 0.0
     index = len(runners) // 2 if removed is None else removed
     after = [runner for position, runner in enumerate(runners) if position != index]
-    before_placer, after_placer = create_placer(name), create_placer(name)
+    before_placer, after_placer = create_placer(name, config), create_placer(name, config)
     moved = sum(
         first_runner(before_placer, fn_id, runners) != first_runner(after_placer, fn_id, after)
         for fn_id in fn_ids
@@ -170,6 +189,16 @@ async def _place(placer: BasePlacer, pool: SimPool, call: SimCall) -> bool:
     return True
 
 
+#: Seconds between two status refreshes of the least-loaded placer, virtual.
+STATUS_INTERVAL = 0.5
+
+
+async def _refresh_status(placer: LeastLoadedPlacer, pool: SimPool) -> None:
+    while True:
+        await placer.refresh_status(pool.members)
+        await asyncio.sleep(STATUS_INTERVAL)
+
+
 async def _drive(
     placer: BasePlacer,
     pool: SimPool,
@@ -177,6 +206,13 @@ async def _drive(
     progress: Callable[[int], None] | None,
 ) -> list[tuple[SimCall, bool]]:
     loop = asyncio.get_running_loop()
+    # The least-loaded placer ranks runners by their status where it is fresh, as an LB
+    # polling its runners would.
+    refresher = (
+        loop.create_task(_refresh_status(placer, pool))
+        if isinstance(placer, LeastLoadedPlacer)
+        else None
+    )
     calls: list[SimCall] = []
     tasks: list[asyncio.Task[bool]] = []
     for number, arrival in enumerate(arrivals):
@@ -193,6 +229,8 @@ async def _drive(
         if progress is not None and number % 1000 == 999:
             progress(1000)
     outcomes = await asyncio.gather(*tasks)
+    if refresher is not None:
+        refresher.cancel()
     if progress is not None:
         progress(len(arrivals) % 1000)
     return list(zip(calls, outcomes, strict=True))
@@ -233,6 +271,7 @@ def run_placer(
     mean = sum(averages) / len(averages) if averages else 0.0
     return PlacerReport(
         placer=name,
+        backoff=placer.config.backoff,
         calls=len(results),
         placed=len(placed),
         rejected=len(results) - len(placed),
@@ -243,7 +282,7 @@ def run_placer(
         queue_p99=percentile(queue, 99),
         peak_in_flight=max((runner.max_in_flight for runner in runners), default=0),
         load_imbalance=max(averages) / mean if mean > 0 else 0.0,
-        homes_moved=homes_moved(name, fn_ids, runners) if fn_ids else 0.0,
+        homes_moved=homes_moved(name, fn_ids, runners, config=config) if fn_ids else 0.0,
     )
 
 
@@ -251,10 +290,18 @@ def simulate(
     settings: SimulationSettings,
     placers: Sequence[str],
     progress: Callable[[int], None] | None = None,
+    backoffs: Sequence[BackoffMode] = (),
 ) -> list[PlacerReport]:
     """Run the settings' workload through each placer in turn, on fresh runners.
 
     In-flight is averaged over the arrivals' ``duration``.
+
+    Args:
+        settings: The cluster and workload.
+        placers: Placer names.
+        progress: Called with the number of arrivals started since the last call.
+        backoffs: Back-off modes, each run with every placer (placers vary fastest); the
+            settings' own mode by default.
     """
     workload = settings.workload()
     fn_ids = [fn.fn_id for fn in workload.functions]
@@ -263,18 +310,20 @@ def simulate(
             name,
             workload.arrivals,
             settings.make_runners(),
-            config=settings.placer_config(),
+            config=settings.placer_config(backoff),
             seed=settings.seed,
             horizon=settings.duration,
             fn_ids=fn_ids,
             progress=progress,
         )
+        for backoff in (backoffs or [settings.backoff])
         for name in placers
     ]
 
 
 _COLUMNS: tuple[tuple[str, str, Callable[[PlacerReport], Any]], ...] = (
     ("placer", "{:<12}", lambda r: r.placer),
+    ("backoff", "{:<11}", lambda r: r.backoff),
     ("calls", "{:>7}", lambda r: r.calls),
     ("503s", "{:>5}", lambda r: r.rejected),
     ("warm%", "{:>6.1f}", lambda r: 100 * r.warm_rate),
@@ -303,8 +352,32 @@ def format_table(reports: Sequence[PlacerReport]) -> str:
     return "\n".join([header, *rows])
 
 
-def write_plots(reports: Sequence[PlacerReport], directory: Path) -> list[Path] | None:
-    """Write a bar chart per metric as PNG; ``None`` if matplotlib is not installed."""
+#: The plots :func:`write_plots` draws: file stem, title, value, whether a log scale helps.
+PLOTS: tuple[tuple[str, str, Callable[[PlacerReport], float], bool], ...] = (
+    ("warm", "warm starts (%)", lambda r: 100 * r.warm_rate, False),
+    ("attempts", "attempts per call (mean, log scale)", lambda r: r.attempts_mean, True),
+    ("queue_p99", "LB queueing delay p99 (ms)", lambda r: 1000 * r.queue_p99, False),
+    ("load_imbalance", "busiest runner's mean in-flight / mean", lambda r: r.load_imbalance, False),
+    ("homes_moved", "homes moved, middle runner removed (%)", lambda r: 100 * r.homes_moved, False),
+)
+
+
+def write_plots(
+    reports: Sequence[PlacerReport], directory: Path, *, title: str = ""
+) -> list[Path] | None:
+    """Write one PNG bar chart per metric of :data:`PLOTS`: placers along, back-offs side by side.
+
+    Uses matplotlib's Agg backend (no display needed), at a small size: the files are meant
+    to be committed.
+
+    Args:
+        reports: The reports, as :func:`simulate` returns them.
+        directory: Where to write; created if missing.
+        title: A line added to every chart's title, e.g. the command's settings.
+
+    Returns:
+        The files written, or ``None`` if matplotlib is not installed.
+    """
     try:
         matplotlib: Any = importlib.import_module("matplotlib")
     except ImportError:
@@ -312,15 +385,30 @@ def write_plots(reports: Sequence[PlacerReport], directory: Path) -> list[Path] 
     matplotlib.use("Agg")
     pyplot: Any = importlib.import_module("matplotlib.pyplot")
     directory.mkdir(parents=True, exist_ok=True)
-    names = [report.placer for report in reports]
+    placers = list(dict.fromkeys(report.placer for report in reports))
+    backoffs = list(dict.fromkeys(report.backoff for report in reports))
+    by_key = {(report.placer, report.backoff): report for report in reports}
+    width = 0.8 / len(backoffs)
     written = []
-    for title, _, getter in _COLUMNS[2:]:
-        figure, axes = pyplot.subplots(figsize=(6, 3.5))
-        axes.bar(names, [float(getter(report)) for report in reports])
-        axes.set_title(title)
-        path = directory / f"{title.replace('/', '-').replace(' ', '_').replace('%', 'pct')}.png"
+    for stem, label, value, log in PLOTS:
+        figure, axes = pyplot.subplots(figsize=(6.4, 3.2), dpi=80)
+        for number, backoff in enumerate(backoffs):
+            xs = [p + (number - (len(backoffs) - 1) / 2) * width for p in range(len(placers))]
+            ys = [
+                value(by_key[placer, backoff]) if (placer, backoff) in by_key else 0.0
+                for placer in placers
+            ]
+            axes.bar(xs, ys, width, label=backoff)
+        axes.set_xticks(range(len(placers)), placers)
+        if log:
+            axes.set_yscale("log")
+        axes.set_title(f"{label}\n{title}" if title else label, fontsize=10)
+        if len(backoffs) > 1:
+            axes.legend(title="back-off", fontsize=8, title_fontsize=8)
         figure.tight_layout()
-        figure.savefig(path)
+        path = directory / f"{stem}.png"
+        # No timestamp or software version in the file: the same run writes the same bytes.
+        figure.savefig(path, metadata={"Software": None})
         pyplot.close(figure)
         written.append(path)
     return written
