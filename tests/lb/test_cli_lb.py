@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from runnerpool.cli import main
+from tests.fdk.conftest import wheelhouse
 from tests.lb.conftest import FUNCTIONS_TOML, Processes, listening
 
 BAD_MEMORY = """\
@@ -148,10 +149,16 @@ class TestEnvironment:
 
 class TestDev:
     async def test_dev_serves_the_printed_curl_and_stops_everything(
-        self, processes: Processes
+        self, processes: Processes, tmp_path: Path
     ) -> None:
-        """`runnerpool dev` answers its own curl line, and SIGINT leaves no process behind."""
-        dev = processes.start(["dev", "--port", "0"], "runnerpool dev: ", ready_lines=7)
+        """`runnerpool dev` answers its own curl line from the FDK example, and SIGINT leaves
+        no process behind: no runner, no function process.
+        """
+        env = {
+            "RUNNERPOOL_WHEELHOUSE": str(wheelhouse()),
+            "RUNNERPOOL_STATE_DIR": str(tmp_path / "state"),
+        }
+        dev = processes.start(["dev", "--port", "0"], "runnerpool dev: ", ready_lines=7, env=env)
         runner_ids = children(dev.popen.pid)
         try:
             banner = dev.address
@@ -174,11 +181,20 @@ class TestDev:
                 )
             assert response.status_code == 200
             assert response.content == b'{"message": "Hello, Ada!"}'
+            # The greeting came from a real FDK process, a child of one of the runners.
+            assert (response.headers.get("fn-fdk-version") or "").startswith("fdk-python/")
+            functions = [
+                pid
+                for runner in runner_ids
+                for pid in children(runner)
+                if b"_launch.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+            assert len(functions) == 1
             dev.signal(signal.SIGINT)
             assert await dev.wait() == 0
             assert dev.popen.stdout is not None
             assert dev.popen.stdout.read() == "runnerpool dev: stopped.\n"
-            assert not [pid for pid in runner_ids if alive(pid)]
+            assert not [pid for pid in runner_ids + functions if alive(pid)]
             assert not [address for address in runners if listening(address)]
             assert not listening(args[3].removeprefix("http://").split("/")[0])
         finally:
