@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from runnerpool import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from runnerpool.fdk import (
     BundleError,
+    Bundles,
     ContainerExitError,
+    EnvironmentFailedError,
     FdkExecutor,
     InitFailedError,
     InitTimeoutError,
@@ -296,3 +301,53 @@ class TestLifecycle:
         [request] = container.requests
         assert request.request_id == call.id
         assert any(b"echo got 3 bytes" in line.data for line in request.lines)
+
+
+class TestRobustness:
+    async def test_idle_process_dying_is_not_given_a_call(self, executor: FdkExecutor) -> None:
+        """An idle process killed from outside is passed over: the next call just works."""
+        pid = (await whoami(executor))["pid"]
+        assert isinstance(pid, int)
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: all(process.exited for process in executor.pool.processes))
+        again = await whoami(executor)
+        assert again["pid"] != pid
+        assert len(executor.pool.processes) == 1
+
+    async def test_idle_connection_is_closed(
+        self, make_executor: Callable[..., FdkExecutor]
+    ) -> None:
+        """An idle process's connection closes after connection_idle; calls reconnect."""
+        executor = make_executor(connection_idle=0.1)
+        try:
+            pid = (await whoami(executor))["pid"]
+            [process] = executor.pool.processes
+            assert process.connected
+            await until(lambda: not process.connected)
+            assert (await whoami(executor))["pid"] == pid
+        finally:
+            await executor.aclose()
+
+    async def test_environment_that_cannot_be_built(
+        self, make_executor: Callable[..., FdkExecutor], tmp_path: Path
+    ) -> None:
+        """A requirement the wheelhouse lacks is a 502 naming the problem, shown in status.
+
+        Nothing is downloaded, and no memory stays reserved.
+        """
+        bundle = tmp_path / "needy"
+        bundle.mkdir()
+        (bundle / "func.py").write_text("def handler(ctx, data=None):\n    return 'x'\n")
+        (bundle / "requirements.txt").write_text("no-such-package-runnerpool==1.0\n")
+        executor = make_executor()
+        executor.bundles = Bundles(tmp_path)
+        capacity = Capacity(memory_mb=256)
+        try:
+            with pytest.raises(EnvironmentFailedError, match="no-such-package-runnerpool"):
+                await run(executor, model("needy"), capacity=capacity)
+            assert capacity.used_mb == 0
+            states = [v for k, v in executor.report().items() if k.startswith("environment ")]
+            assert len(states) == 1
+            assert states[0].startswith("failed: ")
+        finally:
+            await executor.aclose()

@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 State = Literal["preparing", "ready", "failed"]
 
+#: How much of the installer's explanation an error keeps (its end says why).
+_MESSAGE_LIMIT = 600
+
 
 class Environments:
     """Prepares and caches one Python environment per set of requirements.
@@ -160,8 +163,9 @@ class Environments:
         )
         output, _ = await process.communicate()
         if process.returncode != 0:
-            message = output.decode(errors="replace").strip().splitlines()
+            # uv explains over several indented lines; keep the explanation, in one line.
+            text = " ".join(output.decode(errors="replace").split())
             raise EnvironmentFailedError(
                 "preparing the function's Python environment failed: "
-                + (message[-1] if message else f"uv exited {process.returncode}")
+                + (text[-_MESSAGE_LIMIT:] or f"uv exited {process.returncode}")
             )

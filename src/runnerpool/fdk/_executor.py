@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -77,7 +78,16 @@ _ERROR_TEXT = 1000
 class _Ticket:
     """What an admitted call holds: a call slot, and an idle process or memory for a new one."""
 
-    __slots__ = ("bundle", "call", "config", "memory", "pool", "process", "slot_key")
+    __slots__ = (
+        "bundle",
+        "call",
+        "config",
+        "idle_timeout",
+        "memory",
+        "pool",
+        "process",
+        "slot_key",
+    )
 
     def __init__(
         self,
@@ -86,10 +96,12 @@ class _Ticket:
         slot_key: bytes,
         bundle: Bundle,
         config: dict[str, str],
+        idle_timeout: float,
         process: FdkProcess | None = None,
         memory: Reservation | None = None,
     ) -> None:
         self.pool = pool
+        self.idle_timeout = idle_timeout
         self.call = call
         self.slot_key = slot_key
         self.bundle = bundle
@@ -104,7 +116,7 @@ class _Ticket:
             self.memory.release()
             self.memory = None
         if self.process is not None:
-            self.pool.put_idle(self.process, DEFAULT_IDLE_TIMEOUT)
+            self.pool.put_idle(self.process, self.idle_timeout)
             self.process = None
 
 
@@ -173,14 +185,16 @@ class FdkExecutor:
         call = capacity.try_reserve(0, calls=1)
         if call is None:
             return None
-        process = self.pool.take_idle(slot_key)
-        if process is not None:
-            return _Ticket(self.pool, call, slot_key, bundle, config, process=process)
-        memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
-        if memory is None:
-            call.release()
-            return None
-        return _Ticket(self.pool, call, slot_key, bundle, config, memory=memory)
+        ticket = _Ticket(
+            self.pool, call, slot_key, bundle, config, model.idle_timeout or DEFAULT_IDLE_TIMEOUT
+        )
+        ticket.process = self.pool.take_idle(slot_key)
+        if ticket.process is None:
+            ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
+            if ticket.memory is None:
+                call.release()
+                return None
+        return ticket
 
     # -- Execution ------------------------------------------------------------------------
 
@@ -206,7 +220,6 @@ class FdkExecutor:
         if ticket.process is None:
             ticket.process = await self._start(ticket, model, execution)
         process = ticket.process
-        idle_timeout = model.idle_timeout or DEFAULT_IDLE_TIMEOUT
         keep = False
         process.output.begin(model.id, execution.stderr)
         try:
@@ -231,7 +244,7 @@ class FdkExecutor:
             process.output.end()
             ticket.process = None
             if keep:
-                self.pool.put_idle(process, idle_timeout)
+                self.pool.put_idle(process, ticket.idle_timeout)
             else:
                 self.pool.retire(process)
         if response.status == 502:
@@ -322,8 +335,6 @@ class FdkExecutor:
             self._preparing.cancel()
         await self.pool.aclose()
         if self._own_root:
-            import shutil
-
             shutil.rmtree(self.iofs_root, ignore_errors=True)
 
 

@@ -41,7 +41,7 @@ class UdsResponse:
 class _Receiver:
     """httptools callbacks collecting one response."""
 
-    __slots__ = ("body", "complete", "headers", "limit", "size")
+    __slots__ = ("body", "complete", "headers", "keep_alive", "limit", "parser", "size")
 
     def __init__(self, limit: int | None) -> None:
         self.headers: list[tuple[str, str]] = []
@@ -49,6 +49,8 @@ class _Receiver:
         self.size = 0
         self.limit = limit
         self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
@@ -60,6 +62,9 @@ class _Receiver:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        # Asked here: once the message is done, the parser forgets it.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
 
 
@@ -107,7 +112,7 @@ class UdsConnection:
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")
         self._writer.write("".join(lines).encode("latin-1") + body)
         receiver = _Receiver(max_body)
-        parser = httptools.HttpResponseParser(receiver)
+        parser = receiver.parser = httptools.HttpResponseParser(receiver)
         while not receiver.complete:
             data = await self._reader.read(_READ_SIZE)
             if not data:
@@ -121,7 +126,7 @@ class UdsConnection:
                 raise
             except httptools.HttpParserError as exc:
                 raise ConnectionError(f"the function's response is not valid HTTP: {exc}") from exc
-        self.reusable = parser.should_keep_alive()
+        self.reusable = receiver.keep_alive
         return UdsResponse(parser.get_status_code(), receiver.headers, b"".join(receiver.body))
 
     def close(self) -> None:

@@ -51,16 +51,22 @@ class HotPool:
         return len(self._idle.get(slot_key, ()))
 
     def take_idle(self, slot_key: bytes) -> FdkProcess | None:
-        """Take the most recently used idle process of a slot key, if any."""
+        """Take the most recently used live idle process of a slot key, if any.
+
+        An idle process that exited on its own (the function called ``os._exit`` in a
+        thread, say) is retired on the way.
+        """
         idle = self._idle.get(slot_key)
-        if not idle:
-            return None
-        process = idle.pop()
-        if not idle:
-            del self._idle[slot_key]
-        del self._idle_order[process]
-        self._expiry.pop(process).cancel()
-        return process
+        while idle:
+            process = idle.pop()
+            if not idle:
+                del self._idle[slot_key]
+            del self._idle_order[process]
+            self._expiry.pop(process).cancel()
+            if not process.exited:
+                return process
+            self.retire(process)
+        return None
 
     def reserve(self, capacity: Capacity, memory_mb: int) -> Reservation | None:
         """Reserve memory for a new process, evicting idle processes if that makes room.

@@ -209,6 +209,11 @@ class FdkProcess:
             loop = asyncio.get_running_loop()
             self._close_timer = loop.call_later(connection_idle, self.close_connection)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the runner holds a connection to the process."""
+        return self._connection is not None
+
     def close_connection(self) -> None:
         """Close the connection to the process, if open."""
         if self._close_timer is not None:
@@ -226,6 +231,11 @@ class FdkProcess:
         return self._process.returncode
 
     @property
+    def exited(self) -> bool:
+        """Whether the process has ended."""
+        return self._process.returncode is not None
+
+    @property
     def killed(self) -> bool:
         """Whether the runner killed it (an exit the runner caused is not the function's)."""
         return self._killed
@@ -238,8 +248,9 @@ class FdkProcess:
         self.close_connection()
         if self._process.returncode is None:
             self._killed = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+        # The whole session: whatever the function started goes too, even if it has exited.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
         await self._process.wait()
         # The pipes end when the process (and its session) is gone.
         for pump in self._pumps:
