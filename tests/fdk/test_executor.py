@@ -24,7 +24,7 @@ from runnerpool.fdk import (
     InvalidResponseError,
     OutOfMemoryError,
 )
-from runnerpool.runner import Capacity
+from runnerpool.runner import Capacity, RunnerService
 
 from .conftest import alive, model, run, until
 
@@ -351,3 +351,13 @@ class TestRobustness:
             assert states[0].startswith("failed: ")
         finally:
             await executor.aclose()
+
+
+async def test_runner_status_shows_the_executor(executor: FdkExecutor) -> None:
+    """A runner's status carries the executor's report: processes and environments."""
+    service = RunnerService(executor)
+    await executor.prepare_ahead()
+    await whoami(executor)
+    status = await service.status()
+    assert status.custom_status["processes"] == "1"
+    assert "ready" in [v for k, v in status.custom_status.items() if k.startswith("environment ")]
