@@ -29,6 +29,7 @@ from runnerpool import (
     NaivePlacer,
     NotPlacedError,
     Placer,
+    PlacerConfig,
     RendezvousPlacer,
     RunnerBusyError,
     RunnerStatus,
@@ -152,6 +153,9 @@ async def placement_rows(iterations: int, repeats: int) -> list[Row]:
             ("RendezvousPlacer", RendezvousPlacer()),
             ("BoundedLoadPlacer", BoundedLoadPlacer()),
             ("LeastLoadedPlacer", LeastLoadedPlacer()),
+            # The release back-off's bookkeeping (a mark per NACK, a release per call); a
+            # zero hold keeps the NACKing runners in every pass, so the work compares.
+            ("CHPlacer release", CHPlacer(PlacerConfig(backoff="release", release_hold=0.0))),
         )
         best = await _interleaved_best(
             [("floor", floor)] + [(f"{n}, {label}", placing(p)) for n, p in placers + beyond],
