@@ -36,6 +36,12 @@ memory = "big"
 """
 
 
+def cmdline(pid: int) -> bytes:
+    """Return a process's command line, its arguments separated by NUL bytes."""
+    with open(f"/proc/{pid}/cmdline", "rb") as file:
+        return file.read()
+
+
 def children(pid: int) -> list[int]:
     """Return the ids of the live processes whose parent is ``pid`` (from /proc)."""
     found = []
@@ -151,8 +157,9 @@ class TestDev:
     async def test_dev_serves_the_printed_curl_and_stops_everything(
         self, processes: Processes, tmp_path: Path
     ) -> None:
-        """`runnerpool dev` answers its own curl line from the FDK example, and SIGINT leaves
-        no process behind: no runner, no function process.
+        """`runnerpool dev` answers its own curl line from an FDK function; SIGINT stops all.
+
+        No process is left behind: no runner, no function process.
         """
         env = {
             "RUNNERPOOL_WHEELHOUSE": str(wheelhouse()),
@@ -187,7 +194,7 @@ class TestDev:
                 pid
                 for runner in runner_ids
                 for pid in children(runner)
-                if b"_launch.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"_launch.py" in cmdline(pid)
             ]
             assert len(functions) == 1
             dev.signal(signal.SIGINT)
