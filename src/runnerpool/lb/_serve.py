@@ -15,11 +15,12 @@ import uvicorn
 
 from .. import metrics
 from .._config import PlacerConfig
-from ..placers import create_placer
+from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import StaticRunnerPool
 from ..rpc._server import listening_socket
 from ._agent import LBAgent
 from ._app import create_app
+from ._status_poll import StatusPoller
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -106,7 +107,9 @@ async def serve_lb(
     Args:
         registry: The functions that may be invoked.
         runner_addresses: ``host:port`` of each runner.
-        placer: ``"ch"``, ``"ch-fn"`` or ``"naive"`` (see :func:`~runnerpool.create_placer`).
+        placer: A name of :data:`~runnerpool.placers.PLACER_NAMES` (see
+            :func:`~runnerpool.create_placer`). With ``"least-loaded"``, the runners' status
+            is polled in the background for it.
         placer_config: Placer timeouts and back-off; Fn's defaults when omitted.
         host: Address to listen on.
         port: Port to listen on (0: any free port).
@@ -120,9 +123,10 @@ async def serve_lb(
     """
     metrics.register_placer_views([], FN_LATENCY_BUCKETS)
     metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
-    agent = LBAgent(
-        create_placer(placer, placer_config), StaticRunnerPool(runner_addresses, ssl=runner_ssl)
-    )
+    chosen = create_placer(placer, placer_config)
+    pool = StaticRunnerPool(runner_addresses, ssl=runner_ssl)
+    agent = LBAgent(chosen, pool)
+    poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
     app = create_app(
         agent, registry, max_request_size=max_request_size, max_response_size=max_response_size
     )
@@ -137,6 +141,8 @@ async def serve_lb(
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
+    if poller is not None:
+        poller.start()
     if server.ready.is_set():
         bound = sock.getsockname()[1]
         logger.info(
@@ -148,6 +154,10 @@ async def serve_lb(
         )
         if on_ready is not None:
             on_ready(f"http://{host}:{bound}")
-    await serving
+    try:
+        await serving
+    finally:
+        if poller is not None:
+            await poller.aclose()
     if not agent.closing:  # uvicorn stopped on its own (it could not bind, for instance)
         await agent.aclose()
