@@ -387,3 +387,15 @@ class TestShutdown:
         assert idle in started
         assert not any(alive(pid) for pid in started)
         assert own_stack.iofs_dirs() == []
+
+    async def test_sigkilled_runner_takes_its_functions_along(self, own_stack: Stack) -> None:
+        """A runner killed outright leaves no function process running: each dies with it."""
+        async with own_stack.client() as client:
+            answers = await asyncio.gather(nap(client, 0.2), nap(client, 0.2))
+        pids = {answer["pid"] for answer in answers}
+        assert len(pids) == 2
+        own_stack.runner.signal(signal.SIGKILL)
+        await own_stack.runner.wait()
+        async with asyncio.timeout(5):
+            while any(alive(pid) for pid in pids):  # noqa: ASYNC110 - other processes
+                await asyncio.sleep(0.02)

@@ -361,3 +361,23 @@ async def test_runner_status_shows_the_executor(executor: FdkExecutor) -> None:
     status = await service.status()
     assert status.custom_status["processes"] == "1"
     assert "ready" in [v for k, v in status.custom_status.items() if k.startswith("environment ")]
+
+
+async def test_socket_path_too_long(
+    make_executor: Callable[..., FdkExecutor], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A socket path that would not fit a unix socket address is a clear 502.
+
+    Even when ``lsnr.sock``'s own path would fit: the FDK binds the longer name.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base / ("d" * (82 - len(str(base)) - 1))
+    root.mkdir()
+    assert len(str(root)) == 82  # lsnr.sock fits (105 bytes); phonylsnr.sock does not (110)
+    executor = make_executor(iofs_root=root)
+    try:
+        with pytest.raises(InitFailedError, match="too long for a unix socket"):
+            await run(executor, model("whoami"))
+        assert list(root.iterdir()) == []
+    finally:
+        await executor.aclose()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from ._errors import (
+    BundleError,
     ContainerExitError,
     InvalidResponseError,
     OutOfMemoryError,
@@ -94,7 +95,7 @@ class _Ticket:
         pool: HotPool,
         call: Reservation,
         slot_key: bytes,
-        bundle: Bundle,
+        bundle: Bundle | None,
         config: dict[str, str],
         idle_timeout: float,
         process: FdkProcess | None = None,
@@ -176,7 +177,6 @@ class FdkExecutor:
         Raises:
             BundleError: If the call's image names no function bundle.
         """
-        bundle = self.bundles.resolve(model.image)
         config = process_config(model)
         if slot_key is None:
             slot_key = compute_slot_key(
@@ -185,11 +185,18 @@ class FdkExecutor:
         call = capacity.try_reserve(0, calls=1)
         if call is None:
             return None
+        process = self.pool.take_idle(slot_key)
+        try:
+            # Only a new process needs the bundle: a warm call skips the file system.
+            bundle = self.bundles.resolve(model.image) if process is None else None
+        except BundleError:
+            call.release()
+            raise
         ticket = _Ticket(
             self.pool, call, slot_key, bundle, config, model.idle_timeout or DEFAULT_IDLE_TIMEOUT
         )
-        ticket.process = self.pool.take_idle(slot_key)
-        if ticket.process is None:
+        ticket.process = process
+        if process is None:
             ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
             if ticket.memory is None:
                 call.release()
@@ -264,6 +271,8 @@ class FdkExecutor:
             await execution.response.write(response.body)
 
     async def _start(self, ticket: _Ticket, model: Call, execution: Execution) -> FdkProcess:
+        # A ticket without a process was given its bundle at admission.
+        assert ticket.bundle is not None
         python = await self.environments.prepare(ticket.bundle)
         output = OutputSink(self.log_book, model.app_id, model.fn_id, "")
         try:

@@ -1,19 +1,25 @@
 """Starts an FDK function as Fn's ``fdk`` console script does, under a memory limit.
 
 The runner runs this file with the interpreter of the function's own environment, so it
-imports nothing from runnerpool. Usage: ``python _launch.py <memory MB> <func.py> <handler>``.
+imports nothing from runnerpool. Usage: ``python _launch.py <memory MB> <runner pid> <func.py>
+<handler>``.
 
 Docker kills a container that goes over its memory limit; a process under an address-space
 limit (``RLIMIT_AS``) instead sees ``MemoryError``, which the FDK would turn into a plain 502.
 To keep Fn's semantics, running out of memory ends the process with exit code 137 (a
 SIGKILLed container's code), which the runner reports as Fn's out-of-memory error.
+
+The process runs in its own session (so that stopping it stops what it started), which would
+let it outlive a runner that is SIGKILLed; it asks the kernel to kill it when the runner dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import os
 import resource
+import signal
 import sys
 from typing import Any
 
@@ -63,9 +69,20 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _die_with(runner: int) -> None:
+    """Be SIGKILLed when the runner dies (Linux's PR_SET_PDEATHSIG), even if it already has."""
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != runner:
+        os._exit(1)
+
+
 def main() -> None:
     """Start the function's FDK server."""
-    megabytes, module, entrypoint = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    megabytes, runner = int(sys.argv[1]), int(sys.argv[2])
+    module, entrypoint = sys.argv[3], sys.argv[4]
+    _die_with(runner)
     if megabytes > 0:
         _limit_memory(megabytes)
     fdk.handle(_Function(module, entrypoint=entrypoint))

@@ -112,9 +112,12 @@ class FdkProcess:
         """
         directory = Path(tempfile.mkdtemp(prefix="iofs", dir=iofs_root))
         socket_path = directory / "lsnr.sock"
-        if len(str(socket_path)) > _MAX_SOCKET_PATH:
+        # The FDK binds the longer of the two names, and links lsnr.sock to it.
+        if len(str(directory / "phonylsnr.sock")) > _MAX_SOCKET_PATH:
             shutil.rmtree(directory, ignore_errors=True)
-            raise InitFailedError(f"socket path {socket_path} is too long for a unix socket")
+            raise InitFailedError(
+                f"socket path {directory / 'phonylsnr.sock'} is too long for a unix socket"
+            )
         environment = {
             **env,
             "FN_LISTENER": f"unix:{socket_path}",
@@ -126,6 +129,7 @@ class FdkProcess:
             str(python),
             str(_LAUNCHER),
             str(memory_mb if memory_limit else 0),
+            str(os.getpid()),
             str(bundle.module),
             bundle.entrypoint,
             cwd=bundle.path,
