@@ -70,7 +70,7 @@ from runnerpool import BufferedCall, BufferedResponse, Call, GrpcRunner
 from runnerpool.fdk import Bundle, Bundles, Environments, FdkExecutor, process_config
 from runnerpool.fdk._http import UdsConnection
 from runnerpool.fdk._output import OutputSink
-from runnerpool.fdk._process import _LAUNCHER, FdkProcess
+from runnerpool.fdk._process import FdkProcess, launch_command
 from runnerpool.runner import Capacity, Execution
 
 PATHS = ("direct", "executor", "runner")
@@ -366,7 +366,7 @@ def start_to_ready(python: Path, bundle: Bundle, iofs_root: Path) -> float:
         "PYTHONPATH": str(bundle.path),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
-    argv = [str(python), str(_LAUNCHER), str(MEMORY_MB), str(bundle.module), bundle.entrypoint]
+    argv = launch_command(python, bundle, MEMORY_MB)
     start = time.perf_counter()
     process = subprocess.Popen(
         argv,

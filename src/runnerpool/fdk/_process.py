@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._bundles import Bundle
     from ._output import OutputSink
 
-__all__ = ["FdkProcess"]
+__all__ = ["FdkProcess", "launch_command"]
 
 #: The launcher run by the function's interpreter (it imports nothing from runnerpool).
 _LAUNCHER = Path(__file__).with_name("_launch.py")
@@ -37,6 +37,22 @@ _READY_POLL = 0.001
 _MAX_SOCKET_PATH = 107
 #: The exit code of a process that ran out of memory (see ``_launch.py``), or was SIGKILLed.
 OOM_EXIT = 137
+
+
+def launch_command(python: Path, bundle: Bundle, memory_limit_mb: int) -> list[str]:
+    """Return the command that starts a bundle's function (``memory_limit_mb`` 0: no limit).
+
+    Run it with the bundle's directory as working directory; the function dies with the
+    process that runs the command.
+    """
+    return [
+        str(python),
+        str(_LAUNCHER),
+        str(memory_limit_mb),
+        str(os.getpid()),
+        str(bundle.module),
+        bundle.entrypoint,
+    ]
 
 
 class FdkProcess:
@@ -126,12 +142,7 @@ class FdkProcess:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         }
         process = await asyncio.create_subprocess_exec(
-            str(python),
-            str(_LAUNCHER),
-            str(memory_mb if memory_limit else 0),
-            str(os.getpid()),
-            str(bundle.module),
-            bundle.entrypoint,
+            *launch_command(python, bundle, memory_mb if memory_limit else 0),
             cwd=bundle.path,
             env=environment,
             stdin=asyncio.subprocess.DEVNULL,
