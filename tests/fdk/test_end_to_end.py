@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fdk.conftest import alive, wheelhouse
+from tests.fdk.conftest import alive, until, wheelhouse
 from tests.lb.conftest import JSON_ERROR, Process, Processes, wait_active
 
 #: An ``async def`` function, so that two calls in one process *would* overlap: it says which
@@ -92,7 +92,31 @@ name = "hungry"
 app = "e2e"
 image = "hungry"
 memory = 64
+
+[[functions]]
+id = "brief"
+name = "brief"
+app = "e2e"
+image = "napper"
+timeout = 1
+idle_timeout = 1
+
+[[functions]]
+id = "big"
+name = "big"
+app = "e2e"
+image = "big"
+
+[[functions]]
+id = "sluggish"
+name = "sluggish"
+app = "e2e"
+image = "sluggish"
 """
+
+#: The runner's limits in these tests: small enough to reach, large enough for the others.
+MAX_RESPONSE = 100_000
+INIT_TIMEOUT = 2.0
 
 
 @dataclass
@@ -153,8 +177,18 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e-state")
 
 
-def start_stack(processes: Processes, bundles: Path, state: Path, tmpdir: Path) -> Stack:
-    """Start an FDK runner (with ``TMPDIR=tmpdir``) and a load balancer in front of it."""
+def start_stack(
+    processes: Processes,
+    bundles: Path,
+    state: Path,
+    tmpdir: Path,
+    runner_args: tuple[str, ...] = (),
+) -> Stack:
+    """Start an FDK runner (with ``TMPDIR=tmpdir``) and a load balancer in front of it.
+
+    The runner answers bodies up to ``MAX_RESPONSE`` bytes and gives new processes
+    ``INIT_TIMEOUT`` seconds to listen; ``runner_args`` are added to its command line.
+    """
     runner = processes.start(
         [
             "--log-level",
@@ -168,6 +202,11 @@ def start_stack(processes: Processes, bundles: Path, state: Path, tmpdir: Path) 
             str(wheelhouse()),
             "--state-dir",
             str(state),
+            "--max-response-size",
+            str(MAX_RESPONSE),
+            "--init-timeout",
+            str(INIT_TIMEOUT),
+            *runner_args,
         ],
         "runner listening on ",
         env={"TMPDIR": str(tmpdir)},
@@ -250,9 +289,11 @@ def message(response: httpx.Response) -> str:
     return text
 
 
-async def nap(client: httpx.AsyncClient, seconds: float) -> dict[str, Any]:
-    """Call ``napper``; return what it answered."""
-    response = await client.post("/invoke/napper", content=str(seconds).encode())
+async def nap(
+    client: httpx.AsyncClient, seconds: float, function: str = "napper"
+) -> dict[str, Any]:
+    """Call ``napper`` (or another function of its image); return what it answered."""
+    response = await client.post(f"/invoke/{function}", content=str(seconds).encode())
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
@@ -348,6 +389,83 @@ class TestCalls:
         assert response.status_code == 502
         assert message(response).startswith("container out of memory")
         assert (fits.status_code, fits.content) == (200, b"held 16 MB")
+
+
+class TestFailuresAndLimits:
+    async def test_timeout_is_504_and_the_process_is_gone(self, stack: Stack) -> None:
+        """A call past its function's timeout is 504 "Timed out"; its process is killed."""
+        before = stack.function_pids()
+        async with stack.client() as client:
+            response = await client.post("/invoke/brief", content=b"5")
+        assert response.status_code == 504
+        assert message(response) == "Timed out"
+        await until(lambda: stack.function_pids() <= before)
+
+    async def test_idle_timeout_stops_the_process(self, stack: Stack) -> None:
+        """A process idle for its function's idle_timeout (1 s here) is stopped."""
+        async with stack.client() as client:
+            pid = (await nap(client, 0, "brief"))["pid"]
+        assert alive(pid)
+        await until(lambda: not alive(pid), 5)
+
+    async def test_process_exiting_mid_call_is_replaced(self, stack: Stack) -> None:
+        """A process exiting mid-call is 502 with its exit code; the next call gets another."""
+        async with stack.client() as client:
+            first = await client.post("/invoke/fail")
+            before = stack.function_pids()
+            exited = await client.post("/invoke/fail", content=b"exit")
+            assert exited.status_code == 502
+            assert message(exited) == "container exit code 3"
+            await until(lambda: not before <= stack.function_pids())
+            again = await client.post("/invoke/fail")
+        assert (first.status_code, again.status_code) == (502, 502)
+        assert message(again) == "function failed: this function always fails"
+
+    async def test_oversized_response_is_502(self, stack: Stack) -> None:
+        """A response over the runner's limit is 502; the process, mid-answer, is killed."""
+        async with stack.client() as client:
+            fits = await client.post("/invoke/big", content=str(MAX_RESPONSE).encode())
+            before = stack.function_pids()
+            over = await client.post("/invoke/big", content=str(MAX_RESPONSE + 1).encode())
+        assert (fits.status_code, len(fits.content)) == (200, MAX_RESPONSE)
+        assert over.status_code == 502
+        assert message(over) == "function response body too large"
+        await until(lambda: len(stack.function_pids() & before) < len(before))
+
+    async def test_init_timeout_is_504(self, stack: Stack) -> None:
+        """A process not listening within the runner's init timeout is Fn's 504."""
+        async with stack.client() as client:
+            response = await client.post("/invoke/sluggish")
+        assert response.status_code == 504
+        assert message(response).startswith("Container initialization timed out")
+
+    async def test_eviction_makes_room_for_another_function(
+        self, tmp_path: Path, e2e_bundles: Path, state_dir: Path
+    ) -> None:
+        """A runner with room for one process evicts another function's idle process.
+
+        The new call runs instead of being refused.
+        """
+        processes = Processes(tmp_path)
+        try:
+            with short_tmpdir() as tmpdir:
+                small = start_stack(
+                    processes,
+                    e2e_bundles,
+                    state_dir,
+                    tmpdir,
+                    ("--max-memory", str(128 * 1024 * 1024)),
+                )
+                async with small.client() as client:
+                    echo = await client.post("/invoke/echo", content=b"x")
+                    [echo_pid] = small.function_pids()
+                    who = await client.post("/invoke/whoami")
+                    await until(lambda: not alive(echo_pid))
+                    assert small.function_pids() == {who.json()["pid"]}
+                assert (echo.status_code, who.status_code) == (200, 200)
+                stop_runner(small)
+        finally:
+            processes.close()
 
 
 class TestShutdown:
