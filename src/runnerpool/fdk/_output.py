@@ -36,11 +36,16 @@ class _Entry:
 class LogBook:
     """Recent function output, by process and call, for ``StreamLogs``.
 
+    What no collector takes is bounded: the lines of the last ``max_calls`` calls, at most
+    ``max_lines`` lines each (later lines of a call are dropped).
+
     Args:
         max_calls: How many calls' lines are kept; older ones are dropped.
+        max_lines: How many lines of one call are kept until a collector takes them.
     """
 
-    def __init__(self, max_calls: int = 1000) -> None:
+    def __init__(self, max_calls: int = 1000, max_lines: int = 1000) -> None:
+        self.max_lines = max_lines
         self._entries: deque[_Entry] = deque(maxlen=max_calls)
         self._changed = asyncio.Event()
         self._sent = 0
@@ -115,9 +120,10 @@ class OutputSink:
             self.spare.append(line)
             return
         self._call.write(line)
-        if self._entry is not None and self._book is not None:
-            self._entry.lines.append(LogLine(int(time.time() * 1000), line, source))
-            self._book.notify()
+        entry, book = self._entry, self._book
+        if entry is not None and book is not None and len(entry.lines) < book.max_lines:
+            entry.lines.append(LogLine(int(time.time() * 1000), line, source))
+            book.notify()
 
     async def pump(self, stream: asyncio.StreamReader, source: Literal["stdout", "stderr"]) -> None:
         """Read a pipe to its end, line by line."""
