@@ -66,6 +66,18 @@ def handle(function):
 
 fdk.handle = handle
 """,
+    # Out of memory in a coroutine handler, and while func.py is imported (on the first call).
+    "hungry-async/func.py": """\
+async def handler(ctx, data=None):
+    block = b"x" * (400 * 1024 * 1024)
+    return str(len(block))
+""",
+    "hungry-import/func.py": """\
+BLOCK = b"x" * (400 * 1024 * 1024)
+
+def handler(ctx, data=None):
+    return str(len(BLOCK))
+""",
     # A big answer: the body is the size in bytes.
     "big/func.py": """\
 import io

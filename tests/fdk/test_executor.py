@@ -222,6 +222,15 @@ class TestMemory:
         writer, _ = await run(executor, model("hungry", memory=64), b"20", capacity=capacity)
         assert writer.body == b"held 20 MB"
 
+    @pytest.mark.parametrize("image", ["hungry-async", "hungry-import"])
+    async def test_out_of_memory_in_a_coroutine_or_at_import(
+        self, executor: FdkExecutor, image: str
+    ) -> None:
+        """Running out of memory in an async handler, or importing func.py, is the same 502."""
+        with pytest.raises(OutOfMemoryError):
+            await run(executor, model(image, memory=64))
+        assert executor.pool.processes == []
+
     async def test_processes_hold_memory_and_calls_are_refused(self, executor: FdkExecutor) -> None:
         """A busy process holds its memory: calls that do not fit are refused (the NACK).
 
