@@ -10,6 +10,7 @@ last ``:``, is ignored: a bundle directory holds one version at a time).
 from __future__ import annotations
 
 import hashlib
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ import yaml
 from ._errors import BundleError
 
 __all__ = ["Bundle", "Bundles"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,9 @@ class Bundles:
         name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
         path = (self.root / name).resolve()
         if not name or not path.is_relative_to(self.root) or not path.is_dir():
-            raise BundleError(f"image {image!r}: no function bundle at {self.root / name}")
+            # The client sees this message: it names the image, not the runner's directories.
+            logger.warning("No function bundle for image %r under %s", image, self.root)
+            raise BundleError(f"image {image!r}: no function bundle on this runner")
         module, entrypoint = _entrypoint(path, image)
         if not module.is_file():
             raise BundleError(f"image {image!r}: the bundle has no {module.name}")
