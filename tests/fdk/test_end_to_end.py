@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.fdk.conftest import alive, until, wheelhouse
-from tests.lb.conftest import JSON_ERROR, Process, Processes, wait_active
+from tests.lb.conftest import JSON_ERROR, Process, Processes, eventually, totals, wait_active
 
 #: An ``async def`` function, so that two calls in one process *would* overlap: it says which
 #: process ran the call, when, and how many calls that process ever ran at once. The body is
@@ -389,6 +389,23 @@ class TestCalls:
         assert response.status_code == 502
         assert message(response).startswith("container out of memory")
         assert (fits.status_code, fits.content) == (200, b"held 16 MB")
+
+    async def test_detached_call_runs_in_a_hot_process(self, stack: Stack) -> None:
+        """A detached call is answered 202 at its start, then runs to its end on the runner."""
+        address = [stack.runner.address]
+        _, handled, _ = await totals(address)
+        async with stack.client() as client:
+            response = await client.post(
+                "/invoke/napper", content=b"0.5", headers={"Fn-Invoke-Type": "detached"}
+            )
+        assert response.status_code == 202
+        # Answered while the function sleeps; it then ends, handled by the runner.
+        assert (await totals(address))[2] == 1
+
+        async def ended() -> bool:
+            return (await totals(address))[1] == handled + 1
+
+        await eventually(ended, what="the detached call handled")
 
 
 class TestFailuresAndLimits:
