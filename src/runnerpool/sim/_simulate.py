@@ -355,7 +355,7 @@ def format_table(reports: Sequence[PlacerReport]) -> str:
 #: The plots :func:`write_plots` draws: file stem, title, value, whether a log scale helps.
 PLOTS: tuple[tuple[str, str, Callable[[PlacerReport], float], bool], ...] = (
     ("warm", "warm starts (%)", lambda r: 100 * r.warm_rate, False),
-    ("attempts", "attempts per call (mean, log scale)", lambda r: r.attempts_mean, True),
+    ("attempts", "attempts per call (mean)", lambda r: r.attempts_mean, True),
     ("queue_p99", "LB queueing delay p99 (ms)", lambda r: 1000 * r.queue_p99, False),
     ("load_imbalance", "busiest runner's mean in-flight / mean", lambda r: r.load_imbalance, False),
     ("homes_moved", "homes moved, middle runner removed (%)", lambda r: 100 * r.homes_moved, False),
@@ -391,7 +391,7 @@ def write_plots(
     width = 0.8 / len(backoffs)
     written = []
     for stem, label, value, log in PLOTS:
-        figure, axes = pyplot.subplots(figsize=(6.4, 3.2), dpi=80)
+        figure, axes = pyplot.subplots(figsize=(7.2, 3.2), dpi=80)
         for number, backoff in enumerate(backoffs):
             xs = [p + (number - (len(backoffs) - 1) / 2) * width for p in range(len(placers))]
             ys = [
@@ -400,11 +400,22 @@ def write_plots(
             ]
             axes.bar(xs, ys, width, label=backoff)
         axes.set_xticks(range(len(placers)), placers)
-        if log:
+        positive = [report_value for report_value in map(value, reports) if report_value > 0]
+        # A log scale only where values span orders of magnitude (Fn's 300 against 2.7).
+        if log and positive and max(positive) >= 20 * min(positive):
             axes.set_yscale("log")
+            label = f"{label}, log scale"
         axes.set_title(f"{label}\n{title}" if title else label, fontsize=10)
         if len(backoffs) > 1:
-            axes.legend(title="back-off", fontsize=8, title_fontsize=8)
+            # Beside the bars, not over them: a tall bar would hide under it.
+            axes.legend(
+                title="back-off",
+                fontsize=8,
+                title_fontsize=8,
+                loc="upper left",
+                bbox_to_anchor=(1.0, 1.0),
+                frameon=False,
+            )
         figure.tight_layout()
         path = directory / f"{stem}.png"
         # No timestamp or software version in the file: the same run writes the same bytes.
