@@ -35,6 +35,14 @@ def handler(ctx, data: io.BytesIO = None):
                        "env": {k: v for k, v in os.environ.items() if k.startswith("FN_")}})
     return response.Response(ctx, response_data=body, headers={"Content-Type": "application/json"})
 """,
+    # Sleeps the seconds in the body, then answers its process id.
+    "pidnap/func.py": """\
+import io, os, time
+
+def handler(ctx, data: io.BytesIO = None):
+    time.sleep(float(data.getvalue() or b"0"))
+    return str(os.getpid())
+""",
     # A syntax error: the FDK starts anyway and fails every call (it imports lazily).
     "broken/func.py": "def handler(ctx, data=None)\n    return 'never'\n",
     # Exits while starting, before it listens (PYTHONPATH is the bundle: sitecustomize runs).

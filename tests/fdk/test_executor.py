@@ -390,3 +390,25 @@ async def test_socket_path_too_long(
         assert list(root.iterdir()) == []
     finally:
         await executor.aclose()
+
+
+async def test_eviction_takes_the_least_recently_used_process(executor: FdkExecutor) -> None:
+    """Eviction stops the process idle the longest, though its function has another idle one.
+
+    That other process stays idle, holds its memory, and serves the next call.
+    """
+    capacity = Capacity(memory_mb=256)
+    answers = await asyncio.gather(
+        run(executor, model("pidnap"), b"0.1", capacity=capacity),
+        run(executor, model("pidnap"), b"0.5", capacity=capacity),
+    )
+    older, newer = (int(writer.body) for writer, _ in answers)
+    assert capacity.used_mb == 256
+    who = await whoami_with(executor, capacity)
+    await until(lambda: not alive(older))
+    assert alive(newer)
+    assert {process.pid for process in executor.pool.processes} == {newer, who}
+    assert executor.pool.idle_count() == 2
+    assert capacity.used_mb == 256
+    writer, _ = await run(executor, model("pidnap"), b"0", capacity=capacity)
+    assert int(writer.body) == newer

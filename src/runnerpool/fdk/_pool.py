@@ -84,7 +84,7 @@ class HotPool:
         while (reservation := capacity.try_reserve(memory_mb, calls=0)) is None:
             victim = next(iter(self._idle_order))
             logger.info("Evicting idle process %s to make room", victim.id)
-            self.take_idle(victim.slot_key)
+            self._unidle(victim)
             self.retire(victim)
         return reservation
 
@@ -101,15 +101,19 @@ class HotPool:
         self._expiry[process] = loop.call_later(idle_timeout, self._expire, process)
 
     def _expire(self, process: FdkProcess) -> None:
-        idle = self._idle.get(process.slot_key, [])
-        if process in idle:
-            idle.remove(process)
-            if not idle:
-                del self._idle[process.slot_key]
-            del self._idle_order[process]
-            del self._expiry[process]
+        if process in self._idle_order:
+            self._unidle(process)
             logger.debug("Idle process %s expired", process.id)
             self.retire(process)
+
+    def _unidle(self, process: FdkProcess) -> None:
+        """Take this idle process out of the idle lists (it is not handed to a call)."""
+        idle = self._idle[process.slot_key]
+        idle.remove(process)
+        if not idle:
+            del self._idle[process.slot_key]
+        del self._idle_order[process]
+        self._expiry.pop(process).cancel()
 
     def retire(self, process: FdkProcess) -> None:
         """Stop a process that is not idle, and give back its memory."""
