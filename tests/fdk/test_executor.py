@@ -412,3 +412,18 @@ async def test_eviction_takes_the_least_recently_used_process(executor: FdkExecu
     assert capacity.used_mb == 256
     writer, _ = await run(executor, model("pidnap"), b"0", capacity=capacity)
     assert int(writer.body) == newer
+
+
+async def test_a_process_coming_back_after_close_is_stopped(
+    make_executor: Callable[..., FdkExecutor],
+) -> None:
+    """A process a call still held when the executor closed is not made idle again."""
+    executor = make_executor()
+    await whoami(executor)
+    ticket = executor.admit(model("whoami"), None, {}, Capacity())
+    assert ticket is not None
+    assert executor.pool.idle_count() == 0
+    await executor.aclose()
+    ticket.release()
+    assert executor.pool.idle_count() == 0
+    assert executor.pool.processes == []

@@ -38,6 +38,7 @@ class HotPool:
         self._memory: dict[FdkProcess, Reservation] = {}
         self._expiry: dict[FdkProcess, asyncio.TimerHandle] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def processes(self) -> list[FdkProcess]:
@@ -93,7 +94,13 @@ class HotPool:
         self._memory[process] = memory
 
     def put_idle(self, process: FdkProcess, idle_timeout: float) -> None:
-        """Make a process idle; it is retired after ``idle_timeout`` seconds unless used."""
+        """Make a process idle; it is retired after ``idle_timeout`` seconds unless used.
+
+        Once the pool is closed, a process that finishes its call is retired instead.
+        """
+        if self._closed:
+            self.retire(process)
+            return
         process.park(self._connection_idle)
         self._idle.setdefault(process.slot_key, []).append(process)
         self._idle_order[process] = None
@@ -126,6 +133,7 @@ class HotPool:
 
     async def aclose(self) -> None:
         """Stop every process, busy or idle, and wait until all are gone."""
+        self._closed = True
         for timer in self._expiry.values():
             timer.cancel()
         self._expiry.clear()
