@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from types import GenericAlias
+
 import runnerpool
-from runnerpool import metrics, testing
+from runnerpool import fdk, metrics, runner, testing
 
 PINNED = {
     "APIError",
@@ -55,12 +57,20 @@ class TestExports:
         assert set(runnerpool.__all__) == PINNED
         assert runnerpool.__all__ == sorted(runnerpool.__all__)
 
+    def test_packages_export_sorted_names(self) -> None:
+        """The runner and FDK packages pin their names too: sorted, each one defined."""
+        assert fdk.__all__ == sorted(fdk.__all__)
+        assert runner.__all__ == sorted(runner.__all__)
+        assert {"FdkExecutor", "Bundles", "Environments", "slot_key", "LogBook"} <= set(fdk.__all__)
+        assert {"Admission", "Capacity", "Executor", "InProcessExecutor"} <= set(runner.__all__)
+
     def test_every_name_resolves_and_is_documented(self) -> None:
         """Every public name of every public module exists and has a docstring."""
-        for module in (runnerpool, metrics, testing):
+        for module in (runnerpool, metrics, testing, runner, fdk):
             for name in module.__all__:
                 obj = getattr(module, name)
-                if name != "__version__" and callable(obj):
+                # Type aliases (ConfigureHook = Callable[...]) are documented where defined.
+                if name != "__version__" and callable(obj) and not isinstance(obj, GenericAlias):
                     assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
 
     def test_fakes_are_public(self) -> None:
