@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from runnerpool import (
     CHPlacer,
@@ -15,6 +16,8 @@ from runnerpool import (
     RunnerPool,
     RunnerStatus,
 )
+from runnerpool.fdk import Bundles, Environments, FdkExecutor
+from runnerpool.runner import Executor, InProcessExecutor
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
 
 
@@ -55,4 +58,10 @@ placers: list[Placer] = [
     CHPlacer(PlacerConfig(), variant="fn"),
     NaivePlacer(),
     FakeDetachedPlacer(PlacerConfig(), 0.1),
+]
+
+# The executors a runner can serve with: both satisfy the Executor protocol (admission included).
+executors: list[Executor] = [
+    InProcessExecutor({}),
+    FdkExecutor(Bundles(Path("examples")), Environments(Path("envs"))),
 ]
