@@ -86,6 +86,46 @@ BLOCK = b"x" * (400 * 1024 * 1024)
 def handler(ctx, data=None):
     return str(len(BLOCK))
 """,
+    # A server that answers bytes that are not HTTP (the replaced FDK server, as in teapot).
+    "garbage/func.py": "def handler(ctx, data=None):\n    return 'never'\n",
+    "garbage/sitecustomize.py": """\
+import os, socket
+import fdk
+
+def handle(function):
+    path = os.environ["FN_LISTENER"][len("unix:"):]
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(os.path.join(os.path.dirname(path), "phonylsnr.sock"))
+    server.listen()
+    os.symlink("phonylsnr.sock", path)
+    while True:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"\\x00\\x01 this is not HTTP\\r\\n\\r\\n")
+
+fdk.handle = handle
+""",
+    # Writes 3 MB to stderr in one line, more than the runner reads as a line at once.
+    "chatty/func.py": """\
+import sys
+
+def handler(ctx, data=None):
+    sys.stderr.write("y" * (3 * 1024 * 1024))
+    sys.stderr.flush()
+    return "said a lot"
+""",
+    # Writes the number of lines given in the body, to stdout and stderr in turn.
+    "verbose/func.py": """\
+import io, sys
+
+def handler(ctx, data: io.BytesIO = None):
+    count = int(data.getvalue() or b"10")
+    for n in range(count):
+        stream = sys.stdout if n % 2 else sys.stderr
+        stream.write(f"{ctx.CallID()} line {n}\\n")
+        stream.flush()
+    return str(count)
+""",
     # A big answer: the body is the size in bytes.
     "big/func.py": """\
 import io

@@ -23,6 +23,7 @@ from runnerpool.fdk import (
     InitTimeoutError,
     InvalidResponseError,
     OutOfMemoryError,
+    ResponseReceiveError,
 )
 from runnerpool.runner import Capacity, RunnerService
 
@@ -198,6 +199,33 @@ class TestFailures:
         with pytest.raises(InvalidResponseError, match="invalid function response"):
             await run(executor, model("teapot"))
         assert executor.pool.processes == []
+
+    async def test_response_that_is_not_http(self, executor: FdkExecutor) -> None:
+        """Bytes that are not an HTTP response are a 502; the process is stopped.
+
+        The executor serves on.
+        """
+        with pytest.raises(ResponseReceiveError):
+            await run(executor, model("garbage"))
+        assert executor.pool.processes == []
+        writer, _ = await run(executor, model("echo"), b"still here")
+        assert writer.body == b"still here"
+
+    async def test_a_very_long_output_line(self, executor: FdkExecutor) -> None:
+        """An output line longer than the runner's line buffer reaches the call's log whole."""
+        writer, log = await run(executor, model("chatty"))
+        assert writer.body == b"said a lot"
+        await until(lambda: log.data.count(b"y") == 3 * 1024 * 1024)
+
+    async def test_every_line_before_the_answer_is_the_calls(self, executor: FdkExecutor) -> None:
+        """All a function writes before it answers is in its call's log, none in the next."""
+        first = model("verbose")
+        _, first_log = await run(executor, first, b"400")
+        second = model("verbose")
+        _, second_log = await run(executor, second, b"2")
+        assert first_log.data.count(f"{first.id} line ".encode()) == 400
+        assert second_log.data.count(f"{second.id} line ".encode()) == 2
+        assert first.id.encode() not in second_log.data
 
     async def test_response_too_large(self, make_executor: Callable[..., FdkExecutor]) -> None:
         """A response over the size limit is 502; the process, mid-answer, is killed."""

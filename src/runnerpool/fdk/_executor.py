@@ -237,9 +237,7 @@ class FdkExecutor:
                 response = await process.call(
                     _request_headers(model, remaining), body, self._max_response
                 )
-            # Let the output pumps take what the function wrote before it answered.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            await process.settle_output()
             keep = response.status in (200, 502, 504)
         except TimeoutError:
             raise CallTimeoutError from None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import InitFailedError, InitTimeoutError
 from ._http import UdsConnection, UdsResponse
+from ._output import OutputPipes
 
 if TYPE_CHECKING:
     from ._bundles import Bundle
@@ -71,19 +72,19 @@ class FdkProcess:
         directory: Path,
         slot_key: bytes,
         memory_mb: int,
-        output: OutputSink,
+        pipes: OutputPipes,
     ) -> None:
         self._process = process
         self._directory = directory
         self.id = f"fdk-{process.pid}"
         self.slot_key = slot_key
         self.memory_mb = memory_mb
-        self.output = output
+        self._pipes = pipes
+        self.output = pipes.sink
         self.last_used = time.monotonic()
         self._connection: UdsConnection | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._killed = False
-        self._pumps: list[asyncio.Task[None]] = []
 
     @property
     def pid(self) -> int:
@@ -141,25 +142,25 @@ class FdkProcess:
             "PYTHONPATH": str(bundle.path),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         }
-        process = await asyncio.create_subprocess_exec(
-            *launch_command(python, bundle, memory_mb if memory_limit else 0),
-            cwd=bundle.path,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # Its own session: a stop kills whatever the function started too.
-            start_new_session=True,
-            limit=1 << 20,
-        )
-        self = cls(process, directory, slot_key, memory_mb, output)
-        assert process.stdout is not None
-        assert process.stderr is not None
-        self._pumps = [
-            asyncio.create_task(output.pump(process.stdout, "stdout")),
-            asyncio.create_task(output.pump(process.stderr, "stderr")),
-        ]
+        pipes = OutputPipes(output)
         try:
+            process = await asyncio.create_subprocess_exec(
+                *launch_command(python, bundle, memory_mb if memory_limit else 0),
+                cwd=bundle.path,
+                env=environment,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=pipes.stdout,
+                stderr=pipes.stderr,
+                # Its own session: a stop kills whatever the function started too.
+                start_new_session=True,
+            )
+        except BaseException:
+            pipes.discard()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self = cls(process, directory, slot_key, memory_mb, pipes)
+        try:
+            await pipes.start()
             await self._wait_ready(time.monotonic() + init_timeout)
         except BaseException:
             await self.stop()
@@ -212,6 +213,10 @@ class FdkProcess:
             if not connection.reusable:
                 self.close_connection()
         return response
+
+    async def settle_output(self) -> None:
+        """Take in what the function wrote before it answered: it belongs to the call."""
+        await self._pipes.settle()
 
     def park(self, connection_idle: float) -> None:
         """The process goes idle: close its connection after ``connection_idle`` seconds.
@@ -268,7 +273,5 @@ class FdkProcess:
             os.killpg(self._process.pid, signal.SIGKILL)
         await self._process.wait()
         # The pipes end when the process (and its session) is gone.
-        for pump in self._pumps:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pump, 1.0)
+        await self._pipes.wait_closed(1.0)
         shutil.rmtree(self._directory, ignore_errors=True)
