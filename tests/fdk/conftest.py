@@ -35,6 +35,15 @@ def handler(ctx, data: io.BytesIO = None):
                        "env": {k: v for k, v in os.environ.items() if k.startswith("FN_")}})
     return response.Response(ctx, response_data=body, headers={"Content-Type": "application/json"})
 """,
+    # Takes 1 s to start; then like pidnap.
+    "slowstart/func.py": """\
+import io, os, time
+
+def handler(ctx, data: io.BytesIO = None):
+    time.sleep(float(data.getvalue() or b"0"))
+    return str(os.getpid())
+""",
+    "slowstart/sitecustomize.py": "import time\ntime.sleep(1)\n",
     # Sleeps the seconds in the body, then answers its process id.
     "pidnap/func.py": """\
 import io, os, time

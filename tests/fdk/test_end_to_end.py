@@ -342,8 +342,10 @@ class TestCalls:
     async def test_concurrent_calls_start_more_processes(self, stack: Stack) -> None:
         """Overlapping calls run in distinct processes, never two at once in one process."""
         async with stack.client() as client:
-            first = await asyncio.gather(*(nap(client, 0.4) for _ in range(3)))
-            second = await asyncio.gather(*(nap(client, 0.4) for _ in range(4)))
+            first = await asyncio.gather(*(nap(client, 1.0) for _ in range(3)))
+            # Long enough that no process frees up before the fourth one is ready (a call
+            # waiting for its own process would take a freed one, as in Fn).
+            second = await asyncio.gather(*(nap(client, 1.0) for _ in range(4)))
         answers = first + second
         assert len({answer["pid"] for answer in first}) == 3
         # The second wave reuses the three idle processes and starts one more.
@@ -490,7 +492,7 @@ class TestShutdown:
         """SIGTERM stops every function process and removes the socket directory."""
         async with own_stack.client() as client:
             pids = {
-                answer["pid"] for answer in await asyncio.gather(nap(client, 0.2), nap(client, 0.2))
+                answer["pid"] for answer in await asyncio.gather(nap(client, 0.6), nap(client, 0.6))
             }
             assert (await client.post("/invoke/echo", content=b"x")).status_code == 200
         assert len(pids) == 2
@@ -526,7 +528,7 @@ class TestShutdown:
     async def test_sigkilled_runner_takes_its_functions_along(self, own_stack: Stack) -> None:
         """A runner killed outright leaves no function process running: each dies with it."""
         async with own_stack.client() as client:
-            answers = await asyncio.gather(nap(client, 0.2), nap(client, 0.2))
+            answers = await asyncio.gather(nap(client, 0.6), nap(client, 0.6))
         pids = {answer["pid"] for answer in answers}
         assert len(pids) == 2
         own_stack.runner.signal(signal.SIGKILL)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,14 +111,58 @@ class TestHotProcesses:
         pids = await pid_of_running(executor, 3)
         await running
         assert len(set(pids)) == 3
-        assert executor.pool.idle_count() == 3
+        await until(lambda: executor.pool.idle_count() == 3)
 
     async def test_idle_processes_are_taken_last_in_first_out(self, executor: FdkExecutor) -> None:
         """The most recently used idle process serves the next call."""
-        await asyncio.gather(run(executor, model("whoami")), run(executor, model("whoami")))
-        assert executor.pool.idle_count() == 2
-        newest = (await whoami(executor))["pid"]
-        assert (await whoami(executor))["pid"] == newest
+        # Calls long enough that neither process frees up before the other one is ready.
+        await asyncio.gather(
+            run(executor, model("pidnap"), b"0.5"), run(executor, model("pidnap"), b"0.5")
+        )
+        await until(lambda: executor.pool.idle_count() == 2)
+
+        async def pid() -> int:
+            writer, _ = await run(executor, model("pidnap"), b"0")
+            return int(writer.body)
+
+        newest = await pid()
+        # FIFO would now hand out the other process; LIFO the same one again.
+        assert await pid() == newest
+        assert await pid() == newest
+
+    async def test_a_process_freed_while_one_starts_serves_the_waiting_call(
+        self, executor: FdkExecutor
+    ) -> None:
+        """A call starting a process takes one of its key that frees up first, as in Fn.
+
+        The process it started goes idle when ready, holding its memory.
+        """
+        capacity = Capacity(memory_mb=512)
+
+        async def call(seconds: bytes) -> int:
+            writer, _ = await run(executor, model("slowstart"), seconds, capacity=capacity)
+            return int(writer.body)
+
+        first = await call(b"0")  # a cold start: 1 s
+        busy = asyncio.ensure_future(call(b"0.5"))  # the warm process, busy for 0.5 s
+        await until(lambda: executor.pool.idle_count() == 0)
+        started = time.monotonic()
+        assert await call(b"0") == first  # served by the freed process, not its own
+        assert time.monotonic() - started < 0.9
+        assert await busy == first
+        await until(lambda: executor.pool.idle_count() == 2, 10)
+        assert capacity.used_mb == 256
+
+    async def test_a_call_cancelled_while_its_process_starts(self, executor: FdkExecutor) -> None:
+        """A call given up during its cold start leaves no process and no memory held."""
+        capacity = Capacity(memory_mb=512)
+        call = asyncio.ensure_future(run(executor, model("slowstart"), capacity=capacity))
+        await asyncio.sleep(0.3)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await until(lambda: capacity.used_mb == 0)
+        assert executor.pool.processes == []
 
     async def test_other_configuration_other_process(self, executor: FdkExecutor) -> None:
         """A call whose slot key differs (another config) never shares a process."""
@@ -426,11 +471,14 @@ async def test_eviction_takes_the_least_recently_used_process(executor: FdkExecu
     That other process stays idle, holds its memory, and serves the next call.
     """
     capacity = Capacity(memory_mb=256)
+    # Both start at once; the first ends long before the second (and before the second's
+    # process could still be starting, which would make it take the first's process).
     answers = await asyncio.gather(
-        run(executor, model("pidnap"), b"0.1", capacity=capacity),
         run(executor, model("pidnap"), b"0.5", capacity=capacity),
+        run(executor, model("pidnap"), b"1.0", capacity=capacity),
     )
     older, newer = (int(writer.body) for writer, _ in answers)
+    assert older != newer
     assert capacity.used_mb == 256
     who = await whoami_with(executor, capacity)
     await until(lambda: not alive(older))

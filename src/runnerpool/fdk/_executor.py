@@ -40,6 +40,7 @@ from ._slot_key import slot_key as compute_slot_key
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from .._interfaces import LogWriter
     from .._model import Call
     from ..runner._capacity import Capacity, Reservation
     from ..runner._executor import Execution
@@ -162,6 +163,8 @@ class FdkExecutor:
         self.log_book = LogBook() if log_book is None else log_book
         self.pool = HotPool(connection_idle)
         self._preparing: asyncio.Task[None] | None = None
+        # Starts that go on after their call took another process.
+        self._starting: set[asyncio.Future[FdkProcess]] = set()
 
     # -- Admission ------------------------------------------------------------------------
 
@@ -225,7 +228,7 @@ class FdkExecutor:
         model = execution.model
         body = b"".join([chunk async for chunk in execution.body])
         if ticket.process is None:
-            ticket.process = await self._start(ticket, model, execution)
+            ticket.process = await self._start_or_take(ticket, model, execution.stderr)
         process = ticket.process
         keep = False
         process.output.begin(model.id, execution.stderr)
@@ -268,32 +271,85 @@ class FdkExecutor:
         if response.body:
             await execution.response.write(response.body)
 
-    async def _start(self, ticket: _Ticket, model: Call, execution: Execution) -> FdkProcess:
-        # A ticket without a process was given its bundle at admission.
+    async def _start_or_take(self, ticket: _Ticket, model: Call, stderr: LogWriter) -> FdkProcess:
+        """Start a process for the call, or take one of its slot key that goes idle first.
+
+        As Fn's waiting calls do: a process that frees up while this call's own starts serves
+        this call at once (a warm call is milliseconds, a start about 80), and the new process
+        goes idle for the next call when it is ready.
+        """
+        # The start owns the memory from here on: it gives it to the process, or back.
+        memory, ticket.memory = ticket.memory, None
+        assert memory is not None
         assert ticket.bundle is not None
-        python = await self.environments.prepare(ticket.bundle)
+        start = asyncio.ensure_future(
+            self._start(ticket.bundle, ticket.config, ticket.slot_key, model, memory, stderr)
+        )
+        handed = self.pool.wait_for_idle(ticket.slot_key)
+        try:
+            await asyncio.wait({start, handed}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            taken = self.pool.stop_waiting(ticket.slot_key, handed)
+            if taken is not None:
+                self.pool.put_idle(taken, ticket.idle_timeout)
+            # A start still going is stopped; one already done leaves its process idle.
+            start.cancel()
+            self._finish_in_background(start, ticket.idle_timeout)
+            raise
+        taken = self.pool.stop_waiting(ticket.slot_key, handed)
+        if taken is None:
+            return start.result()
+        self._finish_in_background(start, ticket.idle_timeout)
+        return taken
+
+    def _finish_in_background(self, start: asyncio.Future[FdkProcess], idle_timeout: float) -> None:
+        """Let a start whose call took another process end: ready, it goes idle."""
+
+        def done(future: asyncio.Future[FdkProcess]) -> None:
+            self._starting.discard(future)
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                logger.warning("A process started ahead of need failed: %s", error)
+                return
+            self.pool.put_idle(future.result(), idle_timeout)
+
+        self._starting.add(start)
+        start.add_done_callback(done)
+
+    async def _start(
+        self,
+        bundle: Bundle,
+        config: Mapping[str, str],
+        slot_key: bytes,
+        model: Call,
+        memory: Reservation,
+        stderr: LogWriter,
+    ) -> FdkProcess:
+        """Start a process holding ``memory``; on failure, give the memory back."""
         output = OutputSink(self.log_book, model.app_id, model.fn_id, "")
         try:
+            python = await self.environments.prepare(bundle)
             process = await FdkProcess.start(
                 python=python,
-                bundle=ticket.bundle,
-                env=ticket.config,
+                bundle=bundle,
+                env=config,
                 iofs_root=self.iofs_root,
-                slot_key=ticket.slot_key,
+                slot_key=slot_key,
                 memory_mb=model.memory or DEFAULT_MEMORY_MB,
                 memory_limit=self._memory_limit,
                 init_timeout=self._init_timeout,
                 output=output,
             )
         except BaseException:
+            memory.release()
             # What the process said before it failed is the user's only clue.
             for line in output.spare:
-                execution.stderr.write(line)
+                stderr.write(line)
             raise
         output.container_id = process.id
-        assert ticket.memory is not None
-        self.pool.adopt(process, ticket.memory)
-        ticket.memory = None
+        self.pool.adopt(process, memory)
         return process
 
     async def _broken(self, process: FdkProcess, model: Call) -> Exception:
@@ -340,6 +396,9 @@ class FdkExecutor:
         """Stop every process and remove their socket directories."""
         if self._preparing is not None:
             self._preparing.cancel()
+        for start in list(self._starting):
+            start.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
         await self.pool.aclose()
         if self._own_root:
             shutil.rmtree(self.iofs_root, ignore_errors=True)

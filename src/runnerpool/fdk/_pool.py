@@ -39,6 +39,8 @@ class HotPool:
         self._expiry: dict[FdkProcess, asyncio.TimerHandle] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Calls starting a process of a slot key, oldest first, that take one freed meanwhile.
+        self._waiting: dict[bytes, list[asyncio.Future[FdkProcess]]] = {}
 
     @property
     def processes(self) -> list[FdkProcess]:
@@ -98,14 +100,45 @@ class HotPool:
 
         Once the pool is closed, a process that finishes its call is retired instead.
         """
-        if self._closed:
+        if self._closed or process.exited:
             self.retire(process)
             return
+        waiting = self._waiting.get(process.slot_key)
+        while waiting:
+            future = waiting.pop(0)
+            if not future.done():
+                # Straight to a call waiting for its own process to start: warm, not idle.
+                future.set_result(process)
+                return
         process.park(self._connection_idle)
         self._idle.setdefault(process.slot_key, []).append(process)
         self._idle_order[process] = None
         loop = asyncio.get_running_loop()
         self._expiry[process] = loop.call_later(idle_timeout, self._expire, process)
+
+    def wait_for_idle(self, slot_key: bytes) -> asyncio.Future[FdkProcess]:
+        """Return a future that gets the next process of the slot key to go idle.
+
+        Withdraw with :meth:`stop_waiting`, whatever happens.
+        """
+        future: asyncio.Future[FdkProcess] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(slot_key, []).append(future)
+        return future
+
+    def stop_waiting(
+        self, slot_key: bytes, future: asyncio.Future[FdkProcess]
+    ) -> FdkProcess | None:
+        """Stop waiting; return the process handed over meanwhile, if one was."""
+        waiting = self._waiting.get(slot_key)
+        if waiting is not None:
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                del self._waiting[slot_key]
+        if future.done() and not future.cancelled():
+            return future.result()
+        future.cancel()
+        return None
 
     def _expire(self, process: FdkProcess) -> None:
         if process in self._idle_order:
