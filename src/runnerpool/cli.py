@@ -69,6 +69,23 @@ def main(log_level: str, log_format: str) -> None:
     configure_logging(log_level, log_format)
 
 
+#: Where FDK functions' packages come from, for `runner` and for the runners `dev` starts.
+_wheelhouse_option = click.option(
+    "--wheelhouse",
+    envvar="RUNNERPOOL_WHEELHOUSE",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Install the functions' packages (fdk, requirements.txt) from this directory of "
+    "wheels; may be repeated [env RUNNERPOOL_WHEELHOUSE].",
+)
+_index_url_option = click.option(
+    "--index-url",
+    envvar="RUNNERPOOL_INDEX_URL",
+    help="Install the functions' packages from this package index too. Without it, only "
+    "the wheelhouse is used and nothing is downloaded [env RUNNERPOOL_INDEX_URL].",
+)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -119,20 +136,8 @@ def main(log_level: str, log_format: str) -> None:
     "names a sub-directory holding func.py), as hot processes, instead of --functions "
     "[env RUNNERPOOL_BUNDLES].",
 )
-@click.option(
-    "--wheelhouse",
-    envvar="RUNNERPOOL_WHEELHOUSE",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Install the functions' packages (fdk, requirements.txt) from this directory of "
-    "wheels; may be repeated [env RUNNERPOOL_WHEELHOUSE].",
-)
-@click.option(
-    "--index-url",
-    envvar="RUNNERPOOL_INDEX_URL",
-    help="Install the functions' packages from this package index too. Without it, only "
-    "the wheelhouse is used and nothing is downloaded [env RUNNERPOOL_INDEX_URL].",
-)
+@_wheelhouse_option
+@_index_url_option
 @click.option(
     "--state-dir",
     envvar="RUNNERPOOL_STATE_DIR",
@@ -501,18 +506,8 @@ def lb(
     type=click.Path(file_okay=False, path_type=Path),
     help="The directory of Fn FDK function bundles the runners serve [env RUNNERPOOL_BUNDLES].",
 )
-@click.option(
-    "--wheelhouse",
-    envvar="RUNNERPOOL_WHEELHOUSE",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Wheels the functions' environments are built from [env RUNNERPOOL_WHEELHOUSE].",
-)
-@click.option(
-    "--index-url",
-    envvar="RUNNERPOOL_INDEX_URL",
-    help="A package index for the functions' environments [env RUNNERPOOL_INDEX_URL].",
-)
+@_wheelhouse_option
+@_index_url_option
 @click.option(
     "--in-process",
     is_flag=True,
