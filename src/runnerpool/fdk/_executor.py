@@ -99,8 +99,7 @@ class _Ticket:
         bundle: Bundle | None,
         config: dict[str, str],
         idle_timeout: float,
-        process: FdkProcess | None = None,
-        memory: Reservation | None = None,
+        process: FdkProcess | None,
     ) -> None:
         self.pool = pool
         self.idle_timeout = idle_timeout
@@ -109,7 +108,8 @@ class _Ticket:
         self.bundle = bundle
         self.config = config
         self.process = process
-        self.memory = memory
+        #: Memory for a new process, when the call holds no process.
+        self.memory: Reservation | None = None
 
     def release(self) -> None:
         """Give back what the call did not use up (the executor returns used processes)."""
@@ -196,9 +196,14 @@ class FdkExecutor:
             call.release()
             raise
         ticket = _Ticket(
-            self.pool, call, slot_key, bundle, config, model.idle_timeout or DEFAULT_IDLE_TIMEOUT
+            self.pool,
+            call,
+            slot_key,
+            bundle,
+            config,
+            model.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+            process,
         )
-        ticket.process = process
         if process is None:
             ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
             if ticket.memory is None:
