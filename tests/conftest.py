@@ -19,7 +19,8 @@ settings.register_profile(
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Copied from ../shared/reference: the suite reads nothing outside the repository.
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def _no_placer_views() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def ch_vectors() -> dict[str, Any]:
-    """The consistent-hash vectors shipped in ../shared/reference/ch-vectors.json."""
-    path = SHARED / "reference" / "ch-vectors.json"
+    """The consistent-hash vectors (Fn's exact placement and the canonical jump hash)."""
+    path = DATA / "ch-vectors.json"
     data: dict[str, Any] = json.loads(path.read_text())
     return data

@@ -512,8 +512,9 @@ class TestShutdown:
             idle = (await client.post("/invoke/whoami")).json()["pid"]
             in_flight = asyncio.create_task(nap(client, 1.0))
             await wait_active([runner.address], 1)
+            # Admitted is not started: wait for the in-flight call's own process to exist.
+            await until(lambda: len(own_stack.function_pids()) == 2, seconds=15)
             started = own_stack.function_pids()
-            assert len(started) == 2
             runner.signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
             assert runner.popen.poll() is None  # draining: the call is still in flight

