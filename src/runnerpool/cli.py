@@ -557,6 +557,13 @@ def dev(
         raise click.ClickException(str(exc)) from None
 
 
+#: runnerpool is installed from its repository, not an index: name the package itself.
+_NO_MATPLOTLIB = (
+    "matplotlib is not installed: pip install matplotlib (or, in a clone of runnerpool, "
+    "pip install '.[sim]') to write plots"
+)
+
+
 @main.command()
 @click.option("--seed", default=1, show_default=True, type=int, help="The workload's seed.")
 @click.option(
@@ -597,7 +604,7 @@ def dev(
     "--plots",
     type=click.Path(file_okay=False),
     default=None,
-    help="Write PNG plots to this directory (needs matplotlib: pip install runnerpool[sim]).",
+    help="Write PNG plots to this directory (needs matplotlib: pip install matplotlib).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -626,10 +633,15 @@ def simulate(
     on a runner, the busiest runner's mean in-flight over the runners' mean, and the % of
     functions whose first runner moved when the middle runner left.
     """
+    import importlib.util
     from pathlib import Path
 
     from .sim import SimulationSettings, format_table, write_plots
     from .sim import simulate as run_simulation
+
+    # Before simulating, not after: a long run should not end in "cannot plot".
+    if plots is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException(_NO_MATPLOTLIB)
 
     names = [name.strip() for name in placers.split(",") if name.strip()]
     unknown = [name for name in names if name not in PLACER_NAMES]
@@ -666,7 +678,5 @@ def simulate(
             f"{runners} runners x {runner_memory} MB",
         )
         if written is None:
-            raise click.ClickException(
-                "matplotlib is not installed: pip install runnerpool[sim] to write plots"
-            )
+            raise click.ClickException(_NO_MATPLOTLIB)
         click.echo(f"wrote {len(written)} plots to {plots}", err=True)
