@@ -711,8 +711,8 @@ def dev(
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Show a progress bar on stderr. Default: when stderr is a terminal and the run "
-    f"places at least {_LONG_RUN:,} calls.",
+    help="Show a progress bar on stderr. Default: when stderr is a terminal, the log format "
+    f"is text and the run places at least {_LONG_RUN:,} calls.",
 )
 def simulate(
     seed: int,
@@ -760,7 +760,8 @@ def simulate(
     )
     total = len(settings.workload().arrivals) * len(names) * len(backoff)
     if progress is None:
-        progress = total >= _LONG_RUN and sys.stderr.isatty()
+        # A progress bar is no JSON line.
+        progress = total >= _LONG_RUN and sys.stderr.isatty() and not json_mode()
     if progress:
         with click.progressbar(length=total, label="simulating", file=sys.stderr) as bar:
             reports = run_simulation(settings, names, progress=bar.update, backoffs=backoff)
@@ -778,4 +779,7 @@ def simulate(
             raise click.ClickException(
                 "matplotlib is not installed: pip install runnerpool[sim] to write plots"
             )
-        click.echo(f"wrote {len(written)} plots to {plots}", err=True)
+        if json_mode():
+            logger.info("Wrote %d plots to %s", len(written), plots)
+        else:
+            click.echo(f"wrote {len(written)} plots to {plots}", err=True)

@@ -192,15 +192,26 @@ class TestJsonMode:
 
 class TestAccessLogSwitch:
     async def test_on_by_default_off_with_no_access_log(self, processes: Processes) -> None:
-        """A text-mode LB logs one readable access line per call; --no-access-log none."""
+        """A text-mode LB logs one readable access line per call; none when it is turned off.
+
+        Off by --no-access-log, or by FN_ACCESS_LOG=false.
+        """
         runner = processes.runner()
         with_log = processes.lb([runner.address], log_level="info")
         without = processes.lb([runner.address], "--no-access-log", log_level="info")
+        config = processes.config()
+        without_by_env = processes.start(
+            ["lb", "--port", "0", "--config", str(config), "--runner-addresses", runner.address],
+            "load balancer listening on ",
+            env={"FN_ACCESS_LOG": "false"},
+        )
         async with httpx.AsyncClient(timeout=10) as client:
             first = await client.post(f"{with_log.address}/invoke/echo", content=b"a")
-            second = await client.post(f"{without.address}/invoke/echo", content=b"b")
-        assert (first.status_code, second.status_code) == (200, 200)
-        for process in (with_log, without):
+            for process in (without, without_by_env):
+                other = await client.post(f"{process.address}/invoke/echo", content=b"b")
+                assert other.status_code == 200
+        assert first.status_code == 200
+        for process in (with_log, without, without_by_env):
             process.signal(signal.SIGTERM)
             assert await process.wait(30) == 0
         lines = [line for line in with_log.stderr().splitlines() if "runnerpool.access" in line]
@@ -211,8 +222,9 @@ class TestAccessLogSwitch:
             rf"fn_id=echo runner_addr={re.escape(runner.address)} attempts=1$",
             line,
         ), line
-        assert "runnerpool.access" not in without.stderr()
-        assert "Load balancer on" in without.stderr()  # it logs, just not the calls
+        for process in (without, without_by_env):
+            assert "runnerpool.access" not in process.stderr()
+            assert "Load balancer on" in process.stderr()  # it logs, just not the calls
 
 
 class TestDev:
