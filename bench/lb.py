@@ -154,7 +154,6 @@ def python_argv(module: str, profile: str | None) -> list[str]:
 
 def start_runner(profile: str | None) -> Service:
     """``runnerpool runner --port 0``, serving the examples in process."""
-    # --log-level belongs to the command group, so it comes before the subcommand.
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning"]
     return Service("runner", [*argv, "runner", "--port", "0"], "runner listening on ")
 

@@ -10,9 +10,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -143,3 +145,33 @@ class TestRealProcess:
             assert process.returncode == 0
         # At warning, the runner's info lines ("Runner listening", "Runner stopped") are gone.
         assert [json.loads(line) for line in stderr.splitlines()] == []
+
+
+class TestErrorsInJsonMode:
+    def test_not_standalone_raises(self) -> None:
+        """Called with standalone_mode=False, the command line raises click's errors."""
+        with pytest.raises(click.BadParameter, match="not host:port"):
+            main.main(["--log-format", "json", "status", "no-port"], standalone_mode=False)
+
+    def test_interrupted_command_is_one_json_line(self) -> None:
+        """Ctrl-C in a command, in JSON mode, is one JSON line on stderr and exit code 1."""
+        with socket.socket() as listener:
+            # A "runner" that accepts the connection and never answers.
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            host, port = listener.getsockname()
+            with subprocess.Popen(
+                [*RUNNERPOOL, "status", f"{host}:{port}", "--log-format", "json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as process:
+                listener.settimeout(30)
+                connection, _ = listener.accept()  # the command is running
+                with connection:
+                    process.send_signal(signal.SIGINT)
+                    stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert stdout == ""
+        [entry] = [json.loads(line) for line in stderr.splitlines()]
+        assert (entry["level"], entry["message"]) == ("critical", "Aborted")

@@ -122,6 +122,15 @@ class _Group(click.Group):
 
     command_class = _Command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; in JSON mode, Ctrl-C is an abort without click's blank line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if not json_mode():
+                raise
+            raise click.Abort from None
+
     def main(
         self,
         args: Sequence[str] | None = None,
