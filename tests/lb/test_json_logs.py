@@ -192,9 +192,9 @@ class TestJsonMode:
 
 class TestAccessLogSwitch:
     async def test_on_by_default_off_with_no_access_log(self, processes: Processes) -> None:
-        """A text-mode LB logs one readable access line per call; none when it is turned off.
+        """A text-mode LB logs one readable access line per call, and none for /health.
 
-        Off by --no-access-log, or by FN_ACCESS_LOG=false.
+        None at all when turned off by --no-access-log, or by FN_ACCESS_LOG=false.
         """
         runner = processes.runner()
         with_log = processes.lb([runner.address], log_level="info")
@@ -207,6 +207,8 @@ class TestAccessLogSwitch:
         )
         async with httpx.AsyncClient(timeout=10) as client:
             first = await client.post(f"{with_log.address}/invoke/echo", content=b"a")
+            # Not a call: no access line.
+            assert (await client.get(f"{with_log.address}/health")).status_code == 200
             for process in (without, without_by_env):
                 other = await client.post(f"{process.address}/invoke/echo", content=b"b")
                 assert other.status_code == 200
