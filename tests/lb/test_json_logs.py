@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.lb.conftest import (
     eventually,
     wait_active,
 )
+from tests.lb.test_cli_lb import alive, children
 
 #: Functions for the runner: the examples, and one that raises a Python warning.
 FUNCTIONS_MODULE = """\
@@ -240,13 +242,20 @@ class TestDev:
             "runnerpool dev: ",
             ready_lines=7,
         )
-        url = re.search(r"load balancer\s+(http://\S+)", dev.address)
-        assert url is not None
-        async with httpx.AsyncClient(base_url=url[1], timeout=10) as client:
-            response = await client.post("/invoke/hello", content=b'{"name": "Ada"}')
-        assert response.status_code == 200
-        dev.signal(signal.SIGINT)
-        assert await dev.wait(30) == 0
+        runner_ids = children(dev.popen.pid)
+        try:
+            url = re.search(r"load balancer\s+(http://\S+)", dev.address)
+            assert url is not None
+            async with httpx.AsyncClient(base_url=url[1], timeout=10) as client:
+                response = await client.post("/invoke/hello", content=b'{"name": "Ada"}')
+            assert response.status_code == 200
+            dev.signal(signal.SIGINT)
+            assert await dev.wait(30) == 0
+        finally:
+            # If `dev` died early, its runners (in their own sessions) would outlive it.
+            for pid in runner_ids:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
         entries = json_lines(dev.stderr())
         [access] = access_lines(entries)
         assert (access["call_id"], access["status"]) == (response.headers["fn-call-id"], 200)
