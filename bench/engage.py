@@ -122,7 +122,6 @@ class RunnerProcess:
         argv = [sys.executable]
         if profile is not None:
             argv += ["-m", "cProfile", "-o", profile]
-        # --log-level belongs to the command group, so it comes before the subcommand.
         argv += ["-m", "runnerpool", "--log-level", "warning", "runner", "--port", "0"]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         try:

@@ -14,6 +14,8 @@ answers its body). The load balancer and the runner are separate processes, star
   connection sends its next request from the parser's callback). Any non-2xx response or
   socket error fails the run, and a sample of responses is checked for 200 ``hello`` and an
   ``Fn-Call-Id`` after the warm-up and after every LB cell (the Python client checks all).
+* ``lb-quiet``: the same through a second LB process started with ``--no-access-log``: the
+  access log's cost. Both LBs write their stderr to a file, as to a log collector.
 * ``ceiling``: the same load generator against a trivial HTTP server (raw asyncio and
   httptools, a separate process of this module) that answers ``hello`` at once: the
   generator's own ceiling, or a lower bound of it, since that server is Python too. It should
@@ -65,7 +67,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 import httptools
@@ -80,7 +82,9 @@ IMAGE = "echo"
 BODY = b"hello"
 CONTENT_TYPE = "text/plain"
 CONFIG = Path(runnerpool.__file__).resolve().parent / "examples.toml"
-PATHS = ("direct", "lb", "ceiling")
+PATHS = ("direct", "lb", "lb-quiet", "ceiling")
+#: The paths through a load balancer: with its access log (the default), and without.
+LB_PATHS = ("lb", "lb-quiet")
 CELL_GRACE = 60.0  # seconds beyond a cell's duration before it counts as hung
 STOP_TIMEOUT = 15.0  # seconds a server gets to drain and exit on SIGTERM before a kill
 SAMPLE = 5  # responses checked after the warm-up and after every LB cell
@@ -98,9 +102,13 @@ wrk.headers["Content-Type"] = "{CONTENT_TYPE}"
 class Service:
     """A server child process that prints ``<ready><address>`` on stdout once it listens."""
 
-    def __init__(self, name: str, argv: Sequence[str], ready: str) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], ready: str, stderr: IO[bytes] | None = None
+    ) -> None:
         self.name = name
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
         try:
             assert self.proc.stdout is not None
             line = read_line(self.proc.stdout, SERVER_START_TIMEOUT)
@@ -146,16 +154,22 @@ def python_argv(module: str, profile: str | None) -> list[str]:
 
 def start_runner(profile: str | None) -> Service:
     """``runnerpool runner --port 0``, serving the examples in process."""
-    # --log-level belongs to the command group, so it comes before the subcommand.
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning"]
     return Service("runner", [*argv, "runner", "--port", "0"], "runner listening on ")
 
 
-def start_lb(runner_address: str, profile: str | None) -> Service:
-    """``runnerpool lb --port 0`` with the examples' registry, in front of one runner."""
+def start_lb(
+    runner_address: str, profile: str | None, log: IO[bytes], *, access_log: bool = True
+) -> Service:
+    """``runnerpool lb --port 0`` with the examples' registry, in front of one runner.
+
+    Its stderr, the access log's line per call included, goes to ``log``.
+    """
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "lb", "--port", "0"]
     argv += ["--config", str(CONFIG), "--runner-addresses", runner_address]
-    return Service("load balancer", argv, "load balancer listening on ")
+    if not access_log:
+        argv.append("--no-access-log")
+    return Service("load balancer", argv, "load balancer listening on ", stderr=log)
 
 
 def start_trivial_server() -> Service:
@@ -621,6 +635,7 @@ class Bench:
 
     runner: Service
     lb: Service
+    quiet_lb: Service
     trivial: Service
     generator: LoadGenerator
     direct: DirectCaller
@@ -629,6 +644,14 @@ class Bench:
     def lb_url(self) -> str:
         """The LB's invoke URL of the function."""
         return f"{self.lb.address}/invoke/{FN_ID}"
+
+    def front(self, path: str) -> tuple[Service, str]:
+        """The process a load-generator path drives, and its URL."""
+        if path == "lb":
+            return self.lb, self.lb_url
+        if path == "lb-quiet":
+            return self.quiet_lb, f"{self.quiet_lb.address}/invoke/{FN_ID}"
+        return self.trivial, self.trivial_url
 
     @property
     def trivial_url(self) -> str:
@@ -659,8 +682,7 @@ async def measure_direct(bench: Bench, concurrency: int, seconds: float) -> Cell
 
 async def measure_http(bench: Bench, path: str, concurrency: int, seconds: float) -> Cell:
     """The LB path or the generator's ceiling: the load generator drives a URL."""
-    front = bench.lb if path == "lb" else bench.trivial
-    url = bench.lb_url if path == "lb" else bench.trivial_url
+    front, url = bench.front(path)
     front0, runner0 = front.cpu(), bench.runner.cpu()
     load = await asyncio.to_thread(bench.generator.run, url, concurrency, seconds)
     front_cpu, runner = front.cpu() - front0, bench.runner.cpu() - runner0
@@ -669,7 +691,7 @@ async def measure_http(bench: Bench, path: str, concurrency: int, seconds: float
             f"{path} c={concurrency}: {load.failures} failures out of {load.calls} calls "
             f"({load.failure or 'no call completed'})"
         )
-    if path == "lb":
+    if path in LB_PATHS:
         await asyncio.to_thread(check_sample, url, SAMPLE)
     return Cell(
         path=path,
@@ -679,7 +701,7 @@ async def measure_http(bench: Bench, path: str, concurrency: int, seconds: float
         p50_ms=load.p50_ms,
         p99_ms=load.p99_ms,
         front_cpu_us=front_cpu / load.calls * 1e6,
-        runner_cpu_us=runner / load.calls * 1e6 if path == "lb" else None,
+        runner_cpu_us=runner / load.calls * 1e6 if path in LB_PATHS else None,
         client_cpu_us=load.client_cpu / load.calls * 1e6,
     )
 
@@ -730,6 +752,7 @@ async def run_benchmark(
 LABELS = {
     "direct": "direct: GrpcRunner.try_exec",
     "lb": f"LB: POST /invoke/{FN_ID}",
+    "lb-quiet": "LB, --no-access-log",
     "ceiling": "generator ceiling",
 }
 
@@ -750,7 +773,7 @@ def print_table(cells: Sequence[Cell]) -> None:
     print("-" * len(header))
     for c in cells:
         base = direct.get(c.concurrency)
-        ratio = "" if base is None or c.path != "lb" else f"{c.rate / base.rate:.0%}"
+        ratio = "" if base is None or c.path not in LB_PATHS else f"{c.rate / base.rate:.0%}"
         print(
             f"{LABELS[c.path]:<27} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} "
             f"{c.p99_ms:>7.2f} {c.front_cpu_us:>17.0f} {_us(c.runner_cpu_us):>18} "
@@ -774,6 +797,14 @@ def print_summary(cells: Sequence[Cell], generator: str) -> None:
             f"p99 {lb.p99_ms - direct.p99_ms:+.2f} ms; throughput {lb.rate / direct.rate:.0%} "
             f"of direct ({lb.rate:.0f} vs {direct.rate:.0f} calls/s)"
         )
+    print("\nThe access log's cost, LB against LB --no-access-log, same run:")
+    for conc in concurrencies:
+        lb, quiet = by[("lb", conc)], by[("lb-quiet", conc)]
+        print(
+            f"  c={conc:<3} throughput {lb.rate / quiet.rate:.0%} ({lb.rate:.0f} vs "
+            f"{quiet.rate:.0f} calls/s); LB CPU {lb.front_cpu_us - quiet.front_cpu_us:+.0f} "
+            f"µs/call; p50 {lb.p50_ms - quiet.p50_ms:+.2f} ms"
+        )
     print(f"\nload generator: {generator}; its ceiling against the trivial server:")
     for conc in concurrencies:
         lb, ceiling = by[("lb", conc)], by[("ceiling", conc)]
@@ -796,18 +827,21 @@ def describe_environment() -> str:
 @contextmanager
 def started(
     generator_choice: str, profile_lb: str | None, profile_runner: str | None
-) -> Iterator[tuple[Service, Service, Service, LoadGenerator]]:
-    """Start the runner, the LB, the trivial server and the load generator; stop them all."""
+) -> Iterator[tuple[Service, Service, Service, Service, LoadGenerator]]:
+    """Start the runner, the LBs, the trivial server and the load generator; stop them all."""
     with ExitStack() as stack:
         runner = start_runner(profile_runner)
         stack.callback(runner.close)
-        lb = start_lb(runner.address, profile_lb)
+        log = stack.enter_context(tempfile.TemporaryFile())
+        lb = start_lb(runner.address, profile_lb, log)
         stack.callback(lb.close)  # stopped before the runner: it drains towards it
+        quiet_lb = start_lb(runner.address, None, log, access_log=False)
+        stack.callback(quiet_lb.close)
         trivial = start_trivial_server()
         stack.callback(trivial.close)
         generator = load_generator(generator_choice)
         stack.callback(generator.close)
-        yield runner, lb, trivial, generator
+        yield runner, lb, quiet_lb, trivial, generator
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -840,6 +874,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         started(args.client, args.profile_lb, args.profile_runner) as (
             runner,
             lb,
+            quiet_lb,
             trivial,
             generator,
         ),
@@ -855,7 +890,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
         async def run() -> list[Cell]:
-            bench = Bench(runner, lb, trivial, generator, DirectCaller(runner.address))
+            bench = Bench(runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address))
             return await run_benchmark(bench, args.concurrency, seconds, args.repeats, args.warmup)
 
         cells = loop_runner.run(run())

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from runnerpool import metrics
+from runnerpool import _logging, metrics
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
@@ -31,6 +35,30 @@ def _no_placer_views() -> Iterator[None]:
     yield
     metrics.unregister_placer_views()
     metrics.unregister_lb_agent_views()
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Logging as configured by the command line (handlers, levels, hooks) ends with the test.
+
+    A CliRunner test configures logging on streams that are closed after it.
+    """
+    names = ["", "runnerpool", _logging.ACCESS_LOGGER]
+    saved = [
+        (
+            logging.getLogger(name),
+            logging.getLogger(name).handlers[:],
+            logging.getLogger(name).level,
+        )
+        for name in names
+    ]
+    hooks = (warnings.showwarning, sys.excepthook, threading.excepthook, _logging._format)
+    yield
+    for logger, handlers, level in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    logging.captureWarnings(False)
+    warnings.showwarning, sys.excepthook, threading.excepthook, _logging._format = hooks
 
 
 @pytest.fixture(scope="session")

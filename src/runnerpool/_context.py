@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["request_id", "runner_address"]
+if TYPE_CHECKING:
+    from ._tracker import PlacerTracker
+
+__all__ = ["Placement", "placement", "request_id", "runner_address"]
 
 #: The id of the request being served (Fn's request id), if the front end set one. Runners
 #: send it to the runner as the ``fn_request_id`` gRPC metadata, for correlating logs.
@@ -13,3 +18,29 @@ request_id: ContextVar[str | None] = ContextVar("runnerpool_request_id", default
 #: The address of the runner that took the call being served, once one did. Set by
 #: ``GrpcRunner`` at its commit point, for the load balancer's logs.
 runner_address: ContextVar[str | None] = ContextVar("runnerpool_runner_address", default=None)
+
+
+@dataclass(eq=False, slots=True)
+class Placement:
+    """What the placement of the call being served did: for the load balancer's access log.
+
+    The front end sets a fresh one in :data:`placement` before the call; the tasks that
+    place the call share the object, and the placer's tracker fills it in.
+
+    Attributes:
+        tracker: The placement's tracker, once placement started.
+        runner: The address of the runner that took the call (for a detached call, the one
+            that acknowledged it), once one did.
+    """
+
+    tracker: PlacerTracker | None = None
+    runner: str | None = None
+
+    @property
+    def attempts(self) -> int:
+        """How many runners were offered the call so far (0 before placement)."""
+        return 0 if self.tracker is None else self.tracker.attempts
+
+
+#: The :class:`Placement` of the call being served, if the front end wants one.
+placement: ContextVar[Placement | None] = ContextVar("runnerpool_placement", default=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -56,9 +57,10 @@ async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> Async
                     line = (await process.stdout.readline()).decode()
             except TimeoutError:
                 line = ""
-            if not line.startswith("runner listening on "):
+            address = ready_address(line)
+            if address is None:
                 raise RuntimeError(f"a runner did not start (it said {line!r})")
-            addresses.append(line.removeprefix("runner listening on ").strip())
+            addresses.append(address)
         yield addresses
     finally:
         for process in processes:
@@ -71,6 +73,23 @@ async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> Async
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def ready_address(line: str) -> str | None:
+    """Return the address in a runner's ready line, or ``None`` if it is not one.
+
+    The line is ``runner listening on ADDRESS``, or in JSON mode a JSON object whose
+    ``message`` is that and whose ``address`` is the address.
+    """
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return None
+        line = str(entry.get("message", "")) if isinstance(entry, dict) else ""
+    if not line.startswith("runner listening on "):
+        return None
+    return line.removeprefix("runner listening on ").strip()
 
 
 def banner(url: str, addresses: list[str], registry: Registry) -> str:
@@ -97,6 +116,7 @@ async def run_dev(
     placer: str = "ch",
     echo: Callable[[str], None] = print,
     runner_args: Sequence[str] = (),
+    access_log: bool = True,
 ) -> None:
     """Serve the example functions through a load balancer and runners until Ctrl-C.
 
@@ -107,6 +127,7 @@ async def run_dev(
         placer: The placer's name.
         echo: Where the banner goes.
         runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
+        access_log: Log a line per call on the load balancer.
     """
     registry = Registry.load(resources.files("runnerpool") / "examples.toml")
     async with runner_processes(runners, runner_args) as addresses:
@@ -117,5 +138,6 @@ async def run_dev(
             host=host,
             port=port,
             on_ready=lambda url: echo(banner(url, addresses, registry)),
+            access_log=access_log,
         )
     echo("runnerpool dev: stopped.")

@@ -20,6 +20,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, ClassVar
 
 from . import metrics
+from ._context import placement
 from ._errors import FuncError, NotPlacedError, RunnerBusyError
 
 if TYPE_CHECKING:
@@ -114,6 +115,11 @@ class PlacerTracker:
         # Reading the module attribute, not calling placer_views(): this runs on every call.
         views = self._views = metrics._placer_views
         self._tags = () if views is None else views.tags()
+        # The front end's record of this placement (its access log): attempts are read from
+        # here, live.
+        record = placement.get()
+        if record is not None:
+            record.tracker = self
 
     @property
     def attempts(self) -> int:
@@ -208,9 +214,14 @@ class PlacerTracker:
 
         A cancellation, or the request's deadline passing, counts as an abort. Given the
         runner and the call, the ``"release"`` back-off mode records that the call's capacity
-        on that runner is free again.
+        on that runner is free again. Given the runner, the front end's record of the placement
+        (:data:`~runnerpool._context.placement`), if any, names it.
         """
         self._placed = True
+        if runner is not None:
+            record = placement.get()
+            if record is not None:
+                record.runner = runner.address
         if self._busy is not None and runner is not None and call is not None:
             self._busy.released(runner.address, call.model.memory)
         views = self._views

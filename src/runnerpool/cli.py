@@ -9,17 +9,20 @@ import asyncio
 import dataclasses
 import importlib
 import json
+import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 import click
+from click.core import ParameterSource
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
-from ._logging import configure_logging
+from ._logging import LOG_FORMATS, LOG_LEVELS, announce, configure_logging, json_mode
 from .fdk import Bundles, Environments, FdkExecutor
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
@@ -31,6 +34,8 @@ from .runner._serve import serve_runner
 __all__ = ["main"]
 
 _MB = 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 def _load_functions(
@@ -47,27 +52,133 @@ def _load_functions(
     return functions
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    help="Log level of runnerpool's messages on stderr.",
-)
-@click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="text: one readable line per message; json: one JSON object per line, with the "
-    "call id, function id and runner address of call messages.",
-)
-@click.version_option(package_name="runnerpool")
-def main(log_level: str, log_format: str) -> None:
-    """Place serverless function calls on runners, the way Fn Project does."""
-    configure_logging(log_level, log_format)
+# -- Global options: --log-level and --log-format, before or after the subcommand ---------------
 
+
+@dataclass
+class _LogSettings:
+    level: str = "info"
+    format: str = "text"
+
+
+def _set_log_option(ctx: click.Context, param: click.Parameter, value: str) -> None:
+    """Apply a log option at once, so that later errors already have the chosen format.
+
+    The group's value comes from its command line, ``FN_LOG_*`` or the default; a
+    subcommand's replaces it only when given on the subcommand's command line.
+    """
+    assert param.name is not None
+    if (
+        ctx.parent is not None
+        and ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE
+    ):
+        return
+    settings = ctx.find_root().meta.setdefault("runnerpool.log", _LogSettings())
+    setattr(settings, param.name.removeprefix("log_"), value.lower())
+    configure_logging(settings.level, settings.format)
+
+
+def _log_options() -> list[click.Option]:
+    """The global options: the group has them, and every subcommand a copy."""
+    return [
+        click.Option(
+            ["--log-level"],
+            envvar="FN_LOG_LEVEL",
+            default="info",
+            show_default=True,
+            type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+            is_eager=True,
+            expose_value=False,
+            callback=_set_log_option,
+            help="Level of runnerpool's messages on stderr (Fn's level names; other "
+            "libraries' messages from warning up) [env FN_LOG_LEVEL].",
+        ),
+        click.Option(
+            ["--log-format"],
+            envvar="FN_LOG_FORMAT",
+            default="text",
+            show_default=True,
+            type=click.Choice(list(LOG_FORMATS), case_sensitive=False),
+            is_eager=True,
+            expose_value=False,
+            callback=_set_log_option,
+            help="text: one readable line per message; json: every line on stderr (and the "
+            "ready line on stdout) is a JSON object, with the call id, function id and "
+            "runner address of call messages [env FN_LOG_FORMAT].",
+        ),
+    ]
+
+
+class _Command(click.Command):
+    """A subcommand that takes the global options after its name too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_log_options())
+
+
+class _Group(click.Group):
+    """The ``runnerpool`` group: global options, and errors in the log format."""
+
+    command_class = _Command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; in JSON mode, Ctrl-C is an abort without click's blank line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if not json_mode():
+                raise
+            raise click.Abort from None
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; in JSON mode, report an error as a JSON log line."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        # The process ends here: as a log line, the reason is shown at any level.
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            if not json_mode():
+                exc.show()
+            else:
+                logger.critical("%s", exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            if not json_mode():
+                click.echo("Aborted!", err=True)
+            else:
+                logger.critical("Aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runnerpool")
+def main() -> None:
+    """Place serverless function calls on runners, the way Fn Project does."""
+
+
+main.params.extend(_log_options())
+
+
+#: The load balancer's access log, for `lb` and for `dev`.
+_access_log_option = click.option(
+    "--access-log/--no-access-log",
+    envvar="FN_ACCESS_LOG",
+    default=True,
+    show_default=True,
+    help="Log a line per call: method, path, status, duration, call id, function id, runner, "
+    "attempts (logger runnerpool.access, at any --log-level; uvicorn's own access log stays "
+    "off) [env FN_ACCESS_LOG].",
+)
 
 #: Where FDK functions' packages come from, for `runner` and for the runners `dev` starts.
 _wheelhouse_option = click.option(
@@ -204,8 +315,7 @@ def runner(
 
     def ready(server: RunnerServer) -> None:
         # One line on stdout, for whoever started the runner (tests and `runnerpool dev`).
-        click.echo(f"runner listening on {server.address}")
-        sys.stdout.flush()
+        announce(f"runner listening on {server.address}", address=server.address)
         if isinstance(executor, FdkExecutor):
             executor.prepare_ahead()
 
@@ -425,6 +535,7 @@ def _lb_options(function: Any) -> Any:
 @click.option(
     "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
 )
+@_access_log_option
 def lb(
     registry: Registry,
     runner_addresses: list[str],
@@ -438,6 +549,7 @@ def lb(
     runner_tls_ca: str | None,
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
+    access_log: bool,
 ) -> None:
     """Run a load balancer: Fn's invoke API (POST /invoke/FN_ID), placing calls on runners.
 
@@ -455,8 +567,7 @@ def lb(
     )
 
     def ready(url: str) -> None:
-        click.echo(f"load balancer listening on {url}")
-        sys.stdout.flush()
+        announce(f"load balancer listening on {url}", address=url)
 
     try:
         asyncio.run(
@@ -471,6 +582,7 @@ def lb(
                 max_response_size=max_response_size,
                 runner_ssl=runner_ssl,
                 on_ready=ready,
+                access_log=access_log,
             )
         )
     except OSError as exc:
@@ -513,7 +625,10 @@ def lb(
     is_flag=True,
     help="Serve the in-process Python examples (runnerpool.examples) instead of FDK bundles.",
 )
+@_access_log_option
+@click.pass_context
 def dev(
+    ctx: click.Context,
     host: str,
     port: int,
     runners: int,
@@ -522,13 +637,15 @@ def dev(
     wheelhouse: tuple[Path, ...],
     index_url: str | None,
     in_process: bool,
+    access_log: bool,
 ) -> None:
     """Try runnerpool: a load balancer and runners on this machine, serving example functions.
 
     The runners run the example Fn FDK functions of ``examples/`` as hot processes. Prints
     the URL and a curl line to paste; Ctrl-C stops everything it started.
     """
-    runner_args: list[str] = []
+    # The runners' stderr is this process's: the same format.
+    runner_args = ["--log-format", ctx.find_root().meta["runnerpool.log"].format]
     if not in_process:
         if not bundles.is_dir():
             raise click.UsageError(
@@ -549,6 +666,7 @@ def dev(
                 placer=placer,
                 echo=click.echo,
                 runner_args=runner_args,
+                access_log=access_log,
             )
         )
     except OSError as exc:
@@ -609,8 +727,8 @@ _NO_MATPLOTLIB = (
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Show a progress bar on stderr. Default: when stderr is a terminal and the run "
-    f"places at least {_LONG_RUN:,} calls.",
+    help="Show a progress bar on stderr. Default: when stderr is a terminal, the log format "
+    f"is text and the run places at least {_LONG_RUN:,} calls.",
 )
 def simulate(
     seed: int,
@@ -663,7 +781,8 @@ def simulate(
     )
     total = len(settings.workload().arrivals) * len(names) * len(backoff)
     if progress is None:
-        progress = total >= _LONG_RUN and sys.stderr.isatty()
+        # A progress bar is no JSON line.
+        progress = total >= _LONG_RUN and sys.stderr.isatty() and not json_mode()
     if progress:
         with click.progressbar(length=total, label="simulating", file=sys.stderr) as bar:
             reports = run_simulation(settings, names, progress=bar.update, backoffs=backoff)
@@ -679,4 +798,7 @@ def simulate(
         )
         if written is None:
             raise click.ClickException(_NO_MATPLOTLIB)
-        click.echo(f"wrote {len(written)} plots to {plots}", err=True)
+        if json_mode():
+            logger.info("Wrote %d plots to %s", len(written), plots)
+        else:
+            click.echo(f"wrote {len(written)} plots to {plots}", err=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from uv import find_uv_bin
 
+from .._tasks import watch
 from ._errors import EnvironmentFailedError
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class Environments:
         task = self._building.get(key)
         if task is None:
             task = asyncio.create_task(self._build(key, bundle.requirements))
+            # Shielded below: a build whose callers all gave up still has its failure logged.
+            watch(task, logger, "Building environment %s", key)
             self._building[key] = task
             task.add_done_callback(lambda _: self._building.pop(key, None))
         # A caller giving up must not cancel a build others wait for.

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from .._tasks import watch
 from ._errors import (
     BundleError,
     ContainerExitError,
@@ -395,6 +396,7 @@ class FdkExecutor:
 
         if self._preparing is None:
             self._preparing = asyncio.create_task(prepare())
+            watch(self._preparing, logger, "Preparing environments")
         return self._preparing
 
     async def aclose(self) -> None:

@@ -14,6 +14,8 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from .._tasks import watch
+
 if TYPE_CHECKING:
     from ..runner._capacity import Capacity, Reservation
     from ._process import FdkProcess
@@ -161,6 +163,7 @@ class HotPool:
         if memory is not None:
             memory.release()
         task = asyncio.create_task(process.stop())
+        watch(task, logger, "Stopping process %s", process.id)
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 

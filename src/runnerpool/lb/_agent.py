@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .. import metrics
-from .._context import runner_address
+from .._context import placement, runner_address
 from .._errors import APIError, ServerBusyError
+from .._tasks import watch
 
 if TYPE_CHECKING:
     from .._call import BufferedCall
@@ -56,6 +57,10 @@ class DetachedResponse:
     def write_header(self, status_code: int) -> None:
         """Record the runner's acknowledgement."""
         self.status_code = status_code
+        record = placement.get()
+        if record is not None:
+            # The client's answer is this acknowledgement: its runner is the one to log.
+            record.runner = runner_address.get()
         self.acknowledged.set()
 
     async def write(self, data: bytes) -> None:
@@ -144,6 +149,17 @@ class LBAgent:
         acknowledged = asyncio.ensure_future(response.acknowledged.wait())
         try:
             await asyncio.wait({task, acknowledged}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The client left before the acknowledgement: the placement goes on, and nobody
+            # is left to get its error.
+            watch(
+                task,
+                logger,
+                "Detached call %s failed after its client left",
+                call.model.id,
+                extra={"call_id": call.model.id, "fn_id": call.model.fn_id},
+            )
+            raise
         finally:
             acknowledged.cancel()
         if not response.acknowledged.is_set():
@@ -224,7 +240,7 @@ class LBAgent:
         views: LBAgentViews | None,
         tags: tuple[str, ...],
     ) -> None:
-        """End the call: its model's status and times, the metrics, a log line."""
+        """End the call: its model's status and times, the metrics, a debug log line."""
         model = call.model
         now = datetime.now(UTC)
         model.completed_at = now
@@ -247,7 +263,11 @@ class LBAgent:
                 # Fn's lb_call_latency: the load balancer's share, without the user's code.
                 elapsed = (now - start).total_seconds() - (call.user_execution_time or 0.0)
                 views.call_latency.record((status, *tags), max(0, int(elapsed * 1000)))
-        logger.info(
+        # The placement's runner, where the front end keeps one, is the runner that took the
+        # call; the context's is the last one offered it, refusals included.
+        record = placement.get()
+        # DEBUG: the access log has a line per call at INFO already.
+        logger.debug(
             "Call %s ended: %s",
             model.id,
             status,
@@ -255,7 +275,7 @@ class LBAgent:
                 "call_id": model.id,
                 "fn_id": model.fn_id,
                 "call_status": status,
-                "runner_addr": runner_address.get(),
+                "runner_addr": runner_address.get() if record is None else record.runner,
             },
         )
 

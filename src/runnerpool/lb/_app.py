@@ -23,6 +23,7 @@ from .. import metrics
 from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
+from .._tasks import watch
 from ._calls import build_model
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def create_app(
         submit = agent.submit_detached if detached else agent.submit
         placing = asyncio.create_task(submit(call, read_body))
         watching = asyncio.create_task(client_gone())
+        watch(watching, logger, "Watching the client of call %s", call_id)
         try:
             await asyncio.wait({placing, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:

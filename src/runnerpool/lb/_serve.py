@@ -15,9 +15,11 @@ import uvicorn
 
 from .. import metrics
 from .._config import PlacerConfig
+from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import StaticRunnerPool
 from ..rpc._server import listening_socket
+from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
 from ._status_poll import StatusPoller
@@ -81,6 +83,7 @@ class LBServer(uvicorn.Server):
         logger.info("Draining: new calls get 503, calls in flight finish")
         self.agent.close_gate()
         self._draining = asyncio.get_running_loop().create_task(self._drain())
+        watch(self._draining, logger, "Draining failed")
 
     async def _drain(self) -> None:
         try:
@@ -101,6 +104,7 @@ async def serve_lb(
     max_response_size: int | None = None,
     runner_ssl: ssl.SSLContext | None = None,
     on_ready: Callable[[str], None] | None = None,
+    access_log: bool = True,
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
@@ -117,6 +121,8 @@ async def serve_lb(
         max_response_size: Largest function response, in bytes (502 beyond).
         runner_ssl: TLS for the connections to the runners.
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
+        access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
+            in place of uvicorn's access log, which stays off.
 
     Raises:
         OSError: If the address cannot be listened on.
@@ -131,7 +137,12 @@ async def serve_lb(
         agent, registry, max_request_size=max_request_size, max_response_size=max_response_size
     )
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        AccessLog(app) if access_log else app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
     )
     server = LBServer(config, agent)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn

@@ -18,6 +18,7 @@ from typing import TypeAlias
 from .._errors import APIError
 from .._ids import new_id
 from .._status import RunnerStatus
+from .._tasks import watch
 
 __all__ = ["HealthCheck", "HealthTracker"]
 
@@ -60,6 +61,8 @@ class HealthTracker:
         if self._cache is None or time.monotonic() >= self._expiry:
             if self._running is None:
                 self._running = asyncio.create_task(self._refresh(payload))
+                # Shielded: when every reader was cancelled, nobody else sees its end.
+                watch(self._running, logger, "Health check")
             await asyncio.shield(self._running)
         assert self._cache is not None
         cached = self._read_since_refresh
