@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
+import stamina.instrumentation
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
 from ._logging import configure_logging
 from .fdk import Bundles, Environments, FdkExecutor
-from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url
+from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -503,6 +504,7 @@ def lb(
             "give either --config (a functions file) or --api-url (Fn's API server)"
             + ("" if registry is None else ", not both")
         )
+    stamina.instrumentation.set_on_retry_hooks([log_retry])
     settings = ApiSourceSettings(
         cache_ttl=api_cache_ttl,
         max_stale=api_max_stale,

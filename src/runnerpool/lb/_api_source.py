@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import stamina
+from stamina.instrumentation import RetryDetails
 
 from .._errors import APIError
 from ._cache import LookupCache
@@ -47,7 +48,7 @@ from ._sources import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["ApiSource", "ApiSourceSettings"]
+__all__ = ["ApiSource", "ApiSourceSettings", "api_base_url", "log_retry"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,16 @@ class _ServerError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status} {message}")
         self.status = status
+
+
+def log_retry(details: RetryDetails) -> None:
+    """Log a retry of a read of the API server (a stamina retry hook, which the CLI installs)."""
+    logger.warning(
+        "Fn API server error, retrying in %.2f s (retry %d): %s",
+        details.wait_for,
+        details.retry_num,
+        _describe(details.caused_by),
+    )
 
 
 def _retryable(error: Exception) -> bool:

@@ -25,7 +25,7 @@ from .. import metrics
 from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
-from ._requests import TRIGGER_ROUTES, call_model
+from ._requests import TRIGGER_METHODS, TRIGGER_ROUTES, call_model
 from ._sources import as_source
 from ._triggers import trigger_response
 
@@ -159,7 +159,9 @@ def create_app(
         return Response('{"status":"ok"}\n', media_type="application/json")
 
     async def version(request: Request) -> Response:
-        body = json.dumps({"version": importlib.metadata.version("runnerpool")})
+        body = json.dumps(
+            {"version": importlib.metadata.version("runnerpool")}, separators=(",", ":")
+        )
         return Response(body, media_type="application/json; charset=utf-8")
 
     async def prometheus(request: Request) -> Response:
@@ -176,7 +178,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/invoke/{fn_id}", invoke, methods=["POST"]),
-            *(Route(path, invoke, methods=None) for path in TRIGGER_ROUTES),
+            *(Route(path, invoke, methods=TRIGGER_METHODS) for path in TRIGGER_ROUTES),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             Route("/version", version, methods=["GET"]),

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from .._model import Call
     from ._sources import FunctionSource
 
-__all__ = ["TRIGGER_ROUTES", "call_model"]
+__all__ = ["TRIGGER_METHODS", "TRIGGER_ROUTES", "call_model"]
 
 #: The routes of HTTP triggers; ``source`` is the decoded path after the app's name.
 TRIGGER_ROUTES = ("/t/{app_name}", "/t/{app_name}/{source:path}")
+#: The methods a trigger answers: gin's ``Any``, as Fn routes triggers.
+TRIGGER_METHODS = ("GET", "POST", "PUT", "PATCH", "HEAD", "OPTIONS", "DELETE", "CONNECT", "TRACE")
 
 
 async def call_model(source: FunctionSource, request: Request, call_id: str) -> Call:
