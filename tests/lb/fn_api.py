@@ -43,7 +43,8 @@ class FnApi:
         fns: Fn objects by id, as stored (without the injected annotation).
         triggers: Trigger objects by id, as stored.
         requests: The raw request targets received (path and query, undecoded), in order.
-        fail_with: When set, every request answers this status (``{"message": ...}``).
+        fail_with: When set, requests answer this status (``{"message": ...}``).
+        failures: How many requests answer ``fail_with`` (``None``: every one).
         delay: Seconds every answer waits before it is sent.
     """
 
@@ -53,6 +54,7 @@ class FnApi:
         self.triggers: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.fail_with: int | None = None
+        self.failures: int | None = None
         self.delay = 0.0
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -133,7 +135,9 @@ class FnApi:
 
     def _answer(self, scope: Scope) -> tuple[int, bytes]:
         method, path = scope["method"], scope["path"]
-        if self.fail_with is not None:
+        if self.fail_with is not None and self.failures != 0:
+            if self.failures is not None:
+                self.failures -= 1
             return _error(self.fail_with, "internal server error")
         parts = path.split("/")
         if method != "GET":

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Mapping
+import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
@@ -46,7 +47,7 @@ from ._sources import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable
 
 __all__ = ["ApiSource", "ApiSourceSettings", "api_base_url", "log_retry"]
 
@@ -146,6 +147,7 @@ class ApiSource:
             ``http://fn-api:8080``; a path in it is ignored.
         settings: Cache and retry settings; Fn's (and runnerpool's additions) by default.
         client: The HTTP client to use (closed by :meth:`aclose`); a new one by default.
+        clock: The cache's clock, seconds of a monotonic clock.
 
     Raises:
         ValueError: If ``api_url`` is not an http or https URL with a host.
@@ -157,6 +159,7 @@ class ApiSource:
         settings: ApiSourceSettings | None = None,
         *,
         client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = api_base_url(api_url)
         self.settings = settings or ApiSourceSettings()
@@ -165,6 +168,7 @@ class ApiSource:
             ttl=self.settings.cache_ttl,
             max_stale=self.settings.max_stale,
             negative_ttl=self.settings.negative_ttl,
+            clock=clock,
         )
         # The last function built per id, reused while its fn record and app are the same.
         self._built: dict[str, tuple[object, App, Function]] = {}
