@@ -59,10 +59,22 @@ class FnApi:
         self.port = 0
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Hold the recorded objects only, forget the requests, answer at once; serve again."""
+        self.apps.clear()
+        self.fns.clear()
+        self.triggers.clear()
+        self.requests.clear()
+        self.fail_with = self.failures = None
+        self.delay = 0.0
         for app in (APP, BARE_APP):
             self.add_app(app)
         self.add_fn(FN)
         self.add_trigger(TRIGGER)
+        if self.port and self._server is None:
+            self.start()
 
     @property
     def url(self) -> str:

@@ -90,7 +90,11 @@ class TestTimeToLive:
         """A negative duration is a ValueError naming it."""
         durations = {"ttl": 1.0, "max_stale": 1.0, "negative_ttl": 1.0, name: -1.0}
         with pytest.raises(ValueError, match=name):
-            LookupCache[object](**durations)
+            LookupCache[object](
+                ttl=durations["ttl"],
+                max_stale=durations["max_stale"],
+                negative_ttl=durations["negative_ttl"],
+            )
 
 
 class TestSingleFlight:
