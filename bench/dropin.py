@@ -152,7 +152,7 @@ async def bench(concurrency: int, seconds: float, repeats: int) -> list[Cell]:
             "api trigger": (f"{api_url}/t/myapp/hello", True),
         }
         for path, (url, trigger) in paths.items():  # warm up: connections, caches, processes
-            await run_cell(path, url, concurrency, 1.0, api, trigger)
+            await run_cell(path, url, concurrency, min(1.0, seconds), api, trigger)
         best: dict[str, Cell] = {}
         for repeat in range(repeats):
             order = list(paths) if repeat % 2 == 0 else list(reversed(paths))
@@ -172,13 +172,13 @@ async def bench(concurrency: int, seconds: float, repeats: int) -> list[Cell]:
         api.stop()
 
 
-def main() -> None:
-    """Parse the options, run, print the table."""
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options (``argv``, else the command line), run, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     cells = asyncio.run(bench(options.concurrency, options.seconds, options.repeats))
     baseline = cells[0].rate
     print(
