@@ -15,6 +15,11 @@ Each cell runs ``--concurrency`` httpx keep-alive connections back to back for `
 paths are interleaved within each repeat, in alternating order, and the row shown is the
 repeat with the best throughput. Every response is checked (200, the trigger id for triggers).
 
+A second table times the lookups alone, in this process, with no HTTP: resolving the
+trigger (app id by name, app, trigger, function: Fn's four lookups) and the function of an
+invoke, ``--lookups`` times each, from a ``FileSource`` (the baseline) and from an
+``ApiSource`` whose cache is warm (its time to live set beyond the run).
+
 Run: ``python -m bench.dropin`` (about 40 s with the defaults).
 """
 
@@ -33,6 +38,10 @@ from pathlib import Path
 
 import httpx
 from tests.lb.fn_api import APP, FN, TRIGGER, FnApi
+
+from runnerpool.lb._api_source import ApiSource, ApiSourceSettings
+from runnerpool.lb._registry import HTTP, Registry
+from runnerpool.lb._sources import FileSource, FunctionSource
 
 REPOSITORY = Path(__file__).parents[1]
 FILE_TOML = f"""\
@@ -172,12 +181,55 @@ async def bench(concurrency: int, seconds: float, repeats: int) -> list[Cell]:
         api.stop()
 
 
+async def trigger_lookups(source: FunctionSource, count: int) -> float:
+    """Resolve the recorded trigger ``count`` times; return microseconds per resolution."""
+    started = time.perf_counter()
+    for _ in range(count):
+        app_id = await source.app_id("myapp")
+        await source.app(app_id)
+        trigger = await source.trigger(app_id, HTTP, "/hello")
+        await source.function(trigger.fn_id)
+    return 1e6 * (time.perf_counter() - started) / count
+
+
+async def invoke_lookups(source: FunctionSource, count: int) -> float:
+    """Look the recorded function up ``count`` times; return microseconds per lookup."""
+    started = time.perf_counter()
+    for _ in range(count):
+        await source.function(FN["id"])
+    return 1e6 * (time.perf_counter() - started) / count
+
+
+async def lookups(count: int) -> dict[str, tuple[float, float]]:
+    """Time the lookups of both sources: ``{source: (trigger µs, invoke µs)}``, best of 3."""
+    api = FnApi()
+    api.start()
+    api_source = ApiSource(api.url, ApiSourceSettings(cache_ttl=3600))
+    sources: dict[str, FunctionSource] = {
+        "file": FileSource(Registry.from_toml(FILE_TOML)),
+        "api (warm cache)": api_source,
+    }
+    try:
+        results = {}
+        for name, source in sources.items():
+            await trigger_lookups(source, 10)  # fills the API source's cache
+            results[name] = (
+                min([await trigger_lookups(source, count) for _ in range(3)]),
+                min([await invoke_lookups(source, count) for _ in range(3)]),
+            )
+        return results
+    finally:
+        await api_source.aclose()
+        api.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the options (``argv``, else the command line), run, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lookups", type=int, default=20_000)
     options = parser.parse_args(argv)
     cells = asyncio.run(bench(options.concurrency, options.seconds, options.repeats))
     baseline = cells[0].rate
@@ -193,6 +245,16 @@ def main(argv: list[str] | None = None) -> None:
             f"{cell.percentile(0.5):.1f} | {cell.percentile(0.99):.1f} | {cell.api_requests} |"
         )
     print(json.dumps({cell.path: round(cell.rate, 1) for cell in cells}))
+    timed = asyncio.run(lookups(options.lookups))
+    file_trigger, file_invoke = timed["file"]
+    print(f"\nlookups in this process, {options.lookups} each, best of 3")
+    print("| source | trigger µs | vs file | invoke µs | vs file |")
+    print("|---|---|---|---|---|")
+    for name, (trigger_us, invoke_us) in timed.items():
+        print(
+            f"| {name} | {trigger_us:.1f} | {trigger_us / file_trigger:.2f} | "
+            f"{invoke_us:.1f} | {invoke_us / file_invoke:.2f} |"
+        )
 
 
 if __name__ == "__main__":
