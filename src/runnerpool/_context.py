@@ -31,10 +31,13 @@ class Placement:
         tracker: The placement's tracker, once placement started.
         runner: The address of the runner that took the call (for a detached call, the one
             that acknowledged it), once one did.
+        fn_id: The function of the call, once placement started (a trigger's path does not
+            name it).
     """
 
     tracker: PlacerTracker | None = None
     runner: str | None = None
+    fn_id: str | None = None
 
     @property
     def attempts(self) -> int:

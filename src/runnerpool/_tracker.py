@@ -120,6 +120,7 @@ class PlacerTracker:
         record = placement.get()
         if record is not None:
             record.tracker = self
+            record.fn_id = call.model.fn_id
 
     @property
     def attempts(self) -> int:

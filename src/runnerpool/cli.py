@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
+import stamina.instrumentation
 from click.core import ParameterSource
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
 from ._logging import LOG_FORMATS, LOG_LEVELS, announce, configure_logging, json_mode
 from .fdk import Bundles, Environments, FdkExecutor
+from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -505,14 +507,60 @@ def _lb_options(function: Any) -> Any:
     return function
 
 
+def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            api_base_url(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @main.command()
 @click.option(
     "--config",
     "registry",
-    required=True,
     type=click.Path(dir_okay=False),
     callback=_load_registry,
-    help="TOML file of the apps and functions that may be invoked.",
+    help="TOML file of the apps, functions and triggers that may be called. Either this "
+    "or --api-url.",
+)
+@click.option(
+    "--api-url",
+    envvar="FN_RUNNER_API_URL",
+    callback=_check_api_url,
+    help="Read apps, functions and triggers from this Fn API server, as Fn's LB node does "
+    "(http://host:port; a path is ignored). Either this or --config [env FN_RUNNER_API_URL].",
+)
+@click.option(
+    "--api-cache-ttl",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds an object read from the API server is served from the cache (Fn's 5 s).",
+)
+@click.option(
+    "--api-max-stale",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="While the API server is unreachable, serve an object whose cache time ended less "
+    "than this many seconds ago, with a warning (0: fail, as Fn).",
+)
+@click.option(
+    "--api-negative-ttl",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a 'not found' from the API server is cached (0: never, as Fn).",
+)
+@click.option(
+    "--api-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds one read from the API server may take, its retries included (5xx and "
+    "network errors are retried with jittered back-off); then 503.",
 )
 @click.option(
     "--runner-addresses",
@@ -537,7 +585,12 @@ def _lb_options(function: Any) -> Any:
 )
 @_access_log_option
 def lb(
-    registry: Registry,
+    registry: Registry | None,
+    api_url: str | None,
+    api_cache_ttl: float,
+    api_max_stale: float,
+    api_negative_ttl: float,
+    api_timeout: float,
     runner_addresses: list[str],
     host: str,
     port: int,
@@ -551,11 +604,25 @@ def lb(
     runner_tls_key: str | None,
     access_log: bool,
 ) -> None:
-    """Run a load balancer: Fn's invoke API (POST /invoke/FN_ID), placing calls on runners.
+    """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
 
-    Also serves GET /health and GET /metrics (Prometheus). On SIGINT or SIGTERM it drains:
-    new calls get 503, calls in flight finish, then it exits.
+    Serves POST /invoke/FN_ID and ANY /t/APP/SOURCE, with functions from a file (--config)
+    or from Fn's API server (--api-url), as Fn's LB node reads them. Also serves GET /health,
+    GET /metrics (Prometheus) and GET /version. On SIGINT or SIGTERM it drains: new calls
+    get 503, calls in flight finish, then it exits.
     """
+    if (registry is None) == (api_url is None):
+        raise click.UsageError(
+            "give either --config (a functions file) or --api-url (Fn's API server)"
+            + ("" if registry is None else ", not both")
+        )
+    stamina.instrumentation.set_on_retry_hooks([log_retry])
+    settings = ApiSourceSettings(
+        cache_ttl=api_cache_ttl,
+        max_stale=api_max_stale,
+        negative_ttl=api_negative_ttl,
+        timeout=api_timeout,
+    )
     if bounded_load_factor is not None:
         placer_config = dataclasses.replace(
             placer_config or PlacerConfig(), bounded_load_factor=bounded_load_factor
@@ -569,22 +636,26 @@ def lb(
     def ready(url: str) -> None:
         announce(f"load balancer listening on {url}", address=url)
 
-    try:
-        asyncio.run(
-            serve_lb(
-                registry,
-                runner_addresses,
-                placer=placer,
-                placer_config=placer_config,
-                host=host,
-                port=port,
-                max_request_size=max_request_size,
-                max_response_size=max_response_size,
-                runner_ssl=runner_ssl,
-                on_ready=ready,
-                access_log=access_log,
-            )
+    async def serve() -> None:
+        # Made on the loop that serves: the API source's HTTP client belongs to it.
+        functions = ApiSource(api_url, settings) if api_url is not None else registry
+        assert functions is not None
+        await serve_lb(
+            functions,
+            runner_addresses,
+            placer=placer,
+            placer_config=placer_config,
+            host=host,
+            port=port,
+            max_request_size=max_request_size,
+            max_response_size=max_response_size,
+            runner_ssl=runner_ssl,
+            on_ready=ready,
+            access_log=access_log,
         )
+
+    try:
+        asyncio.run(serve())
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
 

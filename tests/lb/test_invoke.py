@@ -257,9 +257,9 @@ class TestDetached:
 
 class TestErrors:
     async def test_unknown_function(self, client: httpx.AsyncClient) -> None:
-        """An unknown function id answers 404 "Function not found", with a call id."""
+        """An unknown function id answers 404 "Fn not found" (Fn's API message), with a call id."""
         response = await client.post("/invoke/no-such-fn", content=b"x")
-        assert_error(response, 404, b'{"message":"Function not found"}\n', call_id=True)
+        assert_error(response, 404, b'{"message":"Fn not found"}\n', call_id=True)
 
     @pytest.mark.parametrize("method", ["PUT", "GET", "DELETE"])
     async def test_wrong_method(self, client: httpx.AsyncClient, method: str) -> None:

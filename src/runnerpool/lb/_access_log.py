@@ -1,8 +1,8 @@
 """The load balancer's access log: one line per call, with what placing it did.
 
-An ASGI middleware around the front end. For each request to ``/invoke/...`` it logs, once
-the response is sent: method, path, status, duration, call id, function id, the runner that
-took the call and the number of runners offered it. The runner and the attempts come from a
+An ASGI middleware around the front end. For each call (``/invoke/...`` and the HTTP
+triggers, ``/t/...``) it logs, once the response is sent: method, path, status, duration, call
+id, function id, the runner that took the call and the number of runners offered it. The runner and the attempts come from a
 :class:`~runnerpool._context.Placement` the middleware sets before the call, which the
 placer's tracker fills in. uvicorn's own access log stays off: it would repeat these lines
 with less in them.
@@ -25,10 +25,12 @@ __all__ = ["AccessLog"]
 logger = logging.getLogger(ACCESS_LOGGER)
 
 _INVOKE = "/invoke/"
+#: The paths whose requests are calls.
+_CALLS = (_INVOKE, "/t/")
 
 
 class AccessLog:
-    """Log a line per call to ``/invoke/...``; pass every other request through untouched.
+    """Log a line per call (``/invoke/...``, ``/t/...``); pass other requests through untouched.
 
     The line, at INFO on the ``runnerpool.access`` logger, reads
     ``POST /invoke/hello 200 12.3 ms call_id=... fn_id=hello runner_addr=... attempts=1``;
@@ -46,7 +48,7 @@ class AccessLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request; log it if it is a call."""
-        if scope["type"] != "http" or not scope["path"].startswith(_INVOKE):
+        if scope["type"] != "http" or not scope["path"].startswith(_CALLS):
             await self.app(scope, receive, send)
             return
         start = time.monotonic()
@@ -81,7 +83,8 @@ class AccessLog:
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
             "call_id": call_id,
-            "fn_id": path.removeprefix(_INVOKE),
+            "fn_id": record.fn_id
+            or (path.removeprefix(_INVOKE) if path.startswith(_INVOKE) else None),
             "runner_addr": record.runner,
             "attempts": record.attempts,
         }
@@ -92,7 +95,7 @@ class AccessLog:
             status,
             seconds * 1000,
             call_id or "-",
-            fields["fn_id"],
+            fields["fn_id"] or "-",
             record.runner or "-",
             record.attempts,
             extra=fields,

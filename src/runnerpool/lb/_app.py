@@ -1,13 +1,15 @@
 """The load balancer's HTTP front end: Fn's invoke API as an ASGI (Starlette) application.
 
 Routes: ``POST /invoke/{fn_id}`` (Fn's invoke; ``Fn-Invoke-Type: detached`` for detached
-calls), ``GET /health``, ``GET /metrics`` (Prometheus text). Errors answer ``{"message": ...}``
-with Fn's status codes, and every invoke response carries ``Fn-Call-Id``.
+calls), ``ANY /t/{app}[/{source}]`` (Fn's HTTP triggers), ``GET /health``, ``GET /metrics``
+(Prometheus text), ``GET /version``. Errors answer ``{"message": ...}`` with Fn's status codes,
+and every call's response carries ``Fn-Call-Id``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -24,11 +26,14 @@ from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
 from .._tasks import watch
-from ._calls import build_model
+from ._requests import TRIGGER_METHODS, TRIGGER_ROUTES, call_model
+from ._sources import as_source
+from ._triggers import trigger_response
 
 if TYPE_CHECKING:
     from ._agent import LBAgent
     from ._registry import Registry
+    from ._sources import FunctionSource
 
 __all__ = ["create_app"]
 
@@ -61,7 +66,7 @@ def _error_for(error: BaseException, call_id: str) -> Response:
 
 def create_app(
     agent: LBAgent,
-    registry: Registry,
+    registry: Registry | FunctionSource,
     *,
     max_request_size: int | None = None,
     max_response_size: int | None = None,
@@ -70,26 +75,21 @@ def create_app(
 
     Args:
         agent: Places and accounts for the calls.
-        registry: The functions that may be invoked.
+        registry: The functions that may be invoked: a registry (the functions file) or a
+            function source such as Fn's API server. The source is ``app.state.source``.
         max_request_size: Refuse request bodies larger than this (413), before any runner
             is tried.
         max_response_size: Refuse function responses larger than this (502).
     """
+    source = as_source(registry)
 
     async def invoke(request: Request) -> Response:
         call_id = new_id()
-        function = registry.function(request.path_params["fn_id"])
-        if function is None:
-            return error_response(404, "Function not found", call_id)
-        detached = request.headers.get("fn-invoke-type") == "detached"
-        model = build_model(
-            function,
-            call_id=call_id,
-            url=str(request.url),
-            method=request.method,
-            headers=request.headers.items(),
-            detached=detached,
-        )
+        try:
+            model = await call_model(source, request, call_id)
+        except APIError as exc:
+            return _error_for(exc, call_id)
+        detached = model.type == "detached"
         call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
         body_read = asyncio.Event()
 
@@ -135,6 +135,17 @@ def create_app(
         if detached:
             return Response(status_code=202, headers={"Fn-Call-Id": call_id})
         written = call.response_writer
+        if model.trigger_id:
+            try:
+                status, headers = trigger_response(written.status_code or 200, written.headers)
+            except APIError as exc:
+                return _error_for(exc, call_id)
+            response = Response(bytes(written.body), status_code=status)
+            response.raw_headers.extend(
+                (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers
+            )
+            response.raw_headers.append((b"fn-call-id", call_id.encode()))
+            return response
         response = Response(bytes(written.body), status_code=written.status_code or 200)
         response.raw_headers.extend(
             (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -149,6 +160,12 @@ def create_app(
             return error_response(503, "shutting down")
         return Response('{"status":"ok"}\n', media_type="application/json")
 
+    async def version(request: Request) -> Response:
+        body = json.dumps(
+            {"version": importlib.metadata.version("runnerpool")}, separators=(",", ":")
+        )
+        return Response(body, media_type="application/json; charset=utf-8")
+
     async def prometheus(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -160,11 +177,15 @@ def create_app(
             return error_response(404, f"Path not found: {request.method} {request.url.path}")
         return error_response(exc.status_code, str(exc.detail))
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/invoke/{fn_id}", invoke, methods=["POST"]),
+            *(Route(path, invoke, methods=TRIGGER_METHODS) for path in TRIGGER_ROUTES),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
     )
+    app.state.source = source
+    return app

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .._model import Call
 
 if TYPE_CHECKING:
-    from ._registry import Function
+    from ._registry import App, Function
 
 __all__ = ["build_model", "canonical_header"]
 
@@ -28,6 +28,8 @@ def build_model(
     method: str,
     headers: Iterable[tuple[str, str]],
     detached: bool,
+    app: App | None = None,
+    trigger_id: str = "",
 ) -> Call:
     """Return the model of a new call of ``function``.
 
@@ -43,8 +45,10 @@ def build_model(
         method: The request method.
         headers: The request headers, a name may repeat.
         detached: Whether the call is detached (``Fn-Invoke-Type: detached``).
+        app: The app the call is made under (a trigger's); the function's by default.
+        trigger_id: The id of the trigger that made the call, if any.
     """
-    app = function.app
+    app = function.app if app is None else app
     config = {
         **app.config,
         **function.config,
@@ -77,4 +81,5 @@ def build_model(
         app_id=app.id,
         app_name=app.name,
         fn_id=function.id,
+        trigger_id=trigger_id,
     )

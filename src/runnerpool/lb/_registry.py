@@ -26,6 +26,15 @@ The file format::
     config = { NAME = "Ada" }            # optional, string values only
     annotations = {}                     # optional, any TOML value
 
+    [[triggers]]                         # optional: HTTP triggers, ANY /t/{app}{source}
+    name = "hello"                       # required, unique within its app
+    app = "myapp"                        # required: the name of an app above
+    function = "hello"                   # required: the name of a function of that app
+    source = "/hello"                    # required, starts with "/"; unique within its app
+    id = "myapp.hello"                   # optional; defaults to "{app}.{name}"
+    type = "http"                        # optional; "http", the only type Fn knows
+    annotations = {}                     # optional, any TOML value
+
 Annotation values are kept as JSON values (TOML dates and times become ISO 8601 strings).
 Unknown keys are errors, so that a typo is never silently ignored. Every problem raises
 :class:`ConfigError` with the line of the offending key, found by a small scanner of the
@@ -64,6 +73,7 @@ __all__ = [
     "ConfigError",
     "Function",
     "Registry",
+    "Trigger",
 ]
 
 DEFAULT_MEMORY = 128  #: MB, Fn's ``DefaultMemory``.
@@ -81,14 +91,19 @@ _MAX_ANNOTATION_VALUE_BYTES = 512
 _ANNOTATION_KEY = re.compile(r"[!-~]+")
 _SYSLOG_SCHEMES = ("udp", "tcp", "unix", "unixgram", "tcp+tls")
 _NAME = re.compile(rf"[A-Za-z0-9._~-]{{1,{MAX_NAME_LENGTH}}}")
+#: Longest trigger source accepted from a functions file.
+_MAX_SOURCE_LENGTH = 256
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
-_TOP_KEYS = ("apps", "functions")
+_TOP_KEYS = ("apps", "functions", "triggers")
 _APP_KEYS = ("name", "id", "config", "annotations", "syslog_url")
 _FUNCTION_KEYS = (
     *("id", "name", "app", "image", "memory", "timeout", "idle_timeout"),
     *("config", "annotations"),
 )
+_TRIGGER_KEYS = ("name", "app", "function", "source", "id", "type", "annotations")
+#: Fn's only trigger type.
+HTTP = "http"
 
 _Path = KeyPath
 
@@ -221,29 +236,86 @@ class Function:
         object.__setattr__(self, "annotations", MappingProxyType(annotations))
 
 
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """An HTTP trigger: ``ANY /t/{app name}{source}`` calls the function ``fn_id``.
+
+    As Fn's ``api/models/trigger.go``: the app and the function are named by id, the source
+    starts with ``/``, and ``http`` is the only type.
+
+    Attributes:
+        id: The trigger's id (the call's ``trigger_id``).
+        name: The trigger's name, unique within its app.
+        app_id: The id of the app whose URL prefix the trigger is under.
+        fn_id: The id of the function it calls, a function of the same app.
+        source: The path after ``/t/{app name}``, starting with ``/``.
+        type: ``"http"``.
+        annotations: Metadata, as read-only JSON values (not passed to the function).
+
+    Raises:
+        ConfigError: If a field is invalid; its ``source`` is ``"Trigger"``.
+    """
+
+    id: str
+    name: str
+    app_id: str
+    fn_id: str
+    source: str
+    type: str = HTTP
+    annotations: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        try:
+            _name(("id",), self.id)
+            _name(("name",), self.name)
+            _name(("app_id",), self.app_id)
+            _name(("fn_id",), self.fn_id)
+            _source(("source",), self.source)
+            if self.type != HTTP:
+                raise _Invalid(("type",), f'must be "{HTTP}", got {_show(self.type)}')
+            annotations = _annotations(("annotations",), self.annotations)
+        except _Invalid as exc:
+            raise ConfigError("Trigger", None, _format(exc.path), exc.problem) from None
+        object.__setattr__(self, "annotations", MappingProxyType(annotations))
+
+
 class Registry:
-    """The apps and functions a load balancer serves, with functions looked up by id.
+    """The apps, functions and triggers a load balancer serves, looked up by id or name.
 
     Args:
         apps: The apps, with unique names and ids.
         functions: The functions, with unique ids, names unique within each app, and each
             app among ``apps``.
+        triggers: The HTTP triggers, with unique ids, names and sources unique within each
+            app, each calling a function of its own app.
 
     Raises:
-        ConfigError: If a name or id repeats or a function's app is not in ``apps``; its
-            ``source`` is ``"Registry"``.
+        ConfigError: If a name, id or source repeats, or a function's app or a trigger's app
+            or function is not in the registry; its ``source`` is ``"Registry"``.
     """
 
-    __slots__ = ("_apps", "_by_id", "_functions")
+    __slots__ = (
+        *("_apps", "_apps_by_id", "_apps_by_name", "_by_id", "_by_source"),
+        *("_functions", "_triggers"),
+    )
 
-    def __init__(self, apps: Sequence[App], functions: Sequence[Function]) -> None:
+    def __init__(
+        self, apps: Sequence[App], functions: Sequence[Function], triggers: Sequence[Trigger] = ()
+    ) -> None:
         self._apps = tuple(apps)
         self._functions = tuple(functions)
+        self._triggers = tuple(triggers)
         try:
             _check_unique(self._apps, self._functions)
+            _check_triggers(self._functions, self._triggers)
         except _Invalid as exc:
             raise ConfigError("Registry", None, _format(exc.path), exc.problem) from None
         self._by_id = {function.id: function for function in self._functions}
+        self._apps_by_id = {app.id: app for app in self._apps}
+        self._apps_by_name = {app.name: app for app in self._apps}
+        self._by_source = {
+            (trigger.app_id, trigger.type, trigger.source): trigger for trigger in self._triggers
+        }
 
     @classmethod
     def from_toml(cls, text: str, source: str = "<config>") -> Registry:
@@ -268,12 +340,13 @@ class Registry:
             line = int(match[1]) if match else text.count("\n") + 1
             raise ConfigError(source, line, None, str(exc)) from exc
         try:
-            apps, functions = _from_data(data)
+            apps, functions, triggers = _from_data(data)
             _check_unique(apps, functions)
+            _check_triggers(functions, triggers)
         except _Invalid as exc:
             where = locate(text, exc.path)
             raise ConfigError(source, where, _format(exc.path), exc.problem) from None
-        return cls(apps, functions)
+        return cls(apps, functions, triggers)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | Traversable) -> Registry:
@@ -310,18 +383,38 @@ class Registry:
         """The functions, in the order given."""
         return self._functions
 
+    @property
+    def triggers(self) -> tuple[Trigger, ...]:
+        """The triggers, in the order given."""
+        return self._triggers
+
     def function(self, fn_id: str) -> Function | None:
         """Return the function with this id, or ``None`` if there is none."""
         return self._by_id.get(fn_id)
+
+    def app(self, app_id: str) -> App | None:
+        """Return the app with this id, or ``None`` if there is none."""
+        return self._apps_by_id.get(app_id)
+
+    def app_by_name(self, name: str) -> App | None:
+        """Return the app with this name, or ``None`` if there is none."""
+        return self._apps_by_name.get(name)
+
+    def trigger(self, app_id: str, type: str, source: str) -> Trigger | None:
+        """Return the app's trigger of this type and source, or ``None`` if there is none."""
+        return self._by_source.get((app_id, type, source))
 
     def __len__(self) -> int:
         return len(self._functions)
 
     def __repr__(self) -> str:
-        return f"<Registry: {len(self._apps)} apps, {len(self._functions)} functions>"
+        return (
+            f"<Registry: {len(self._apps)} apps, {len(self._functions)} functions, "
+            f"{len(self._triggers)} triggers>"
+        )
 
 
-def _from_data(data: dict[str, object]) -> tuple[list[App], list[Function]]:
+def _from_data(data: dict[str, object]) -> tuple[list[App], list[Function], list[Trigger]]:
     _check_keys((), data, _TOP_KEYS, ())
     raw_apps = _tables(data, "apps")
     raw_functions = _tables(data, "functions")
@@ -335,7 +428,13 @@ def _from_data(data: dict[str, object]) -> tuple[list[App], list[Function]]:
         _function_from_toml(("functions", index), table, by_name)
         for index, table in enumerate(raw_functions)
     ]
-    return apps, functions
+    # Duplicate functions first: a trigger naming a duplicated function is ambiguous.
+    _check_unique(apps, functions)
+    triggers = [
+        _trigger_from_toml(("triggers", index), table, by_name, functions)
+        for index, table in enumerate(_tables(data, "triggers"))
+    ]
+    return apps, functions, triggers
 
 
 def _app_from_toml(path: _Path, table: dict[str, object]) -> App:
@@ -376,6 +475,69 @@ def _function_from_toml(path: _Path, table: dict[str, object], apps: dict[str, A
         ),
         config=_config((*path, "config"), table.get("config", {})),
         annotations=_annotations((*path, "annotations"), table.get("annotations", {})),
+    )
+
+
+def _trigger_from_toml(
+    path: _Path, table: dict[str, object], apps: dict[str, App], functions: Sequence[Function]
+) -> Trigger:
+    _check_keys(path, table, _TRIGGER_KEYS, ("name", "app", "function", "source"))
+    name = _name((*path, "name"), table["name"])
+    app_name = _string((*path, "app"), table["app"])
+    app = apps.get(app_name)
+    if app is None:
+        known = ", ".join(map(repr, apps)) or "none"
+        raise _Invalid((*path, "app"), f"unknown app {app_name!r} (apps: {known})")
+    fn_name = _string((*path, "function"), table["function"])
+    own = {function.name: function for function in functions if function.app == app}
+    function = own.get(fn_name)
+    if function is None:
+        known = ", ".join(map(repr, own)) or "none"
+        raise _Invalid(
+            (*path, "function"),
+            f"no function {fn_name!r} in app {app_name!r} (its functions: {known})",
+        )
+    trigger_type = _string((*path, "type"), table.get("type", HTTP))
+    if trigger_type != HTTP:
+        raise _Invalid((*path, "type"), f'must be "{HTTP}", got {_show(trigger_type)}')
+    return Trigger(
+        id=_name((*path, "id"), table.get("id", f"{app.name}.{name}")),
+        name=name,
+        app_id=app.id,
+        fn_id=function.id,
+        source=_source((*path, "source"), table["source"]),
+        annotations=_annotations((*path, "annotations"), table.get("annotations", {})),
+    )
+
+
+def _check_triggers(functions: Sequence[Function], triggers: Sequence[Trigger]) -> None:
+    by_id = {function.id: function for function in functions}
+    for index, trigger in enumerate(triggers):
+        function = by_id.get(trigger.fn_id)
+        if function is None:
+            raise _Invalid(
+                ("triggers", index, "function"),
+                f"function id {trigger.fn_id!r} is not among the registry's functions",
+            )
+        if function.app.id != trigger.app_id:
+            # Fn's ErrTriggerFnIDNotSameApp.
+            raise _Invalid(
+                ("triggers", index, "function"),
+                f"function {function.name!r} is not in the trigger's app",
+            )
+    _unique("triggers", "id", [(t.id, f"trigger id {t.id!r}") for t in triggers])
+    _unique(
+        "triggers",
+        "name",
+        [((t.app_id, t.name), f"trigger name {t.name!r} in its app") for t in triggers],
+    )
+    _unique(
+        "triggers",
+        "source",
+        [
+            ((t.app_id, t.type, t.source), f"trigger source {t.source!r} in its app")
+            for t in triggers
+        ],
     )
 
 
@@ -443,6 +605,18 @@ def _name(path: _Path, value: object) -> str:
             f"got {_show(value)}",
         )
     return str(value)
+
+
+def _source(path: _Path, value: object) -> str:
+    source = _string(path, value)
+    if not source.startswith("/"):
+        # Fn's ErrTriggerMissingSourcePrefix.
+        raise _Invalid(path, f"must start with '/', got {_show(value)}")
+    if len(source) > _MAX_SOURCE_LENGTH or not source.isprintable():
+        raise _Invalid(
+            path, f"must be at most {_MAX_SOURCE_LENGTH} printable characters, got {_show(value)}"
+        )
+    return source
 
 
 def _integer(path: _Path, value: object, high: int) -> int:

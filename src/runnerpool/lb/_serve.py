@@ -26,6 +26,7 @@ from ._status_poll import StatusPoller
 
 if TYPE_CHECKING:
     from ._registry import Registry
+    from ._sources import FunctionSource
 
 __all__ = ["FN_LATENCY_BUCKETS", "LBServer", "serve_lb"]
 
@@ -93,7 +94,7 @@ class LBServer(uvicorn.Server):
 
 
 async def serve_lb(
-    registry: Registry,
+    registry: Registry | FunctionSource,
     runner_addresses: Sequence[str],
     *,
     placer: str = "ch",
@@ -109,7 +110,9 @@ async def serve_lb(
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
     Args:
-        registry: The functions that may be invoked.
+        registry: The functions that may be invoked: a registry (the functions file) or a
+            function source such as :class:`~runnerpool.lb._api_source.ApiSource`, which is
+            closed when serving ends.
         runner_addresses: ``host:port`` of each runner.
         placer: A name of :data:`~runnerpool.placers.PLACER_NAMES` (see
             :func:`~runnerpool.create_placer`). With ``"least-loaded"``, the runners' status
@@ -170,5 +173,6 @@ async def serve_lb(
     finally:
         if poller is not None:
             await poller.aclose()
+        await app.state.source.aclose()
     if not agent.closing:  # uvicorn stopped on its own (it could not bind, for instance)
         await agent.aclose()
