@@ -230,6 +230,29 @@ class TestAccessLogSwitch:
             assert "runnerpool.access" not in process.stderr()
             assert "Load balancer on" in process.stderr()  # it logs, just not the calls
 
+    async def test_a_trigger_call_has_its_access_line(self, processes: Processes) -> None:
+        """A call through an HTTP trigger is logged too, with the function the trigger names."""
+        runner = processes.runner()
+        trigger = '\n[[triggers]]\nname = "t"\napp = "tests"\nfunction = "echo"\nsource = "/e"\n'
+        config = processes.config(FUNCTIONS_TOML + trigger, "triggers.toml")
+        lb = processes.start(
+            ["--log-level", "info", "lb", "--port", "0", "--config", str(config)]
+            + ["--runner-addresses", runner.address],
+            "load balancer listening on ",
+        )
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(f"{lb.address}/t/tests/e", content=b"via trigger")
+        assert response.status_code == 200, response.text
+        lb.signal(signal.SIGTERM)
+        assert await lb.wait(30) == 0
+        [line] = [line for line in lb.stderr().splitlines() if "runnerpool.access" in line]
+        call_id = response.headers["fn-call-id"]
+        assert re.search(
+            rf" POST /t/tests/e 200 \d+\.\d ms call_id={call_id} "
+            rf"fn_id=echo runner_addr={re.escape(runner.address)} attempts=1$",
+            line,
+        ), line
+
 
 class TestDev:
     async def test_dev_in_json_mode(self, processes: Processes) -> None:
