@@ -18,9 +18,10 @@ from typing import Any, cast
 import click
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
-from ._dev import run_dev
+from ._dev import dev_functions, run_dev
 from ._logging import configure_logging
 from .fdk import Bundles, Environments, FdkExecutor
+from .lb._live import LiveRegistry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -279,11 +280,11 @@ def _json_default(value: object) -> str:
 
 def _load_registry(
     ctx: click.Context, param: click.Parameter, value: str | None
-) -> Registry | None:
+) -> LiveRegistry | None:
     if value is None:
         return None
     try:
-        return Registry.load(value)
+        return LiveRegistry(lambda: Registry.load(value), value)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -402,7 +403,8 @@ def _lb_options(function: Any) -> Any:
     required=True,
     type=click.Path(dir_okay=False),
     callback=_load_registry,
-    help="TOML file of the apps and functions that may be invoked.",
+    help="TOML file of the apps and functions that may be invoked; re-read on SIGHUP (an "
+    "invalid file is logged and the previous functions stay).",
 )
 @click.option(
     "--runner-addresses",
@@ -426,7 +428,7 @@ def _lb_options(function: Any) -> Any:
     "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
 )
 def lb(
-    registry: Registry,
+    registry: LiveRegistry,
     runner_addresses: list[str],
     host: str,
     port: int,
@@ -442,7 +444,8 @@ def lb(
     """Run a load balancer: Fn's invoke API (POST /invoke/FN_ID), placing calls on runners.
 
     Also serves GET /health and GET /metrics (Prometheus). On SIGINT or SIGTERM it drains:
-    new calls get 503, calls in flight finish, then it exits.
+    new calls get 503, calls in flight finish, then it exits. On SIGHUP it re-reads its
+    functions file; calls in flight are not disturbed.
     """
     if bounded_load_factor is not None:
         placer_config = dataclasses.replace(
@@ -471,6 +474,7 @@ def lb(
                 max_response_size=max_response_size,
                 runner_ssl=runner_ssl,
                 on_ready=ready,
+                on_hangup=registry.reload,
             )
         )
     except OSError as exc:
@@ -501,10 +505,17 @@ def lb(
 @click.option(
     "--bundles",
     envvar="RUNNERPOOL_BUNDLES",
-    default="examples",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="The directory of Fn FDK function bundles the runners serve [env RUNNERPOOL_BUNDLES].",
+    help="Serve your functions: each folder of DIR holding func.py (or func.yaml) is a "
+    "function of the app 'dev', named and sized by its func.yaml. Edits are served from the "
+    "next call on. Default: the examples of ./examples [env RUNNERPOOL_BUNDLES].",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve the functions of this functions file (the format of `runnerpool lb "
+    "--config`), their images being bundles of --bundles (default ./examples). Re-read "
+    "when it changes.",
 )
 @_wheelhouse_option
 @_index_url_option
@@ -518,31 +529,49 @@ def dev(
     port: int,
     runners: int,
     placer: str,
-    bundles: Path,
+    bundles: Path | None,
+    config: Path | None,
     wheelhouse: tuple[Path, ...],
     index_url: str | None,
     in_process: bool,
 ) -> None:
-    """Try runnerpool: a load balancer and runners on this machine, serving example functions.
+    """Try runnerpool or develop functions: a load balancer and runners on this machine.
 
-    The runners run the example Fn FDK functions of ``examples/`` as hot processes. Prints
-    the URL and a curl line to paste; Ctrl-C stops everything it started.
+    The runners run Fn FDK functions as hot processes: your bundles (--bundles DIR, or a
+    --config file), else the examples of ``examples/``. Prints the URL and a curl line per
+    function; Ctrl-C stops everything it started.
     """
+    examples = bundles is None and config is None
     runner_args: list[str] = []
-    if not in_process:
-        if not bundles.is_dir():
+    root: Path | None = None
+    if in_process:
+        if not examples:
+            raise click.UsageError("--in-process serves the built-in examples only")
+    else:
+        root = Path("examples") if bundles is None else bundles
+        if not root.is_dir():
             raise click.UsageError(
-                f"no function bundles at {bundles}: run from the repository's top directory, "
+                f"no function bundles at {root}: run from the repository's top directory, "
                 "pass --bundles DIR, or use --in-process"
             )
-        runner_args += ["--bundles", str(bundles.resolve())]
+        root = root.resolve()
+        runner_args += ["--bundles", str(root)]
         for path in wheelhouse:
             runner_args += ["--wheelhouse", str(path.resolve())]
         if index_url:
             runner_args += ["--index-url", index_url]
     try:
+        functions = dev_functions(root, config, examples=examples)
+    except ConfigError as exc:
+        hint = "--config" if config is not None else "--bundles"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    try:
         asyncio.run(
             run_dev(
+                functions=functions,
+                bundles=root,
+                config=config,
+                examples=examples,
                 host=host,
                 port=port,
                 runners=runners,

@@ -27,7 +27,7 @@ from ._calls import build_model
 
 if TYPE_CHECKING:
     from ._agent import LBAgent
-    from ._registry import Registry
+    from ._live import FunctionLookup
 
 __all__ = ["create_app"]
 
@@ -60,7 +60,7 @@ def _error_for(error: BaseException, call_id: str) -> Response:
 
 def create_app(
     agent: LBAgent,
-    registry: Registry,
+    registry: FunctionLookup,
     *,
     max_request_size: int | None = None,
     max_response_size: int | None = None,
@@ -69,7 +69,8 @@ def create_app(
 
     Args:
         agent: Places and accounts for the calls.
-        registry: The functions that may be invoked.
+        registry: The functions that may be invoked (a :class:`Registry`, or a
+            :class:`LiveRegistry` whose registry in force answers each call).
         max_request_size: Refuse request bodies larger than this (413), before any runner
             is tried.
         max_response_size: Refuse function responses larger than this (502).

@@ -23,7 +23,7 @@ from ._app import create_app
 from ._status_poll import StatusPoller
 
 if TYPE_CHECKING:
-    from ._registry import Registry
+    from ._live import FunctionLookup
 
 __all__ = ["FN_LATENCY_BUCKETS", "LBServer", "serve_lb"]
 
@@ -43,11 +43,18 @@ class LBServer(uvicorn.Server):
     Args:
         config: uvicorn's configuration.
         agent: The load balancer's agent.
+        on_hangup: Called on SIGHUP (``None``: SIGHUP keeps its default action).
     """
 
-    def __init__(self, config: uvicorn.Config, agent: LBAgent) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        agent: LBAgent,
+        on_hangup: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(config)
         self.agent = agent
+        self._on_hangup = on_hangup
         self.ready = asyncio.Event()
         self._draining: asyncio.Task[None] | None = None
 
@@ -58,14 +65,18 @@ class LBServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        """Handle SIGINT and SIGTERM on the event loop, and do not re-raise them after."""
+        """Handle SIGINT, SIGTERM (and SIGHUP if asked) on the event loop; do not re-raise them."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        handled = [signal.SIGINT, signal.SIGTERM]
+        for signum in handled:
             loop.add_signal_handler(signum, self.stop)
+        if self._on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+            handled.append(signal.SIGHUP)
         try:
             yield
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in handled:
                 loop.remove_signal_handler(signum)
 
     def stop(self) -> None:
@@ -90,7 +101,7 @@ class LBServer(uvicorn.Server):
 
 
 async def serve_lb(
-    registry: Registry,
+    registry: FunctionLookup,
     runner_addresses: Sequence[str],
     *,
     placer: str = "ch",
@@ -101,11 +112,13 @@ async def serve_lb(
     max_response_size: int | None = None,
     runner_ssl: ssl.SSLContext | None = None,
     on_ready: Callable[[str], None] | None = None,
+    on_hangup: Callable[[], object] | None = None,
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
     Args:
-        registry: The functions that may be invoked.
+        registry: The functions that may be invoked: a :class:`Registry`, or a
+            :class:`LiveRegistry` whose registry in force answers each call.
         runner_addresses: ``host:port`` of each runner.
         placer: A name of :data:`~runnerpool.placers.PLACER_NAMES` (see
             :func:`~runnerpool.create_placer`). With ``"least-loaded"``, the runners' status
@@ -117,6 +130,8 @@ async def serve_lb(
         max_response_size: Largest function response, in bytes (502 beyond).
         runner_ssl: TLS for the connections to the runners.
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
+        on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
+            re-reads its functions file so).
 
     Raises:
         OSError: If the address cannot be listened on.
@@ -133,7 +148,7 @@ async def serve_lb(
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )
-    server = LBServer(config, agent)
+    server = LBServer(config, agent, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
     sock = listening_socket(host, port)
