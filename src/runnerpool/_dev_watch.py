@@ -123,6 +123,8 @@ class FunctionWatcher:
             self._watches.append((file.resolve().parent, False, lambda _, path: path == name))
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # One reload at a time: a slower, older read must not replace a newer one.
+        self._reloading = asyncio.Lock()
 
     async def start(self) -> None:
         """Start watching; on return, every later change is seen.
@@ -134,7 +136,7 @@ class FunctionWatcher:
         # awatch puts its inotify watch in place in its task's first step, before its first
         # wait, and those steps run as soon as this coroutine yields: they were scheduled first.
         await asyncio.sleep(0)
-        self._reload()
+        await self._reload()
 
     async def _run(
         self, path: Path, recursive: bool, keep: Callable[[watchfiles.Change, str], bool]
@@ -148,16 +150,18 @@ class FunctionWatcher:
                 recursive=recursive,
                 ignore_permission_denied=True,
             ):
-                self._reload()
+                await self._reload()
         except Exception:
             logger.exception("Watching %s failed: its edits are no longer seen", path)
 
-    def _reload(self) -> None:
-        old = self._registry.current
-        new = self._registry.reload(announce=False)
-        if new is not None:
-            for phrase in changes(old, new):
-                logger.info("Function %s: its next call runs the new version", phrase)
+    async def _reload(self) -> None:
+        async with self._reloading:
+            old = self._registry.current
+            # Off the event loop: reading big bundles must not hold up calls.
+            new = await asyncio.to_thread(self._registry.reload, announce=False)
+            if new is not None:
+                for phrase in changes(old, new):
+                    logger.info("Function %s: its next call runs the new version", phrase)
 
     async def aclose(self) -> None:
         """Stop watching."""

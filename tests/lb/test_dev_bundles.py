@@ -176,15 +176,22 @@ class TestDevBundles:
         config = tmp_path / "fns.toml"
         config.write_text(
             '[[apps]]\nname = "mine"\nconfig = { GREETING = "hello" }\n\n'
-            '[[functions]]\nid = "custom"\nname = "custom"\napp = "mine"\nimage = "greet"\n'
+            '[[functions]]\nid = "custom"\nname = "custom"\napp = "mine"\nimage = "greet"\n\n'
+            '[[functions]]\nid = "typo"\nname = "typo"\napp = "mine"\nimage = "gret"\n'
         )
-        dev = start_dev(processes, dev_env, 1, "--bundles", str(bundles), "--config", str(config))
+        dev = start_dev(processes, dev_env, 2, "--bundles", str(bundles), "--config", str(config))
         stop.append(dev)
-        assert re.search(r"^\s*functions\s+custom \(from ", dev.address, re.MULTILINE)
+        assert re.search(r"^\s*functions\s+custom, typo \(from ", dev.address, re.MULTILINE)
         async with httpx.AsyncClient(base_url=base_url(dev), timeout=30) as client:
             response = await client.post("/invoke/custom")
             assert (response.status_code, response.text) == (200, "hello v1")
             assert (await client.post("/invoke/greeter")).status_code == 404
+            # An image naming no bundle: the guide's 502.
+            typo = await client.post("/invoke/typo")
+            assert (typo.status_code, typo.json()) == (
+                502,
+                {"message": "image 'gret': no function bundle on this runner"},
+            )
 
 
 class TestDevBadInput:
