@@ -140,6 +140,9 @@ class TestDevBundles:
 
             await eventually(new_code, within=30, what="the edited greeter answering")
             assert answers <= {"hi v1", "hi v2"}
+            # No later call reaches a process of the old files.
+            later = [(await client.post("/invoke/greeter")).text for _ in range(6)]
+            assert later == ["hi v2"] * 6
             assert "Function greeter changed" in dev.stderr()
 
             # A new folder is a new function.
