@@ -1,4 +1,11 @@
-"""``runnerpool dev``: a load balancer and runners on this machine, with example functions."""
+"""``runnerpool dev``: a load balancer and runners on this machine, serving your functions.
+
+Without a bundles directory or a functions file it serves the examples of ``examples/``
+(declared by ``runnerpool/examples.toml``). With ``--bundles DIR`` each bundle folder under
+``DIR`` is a function of the app ``dev`` (:mod:`runnerpool.lb._bundle_registry`); with
+``--config FILE`` the functions are the file's. Either way the bundles are watched: an edit
+is served from the next call on (:mod:`runnerpool._dev_watch`).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,26 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
+from pathlib import Path
 
+from ._dev_watch import FunctionWatcher, versioned
+from .lb._bundle_registry import registry_from_bundles
+from .lb._live import LiveRegistry
 from .lb._registry import Registry
 from .lb._serve import serve_lb
 
-__all__ = ["run_dev"]
+__all__ = ["dev_functions", "run_dev"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a runner process may take to start listening.
 START_TIMEOUT = 30.0
+#: The example functions' registry, served when neither bundles nor a functions file is given.
+EXAMPLES_TOML = "examples.toml"
 
 
 @contextlib.asynccontextmanager
@@ -92,24 +106,87 @@ def ready_address(line: str) -> str | None:
     return line.removeprefix("runner listening on ").strip()
 
 
-def banner(url: str, addresses: list[str], registry: Registry) -> str:
-    """The text `runnerpool dev` prints once it serves."""
-    names = ", ".join(function.id for function in registry.functions)
-    return "\n".join(
-        [
-            f"runnerpool dev: a load balancer and {len(addresses)} runners on this machine.",
-            f"  load balancer  {url}   (also {url}/metrics and {url}/health)",
-            f"  runners        {', '.join(addresses)}",
+def dev_functions(
+    bundles: Path | None, config: Path | None = None, *, examples: bool = False
+) -> LiveRegistry:
+    """Return the functions ``runnerpool dev`` serves, read again on each reload.
+
+    Args:
+        bundles: The directory of bundles the runners serve (``None``: the runners run the
+            in-process examples).
+        config: A functions file; ``None``: one function per bundle under ``bundles``.
+        examples: Serve the examples' registry, ``examples.toml`` (``bundles`` and
+            ``config`` are then the examples' and ``None``).
+
+    Returns:
+        The functions, their images tagged with their bundle's version when there are
+        bundles (so that an edited bundle gets new processes).
+
+    Raises:
+        ConfigError: If the functions file or a ``func.yaml`` is invalid.
+    """
+
+    def load() -> Registry:
+        if examples:
+            registry = Registry.load(resources.files("runnerpool") / EXAMPLES_TOML)
+        elif config is not None:
+            registry = Registry.load(config)
+        elif bundles is not None:
+            registry = registry_from_bundles(bundles)
+        else:
+            raise ValueError("dev_functions needs bundles, a functions file, or examples=True")
+        return registry if bundles is None else versioned(registry, bundles)
+
+    source = EXAMPLES_TOML if examples else config if config is not None else bundles
+    return LiveRegistry(load, str(source))
+
+
+def banner(
+    url: str,
+    addresses: list[str],
+    registry: Registry,
+    *,
+    watched: Path | None = None,
+    examples: bool = False,
+) -> str:
+    """The text `runnerpool dev` prints once it serves.
+
+    Args:
+        url: The load balancer's base URL.
+        addresses: The runners' addresses.
+        registry: The functions served.
+        watched: The bundles directory whose edits are served on the next call, if any.
+        examples: Whether the functions are the examples (one sample call is shown).
+    """
+    lines = [
+        f"runnerpool dev: a load balancer and {len(addresses)} runners on this machine.",
+        f"  load balancer  {url}   (also {url}/metrics and {url}/health)",
+        f"  runners        {', '.join(addresses)}",
+    ]
+    names = ", ".join(function.id for function in registry.functions) or "none yet"
+    if examples:
+        lines += [
             f"  functions      {names}",
             "Try:",
             f'  curl -X POST {url}/invoke/hello -d \'{{"name": "Ada"}}\'',
-            "Press Ctrl-C to stop.",
         ]
-    )
+    else:
+        where = "" if watched is None else f" (from {watched}: an edit applies on the next call)"
+        lines += [f"  functions      {names}{where}", "Try:"]
+        lines += [
+            f"  curl -X POST {shlex.quote(f'{url}/invoke/{function.id}')} -d ''"
+            for function in registry.functions
+        ] or [f"  (add a folder holding func.py to {watched}: it is served at once)"]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
 
 
 async def run_dev(
     *,
+    functions: LiveRegistry | None = None,
+    bundles: Path | None = None,
+    config: Path | None = None,
+    examples: bool = True,
     host: str = "127.0.0.1",
     port: int = 8080,
     runners: int = 3,
@@ -118,9 +195,15 @@ async def run_dev(
     runner_args: Sequence[str] = (),
     access_log: bool = True,
 ) -> None:
-    """Serve the example functions through a load balancer and runners until Ctrl-C.
+    """Serve functions through a load balancer and runners until Ctrl-C.
 
     Args:
+        functions: The functions to serve (default: :func:`dev_functions` of ``bundles``,
+            ``config`` and ``examples``).
+        bundles: The runners' bundles directory (given to them in ``runner_args`` too):
+            watched, so that an edit is served on the next call. ``None``: nothing watched.
+        config: The functions file, watched too, if the functions come from one.
+        examples: Whether the functions are the examples (the banner shows a sample call).
         host: The load balancer's address.
         port: The load balancer's port (0: any free port).
         runners: How many runner processes to start.
@@ -128,16 +211,28 @@ async def run_dev(
         echo: Where the banner goes.
         runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
         access_log: Log a line per call on the load balancer.
+
+    Raises:
+        ConfigError: If ``functions`` is not given and the functions do not read.
     """
-    registry = Registry.load(resources.files("runnerpool") / "examples.toml")
+    live = dev_functions(bundles, config, examples=examples) if functions is None else functions
+    watcher = None if bundles is None else FunctionWatcher(live, bundles, config)
     async with runner_processes(runners, runner_args) as addresses:
-        await serve_lb(
-            registry,
-            addresses,
-            placer=placer,
-            host=host,
-            port=port,
-            on_ready=lambda url: echo(banner(url, addresses, registry)),
-            access_log=access_log,
-        )
+        if watcher is not None:
+            await watcher.start()
+        try:
+            await serve_lb(
+                live,
+                addresses,
+                placer=placer,
+                host=host,
+                port=port,
+                on_ready=lambda url: echo(
+                    banner(url, addresses, live.current, watched=bundles, examples=examples)
+                ),
+                access_log=access_log,
+            )
+        finally:
+            if watcher is not None:
+                await watcher.aclose()
     echo("runnerpool dev: stopped.")

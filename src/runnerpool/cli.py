@@ -22,10 +22,11 @@ import stamina.instrumentation
 from click.core import ParameterSource
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
-from ._dev import run_dev
+from ._dev import dev_functions, run_dev
 from ._logging import LOG_FORMATS, LOG_LEVELS, announce, configure_logging, json_mode
 from .fdk import Bundles, Environments, FdkExecutor
 from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
+from .lb._live import LiveRegistry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -391,11 +392,11 @@ def _json_default(value: object) -> str:
 
 def _load_registry(
     ctx: click.Context, param: click.Parameter, value: str | None
-) -> Registry | None:
+) -> LiveRegistry | None:
     if value is None:
         return None
     try:
-        return Registry.load(value)
+        return LiveRegistry(lambda: Registry.load(value), value)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -522,8 +523,8 @@ def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None
     "registry",
     type=click.Path(dir_okay=False),
     callback=_load_registry,
-    help="TOML file of the apps, functions and triggers that may be called. Either this "
-    "or --api-url.",
+    help="TOML file of the apps, functions and triggers that may be called; re-read on SIGHUP "
+    "(an invalid file is logged and the previous functions stay). Either this or --api-url.",
 )
 @click.option(
     "--api-url",
@@ -585,7 +586,7 @@ def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None
 )
 @_access_log_option
 def lb(
-    registry: Registry | None,
+    registry: LiveRegistry | None,
     api_url: str | None,
     api_cache_ttl: float,
     api_max_stale: float,
@@ -609,7 +610,8 @@ def lb(
     Serves POST /invoke/FN_ID and ANY /t/APP/SOURCE, with functions from a file (--config)
     or from Fn's API server (--api-url), as Fn's LB node reads them. Also serves GET /health,
     GET /metrics (Prometheus) and GET /version. On SIGINT or SIGTERM it drains: new calls
-    get 503, calls in flight finish, then it exits.
+    get 503, calls in flight finish, then it exits. On SIGHUP it re-reads its functions file;
+    calls in flight are not disturbed.
     """
     if (registry is None) == (api_url is None):
         raise click.UsageError(
@@ -652,6 +654,7 @@ def lb(
             runner_ssl=runner_ssl,
             on_ready=ready,
             access_log=access_log,
+            on_hangup=None if registry is None else registry.reload,
         )
 
     try:
@@ -684,10 +687,17 @@ def lb(
 @click.option(
     "--bundles",
     envvar="RUNNERPOOL_BUNDLES",
-    default="examples",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="The directory of Fn FDK function bundles the runners serve [env RUNNERPOOL_BUNDLES].",
+    help="Serve your functions: each folder of DIR holding func.py (or func.yaml) is a "
+    "function of the app 'dev', named and sized by its func.yaml. Edits are served from the "
+    "next call on. Default: the examples of ./examples [env RUNNERPOOL_BUNDLES].",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve the functions of this functions file (the format of `runnerpool lb "
+    "--config`), their images being bundles of --bundles (default ./examples). Re-read "
+    "when it changes.",
 )
 @_wheelhouse_option
 @_index_url_option
@@ -704,33 +714,51 @@ def dev(
     port: int,
     runners: int,
     placer: str,
-    bundles: Path,
+    bundles: Path | None,
+    config: Path | None,
     wheelhouse: tuple[Path, ...],
     index_url: str | None,
     in_process: bool,
     access_log: bool,
 ) -> None:
-    """Try runnerpool: a load balancer and runners on this machine, serving example functions.
+    """Try runnerpool or develop functions: a load balancer and runners on this machine.
 
-    The runners run the example Fn FDK functions of ``examples/`` as hot processes. Prints
-    the URL and a curl line to paste; Ctrl-C stops everything it started.
+    The runners run Fn FDK functions as hot processes: your bundles (--bundles DIR, or a
+    --config file), else the examples of ``examples/``. Prints the URL and a curl line per
+    function; Ctrl-C stops everything it started.
     """
+    examples = bundles is None and config is None
     # The runners' stderr is this process's: the same format.
     runner_args = ["--log-format", ctx.find_root().meta["runnerpool.log"].format]
-    if not in_process:
-        if not bundles.is_dir():
+    root: Path | None = None
+    if in_process:
+        if not examples:
+            raise click.UsageError("--in-process serves the built-in examples only")
+    else:
+        root = Path("examples") if bundles is None else bundles
+        if not root.is_dir():
             raise click.UsageError(
-                f"no function bundles at {bundles}: run from the repository's top directory, "
+                f"no function bundles at {root}: run from the repository's top directory, "
                 "pass --bundles DIR, or use --in-process"
             )
-        runner_args += ["--bundles", str(bundles.resolve())]
+        root = root.resolve()
+        runner_args += ["--bundles", str(root)]
         for path in wheelhouse:
             runner_args += ["--wheelhouse", str(path.resolve())]
         if index_url:
             runner_args += ["--index-url", index_url]
     try:
+        functions = dev_functions(root, config, examples=examples)
+    except ConfigError as exc:
+        hint = "--config" if config is not None else "--bundles"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    try:
         asyncio.run(
             run_dev(
+                functions=functions,
+                bundles=root,
+                config=config,
+                examples=examples,
                 host=host,
                 port=port,
                 runners=runners,

@@ -236,8 +236,17 @@ class TestAccessLogSwitch:
         trigger = '\n[[triggers]]\nname = "t"\napp = "tests"\nfunction = "echo"\nsource = "/e"\n'
         config = processes.config(FUNCTIONS_TOML + trigger, "triggers.toml")
         lb = processes.start(
-            ["--log-level", "info", "lb", "--port", "0", "--config", str(config)]
-            + ["--runner-addresses", runner.address],
+            [
+                "--log-level",
+                "info",
+                "lb",
+                "--port",
+                "0",
+                "--config",
+                str(config),
+                "--runner-addresses",
+                runner.address,
+            ],
             "load balancer listening on ",
         )
         async with httpx.AsyncClient(timeout=10) as client:

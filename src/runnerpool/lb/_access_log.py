@@ -2,10 +2,10 @@
 
 An ASGI middleware around the front end. For each call (``/invoke/...`` and the HTTP
 triggers, ``/t/...``) it logs, once the response is sent: method, path, status, duration, call
-id, function id, the runner that took the call and the number of runners offered it. The runner and the attempts come from a
-:class:`~runnerpool._context.Placement` the middleware sets before the call, which the
-placer's tracker fills in. uvicorn's own access log stays off: it would repeat these lines
-with less in them.
+id, function id, the runner that took the call and the number of runners offered it. The
+runner and the attempts come from a :class:`~runnerpool._context.Placement` the middleware
+sets before the call, which the placer's tracker fills in. uvicorn's own access log stays
+off: it would repeat these lines with less in them.
 """
 
 from __future__ import annotations

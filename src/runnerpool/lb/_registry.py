@@ -1,4 +1,7 @@
-"""The function registry of the load balancer: apps and functions read at start from TOML.
+"""The function registry of the load balancer: apps and functions read from TOML.
+
+``runnerpool lb`` reads its functions file at start and again on SIGHUP
+(:class:`~runnerpool.lb._live.LiveRegistry`); docs/guide.md describes the format for users.
 
 The load balancer serves ``POST /invoke/{fn_id}`` by looking the function up here. The models
 mirror Fn Project's ``api/models/app.go`` and ``fn.go``: the same defaults (128 MB, 30 s

@@ -46,11 +46,18 @@ class LBServer(uvicorn.Server):
     Args:
         config: uvicorn's configuration.
         agent: The load balancer's agent.
+        on_hangup: Called on SIGHUP (``None``: SIGHUP keeps its default action).
     """
 
-    def __init__(self, config: uvicorn.Config, agent: LBAgent) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        agent: LBAgent,
+        on_hangup: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(config)
         self.agent = agent
+        self._on_hangup = on_hangup
         self.ready = asyncio.Event()
         self._draining: asyncio.Task[None] | None = None
 
@@ -61,14 +68,18 @@ class LBServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        """Handle SIGINT and SIGTERM on the event loop, and do not re-raise them after."""
+        """Handle SIGINT, SIGTERM (and SIGHUP if asked) on the event loop; do not re-raise them."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        handled = [signal.SIGINT, signal.SIGTERM]
+        for signum in handled:
             loop.add_signal_handler(signum, self.stop)
+        if self._on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+            handled.append(signal.SIGHUP)
         try:
             yield
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in handled:
                 loop.remove_signal_handler(signum)
 
     def stop(self) -> None:
@@ -106,6 +117,7 @@ async def serve_lb(
     runner_ssl: ssl.SSLContext | None = None,
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = True,
+    on_hangup: Callable[[], object] | None = None,
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
@@ -126,6 +138,8 @@ async def serve_lb(
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
         access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
             in place of uvicorn's access log, which stays off.
+        on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
+            re-reads its functions file so).
 
     Raises:
         OSError: If the address cannot be listened on.
@@ -147,7 +161,7 @@ async def serve_lb(
         access_log=False,
         lifespan="off",
     )
-    server = LBServer(config, agent)
+    server = LBServer(config, agent, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
     sock = listening_socket(host, port)
