@@ -37,24 +37,50 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: Functions' lines (``runnerpool.fdk``'s function log): their ids before each line.
+_FUNCTION_TEXT = (
+    "%(asctime)s %(levelname)s %(name)s: app=%(app_id)s fn=%(fn_id)s call=%(call_id)s "
+    "%(stream)s: %(message)s"
+)
+_NO_IDS = {"app_id": "-", "fn_id": "-", "call_id": "-", "stream": "-"}
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
-    """Send runnerpool's logs to stderr at ``level`` and above, as text or JSON lines."""
+    """Send runnerpool's logs to stderr at ``level`` and above, as text or JSON lines.
+
+    Functions' own lines (logger ``runnerpool.function``, at INFO) are shown whatever
+    ``level`` says: they are the functions' output, not runnerpool's messages (``runnerpool
+    runner --no-function-logs`` turns them off).
+    """
     formatter: dict[str, Any] = (
         {"()": JsonFormatter}
         if log_format == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
+    function_formatter = (
+        formatter
+        if log_format == "json"
+        else {"()": logging.Formatter, "fmt": _FUNCTION_TEXT, "defaults": _NO_IDS}
+    )
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"main": formatter},
+        "formatters": {"main": formatter, "function": function_formatter},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "main",
                 "stream": "ext://sys.stderr",
-            }
+            },
+            "function": {
+                "class": "logging.StreamHandler",
+                "formatter": "function",
+                "stream": "ext://sys.stderr",
+            },
         },
-        "loggers": {"runnerpool": {"handlers": ["stderr"], "level": level.upper()}},
+        "loggers": {
+            "runnerpool": {"handlers": ["stderr"], "level": level.upper()},
+            "runnerpool.function": {"handlers": ["function"], "level": "INFO", "propagate": False},
+        },
     }
     logging.config.dictConfig(config)

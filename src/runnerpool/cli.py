@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,7 +21,9 @@ import click
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
 from ._logging import configure_logging
+from ._logs_command import print_logs
 from .fdk import Bundles, Environments, FdkExecutor
+from .fdk._function_log import FUNCTION_LOGGER
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -170,6 +173,15 @@ _index_url_option = click.option(
     help="On SIGTERM, seconds to let calls in flight finish before cancelling them. "
     "Default: wait for them.",
 )
+@click.option(
+    "--function-logs/--no-function-logs",
+    envvar="RUNNERPOOL_FUNCTION_LOGS",
+    default=True,
+    show_default=True,
+    help="Log each line the functions write (stdout, stderr) at INFO on the "
+    "runnerpool.function logger, with its call, function and app ids, whatever --log-level "
+    "says [env RUNNERPOOL_FUNCTION_LOGS].",
+)
 def runner(
     host: str,
     port: int,
@@ -187,6 +199,7 @@ def runner(
     tls_key: str | None,
     tls_client_ca: str | None,
     drain_timeout: float | None,
+    function_logs: bool,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -195,6 +208,8 @@ def runner(
     """
     if tls_client_ca and not tls_cert:
         raise click.UsageError("--tls-client-ca needs --tls-cert")
+    if not function_logs:
+        logging.getLogger(FUNCTION_LOGGER).setLevel(logging.CRITICAL + 1)
     ssl_context = (
         None if tls_cert is None else server_tls(tls_cert, tls_key, client_ca_file=tls_client_ca)
     )
@@ -269,6 +284,44 @@ async def _status(address: str, ssl_context: Any) -> dict[str, Any]:
         return dataclasses.asdict(await runner.status())
     finally:
         await runner.close()
+
+
+@main.command()
+@click.argument("address")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing new lines as the functions write them, until interrupted.",
+)
+@click.option(
+    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA of the runner's certificate."
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client certificate (mutual TLS).",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client private key.")
+def logs(
+    address: str, follow: bool, tls_ca: str | None, tls_cert: str | None, tls_key: str | None
+) -> None:
+    """Print the function output the runner at ADDRESS (host:port) holds, from StreamLogs.
+
+    One line per line a function wrote: time, app, function, call id, stream and the line.
+    Without --follow, prints what the runner holds now and exits.
+    """
+    ssl_context = (
+        None if tls_ca is None else client_tls(tls_ca, cert_file=tls_cert, key_file=tls_key)
+    )
+    try:
+        asyncio.run(print_logs(address, follow=follow, ssl=ssl_context, echo=click.echo))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+    except Exception as exc:
+        raise click.ClickException(f"cannot read the logs of {address}: {exc}") from None
 
 
 def _json_default(value: object) -> str:
