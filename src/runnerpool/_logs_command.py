@@ -63,9 +63,10 @@ async def print_logs(
                     async with asyncio.timeout(None if follow else _QUIET_END):
                         message = await stream.recv_message()
                 except TimeoutError:
-                    await stream.cancel()
-                    return
+                    message = None
                 if message is None:
+                    # The runner ended the stream (or, without --follow, went quiet): done.
+                    await stream.cancel()
                     return
                 for line in format_lines(message):
                     echo(line)
