@@ -16,8 +16,9 @@ import signal
 import ssl
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ import pytest
 import trustme
 
 from runnerpool import BufferedCall, Call, GrpcRunner
-from tests.fdk.conftest import wheelhouse
+from tests.fdk.conftest import until, wheelhouse
 from tests.fdk.test_end_to_end import short_tmpdir
 from tests.lb.conftest import RUNNERPOOL, Process, Processes
 
@@ -215,10 +216,8 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
             if popen.poll() is None:
                 popen.send_signal(signal.SIGTERM)
         for popen in started._started:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
         started.close()
 
 
@@ -271,12 +270,14 @@ def stack(
         yield Stack(runner, lb, listeners)
 
 
-async def eventually(check: object, seconds: float = 15.0) -> None:
+async def eventually(check: Callable[[], object]) -> None:
     """Wait until ``check()`` is true: output travels through pipes and sockets."""
-    assert callable(check)
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.05)
+    await until(lambda: bool(check()), 15.0)
+
+
+def received(listener: Listener, count: int) -> bool:
+    """Whether ``listener`` received ``count`` lines."""
+    return len(listener.lines()) >= count
 
 
 class TestRunnerLog:
@@ -365,7 +366,7 @@ class TestSyslog:
             ("tls", listeners.tls),
         ):
             app = f"via{scheme}"
-            await eventually(lambda listener=listener: len(listener.lines()) >= 3)
+            await eventually(partial(received, listener, 3))
             ours = [m for m in listener.lines() if f"{scheme}-{token}".encode() in m["line"]]
             first, second = calls[scheme]
             printed = [
@@ -401,11 +402,12 @@ class TestLogsCommand:
 
     async def test_follow_prints_new_lines(self, stack: Stack) -> None:
         """`runnerpool logs --follow` prints lines written after it started, until interrupted."""
-        follower = subprocess.Popen(
-            [*RUNNERPOOL, "logs", "--follow", stack.runner.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        follower = await asyncio.create_subprocess_exec(
+            *RUNNERPOOL,
+            "logs",
+            "--follow",
+            stack.runner.address,
+            stdout=asyncio.subprocess.PIPE,
         )
         try:
             await asyncio.sleep(1)
@@ -413,20 +415,11 @@ class TestLogsCommand:
             response = await stack.invoke("quiet-fn", token)
             call_id = response.headers["fn-call-id"]
             assert follower.stdout is not None
-
-            def read_until_token() -> str:
-                assert follower.stdout is not None
-                for line in follower.stdout:
-                    if token in line:
-                        return line
-                return ""
-
-            line = await asyncio.wait_for(asyncio.to_thread(read_until_token), 30)
+            async with asyncio.timeout(30):
+                while token not in (line := (await follower.stdout.readline()).decode()):
+                    assert line, "runnerpool logs --follow ended"
             assert f" {call_id} stdout: token {token} call " in line
         finally:
             follower.send_signal(signal.SIGINT)
-            code = await asyncio.to_thread(follower.wait, 10)
-            assert follower.stdout is not None and follower.stderr is not None
-            follower.stdout.close()
-            follower.stderr.close()
+            code = await asyncio.wait_for(follower.wait(), 10)
         assert code == 0
