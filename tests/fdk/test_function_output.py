@@ -423,3 +423,30 @@ class TestLogsCommand:
             follower.send_signal(signal.SIGINT)
             code = await asyncio.wait_for(follower.wait(), 10)
         assert code == 0
+
+
+class TestDev:
+    async def test_dev_shows_a_failing_calls_traceback(
+        self, processes: Processes, tmp_path: Path
+    ) -> None:
+        """`runnerpool dev` shows a function's traceback on its stderr, with the call id."""
+        env = {
+            "RUNNERPOOL_WHEELHOUSE": str(wheelhouse()),
+            "RUNNERPOOL_STATE_DIR": str(tmp_path / "state"),
+        }
+        dev = processes.start(["dev", "--port", "0"], "runnerpool dev: ", ready_lines=7, env=env)
+        url = re.search(r"load balancer\s+(http://\S+)", dev.address)
+        assert url is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(f"{url[1]}/invoke/fail", content=b"")
+        assert response.status_code == 502
+        call_id = response.headers["fn-call-id"]
+        expected = f"INFO runnerpool.function: app=examples fn=fail call={call_id} stderr: "
+        await eventually(lambda: expected in dev.stderr())
+        [line] = [line for line in dev.stderr().splitlines() if expected in line]
+        assert "this function always fails" in line
+        assert 'raise RuntimeError("this function always fails")' in line
+        # The runners' own messages stay at warning ("Runner listening on" is INFO).
+        assert " INFO runnerpool.rpc." not in dev.stderr()
+        dev.signal(signal.SIGINT)
+        assert await dev.wait(30) == 0
