@@ -58,7 +58,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
     function_formatter = (
-        formatter
+        dict(formatter)
         if log_format == "json"
         else {"()": logging.Formatter, "fmt": _FUNCTION_TEXT, "defaults": _NO_IDS}
     )

@@ -98,6 +98,19 @@ class _Notices:
             self.pending = 0
 
 
+class _DatagramFlow(asyncio.DatagramProtocol):
+    """Tells whether the datagram transport asked to pause (its buffer is full)."""
+
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+
 class _Destination:
     """One syslog URL: its queue, its connection, and the task that writes one to the other."""
 
@@ -124,6 +137,7 @@ class _Destination:
         self._stream: asyncio.StreamWriter | None = None
         self._reader: asyncio.StreamReader | None = None
         self._datagram: asyncio.DatagramTransport | None = None
+        self._flow = _DatagramFlow()
         self.task: asyncio.Task[None] | None = None
 
     def put(self, message: bytes) -> None:
@@ -191,12 +205,12 @@ class _Destination:
         self._disconnect()
         loop = asyncio.get_running_loop()
         if self._scheme == "udp":
-            self._datagram, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, remote_addr=(self._host, self._port)
+            self._datagram, self._flow = await loop.create_datagram_endpoint(
+                _DatagramFlow, remote_addr=(self._host, self._port)
             )
         elif self._scheme == "unixgram":
-            self._datagram, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, remote_addr=self._path, family=socket.AF_UNIX
+            self._datagram, self._flow = await loop.create_datagram_endpoint(
+                _DatagramFlow, remote_addr=self._path, family=socket.AF_UNIX
             )
         elif self._scheme == "unix":
             self._reader, self._stream = await asyncio.open_unix_connection(self._path)
@@ -208,6 +222,10 @@ class _Destination:
 
     async def _write(self, message: bytes) -> None:
         if self._datagram is not None:
+            # asyncio buffers datagrams the kernel cannot take yet; past its high-water mark
+            # (64 KiB) it pauses the protocol, and lines are dropped rather than buffered.
+            if self._flow.paused:
+                raise OSError("the socket's send buffer is full")
             self._datagram.sendto(message)
             return
         assert self._stream is not None
