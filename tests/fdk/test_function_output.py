@@ -46,6 +46,18 @@ def handler(ctx, data: io.BytesIO = None):
     return "ok"
 """
 
+#: Writes one 100 KB line, then as many short lines as the body says, as fast as it can.
+FLOOD = """\
+import io, sys
+
+def handler(ctx, data: io.BytesIO = None):
+    sys.stdout.write("L" * 100_000 + "\\n")
+    for n in range(int(data.getvalue())):
+        sys.stdout.write(f"flood {n}\\n")
+    sys.stdout.flush()
+    return "done"
+"""
+
 #: One function per syslog destination, and one of an app without ``syslog_url``.
 REGISTRY = """\
 [[apps]]
@@ -193,9 +205,11 @@ async def listeners(tmp_path: Path) -> AsyncIterator[Listeners]:
 
 @pytest.fixture
 def bundles(tmp_path: Path) -> Path:
-    """A bundle directory holding ``tokens``."""
+    """A bundle directory holding ``tokens`` and ``flood``."""
     (tmp_path / "bundles" / "tokens").mkdir(parents=True)
     (tmp_path / "bundles" / "tokens" / "func.py").write_text(TOKENS)
+    (tmp_path / "bundles" / "flood").mkdir()
+    (tmp_path / "bundles" / "flood" / "func.py").write_text(FLOOD)
     return tmp_path / "bundles"
 
 
@@ -344,6 +358,35 @@ class TestRunnerLog:
                 "app-j",
                 "stdout",
             )
+
+    async def test_a_flood_and_a_long_line_are_bounded(
+        self, processes: Processes, bundles: Path, state_dir: Path, tmp_path: Path
+    ) -> None:
+        """A 100 KB line is cut to 8 KiB with a marker; of 5001 lines at once, few are logged.
+
+        1000 at once, then 200 a second while the flood lasts; a warning counts the others.
+        """
+        with short_tmpdir() as tmpdir:
+            runner = start_runner(processes, bundles, state_dir, tmpdir, ca=tmp_path / "none.pem")
+            client = GrpcRunner(runner.address)
+            try:
+                model = Call(id="flood-1", app_id="a", fn_id="flood", image="flood", timeout=30)
+                call = BufferedCall(model, body=b"5000")
+                await client.try_exec(call)
+                assert bytes(call.response_writer.body) == b"done"
+            finally:
+                await client.close()
+            notice = "line(s) of function flood not logged"
+            await eventually(lambda: notice in runner.stderr())
+            lines = runner.stderr().splitlines()
+            ours = [line for line in lines if "call=flood-1 stdout: " in line]
+            [long_line] = [line for line in ours if "LLLL" in line]
+            assert long_line.endswith("L" * 8192 + f"... [{100_000 - 8192} bytes cut]")
+            assert 1000 <= len(ours) < 2000
+            warnings = [line for line in lines if notice in line]
+            assert all("WARNING runnerpool.function: app=a fn=flood" in w for w in warnings)
+            counted = sum(int(w.split(f" {notice}")[0].rsplit(" ", 1)[1]) for w in warnings)
+            assert 0 < counted <= 5001 - len(ours)
 
 
 class TestSyslog:
