@@ -6,10 +6,10 @@ the runner's log and the app's syslog. The baseline row is what runs with the fu
 off (``--no-function-logs``, no ``syslog_url``); the others add the runner's log as text or
 JSON lines (written to ``/dev/null`` through the CLI's own logging configuration) and the
 syslog queue (a UDP listener on 127.0.0.1 receives the lines). The reference row is one INFO
-message of the runner's own, through the same configuration: the cost of stdlib logging. Each row runs ``--lines`` lines,
-the rows interleaved over ``--rounds`` rounds; the best round is shown, in microseconds per
-line and as a ratio to the baseline of the same run. The token bucket is set wide enough that
-no line is dropped.
+message of the runner's own, through the same configuration: the cost of stdlib logging. Each
+row runs ``--lines`` lines, the rows interleaved over ``--rounds`` rounds; the best round is
+shown, in microseconds per line and as a ratio to the baseline of the same run. The token
+bucket is set wide enough that no line is dropped.
 
 Run: ``python -m bench.function_output``.
 """
@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 from runnerpool._logging import configure_logging
 from runnerpool._model import Call
@@ -81,7 +83,7 @@ async def _row(row: str, lines: int, syslog_url: str) -> float:
     return elapsed / lines
 
 
-async def _run(lines: int, rounds: int) -> dict[str, float]:
+async def _run(lines: int, rounds: int, null: TextIO) -> dict[str, float]:
     received = _Received()
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
         lambda: received, local_addr=("127.0.0.1", 0)
@@ -90,11 +92,10 @@ async def _run(lines: int, rounds: int) -> dict[str, float]:
     best = dict.fromkeys(ROWS, float("inf"))
     saved = sys.stderr
     try:
-        with open("/dev/null", "w") as null:
-            sys.stderr = null
-            for _ in range(rounds):
-                for row in ROWS:
-                    best[row] = min(best[row], await _row(row, lines, url))
+        sys.stderr = null
+        for _ in range(rounds):
+            for row in ROWS:
+                best[row] = min(best[row], await _row(row, lines, url))
     finally:
         sys.stderr = saved
         logging.getLogger(FUNCTION_LOGGER).setLevel(logging.NOTSET)
@@ -108,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=20_000, help="Lines per row and round.")
     parser.add_argument("--rounds", type=int, default=5, help="Rounds; the best is shown.")
     args = parser.parse_args(argv)
-    best = asyncio.run(_run(args.lines, args.rounds))
+    with open(os.devnull, "w") as null:
+        best = asyncio.run(_run(args.lines, args.rounds, null))
     baseline = best[ROWS[0]]
     print(f"{'destination':<28} {'us/line':>8} {'ratio':>7}")
     for row in ROWS:
