@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
+from grpclib.exceptions import GRPCError
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
@@ -320,6 +321,8 @@ def logs(
         pass
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+    except GRPCError as exc:
+        raise click.ClickException(f"cannot read the logs of {address}: {exc.message}") from None
     except Exception as exc:
         raise click.ClickException(f"cannot read the logs of {address}: {exc}") from None
 

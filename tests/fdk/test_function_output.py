@@ -443,6 +443,24 @@ class TestLogsCommand:
         [line] = [line for line in result.stdout.splitlines() if token in line]
         assert line.endswith(f" quiet quiet-fn {call_id} stdout: token {token} call 1")
 
+    async def test_a_runner_without_function_logs_is_a_clear_error(
+        self, processes: Processes
+    ) -> None:
+        """Against a runner of in-process functions (no StreamLogs), `logs` says so, exit 1."""
+        runner = processes.runner()
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [*RUNNERPOOL, "logs", runner.address],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"Error: cannot read the logs of {runner.address}: "
+            "runner not configured with logStreamer\n"
+        )
+
     async def test_follow_prints_new_lines(self, stack: Stack) -> None:
         """`runnerpool logs --follow` prints lines written after it started, until interrupted."""
         follower = await asyncio.create_subprocess_exec(
