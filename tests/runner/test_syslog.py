@@ -37,13 +37,16 @@ class StreamServer:
     def data(self) -> bytes:
         return b"".join(self.connections)
 
-    async def aclose(self) -> None:
-        assert self.server is not None
-        self.server.close()
+    async def drop_connections(self) -> None:
         for writer in self._writers:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    async def aclose(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.drop_connections()
         await self.server.wait_closed()
 
 
@@ -101,6 +104,34 @@ class TestShipping:
         await until(lambda: server.data.endswith(b"later\n"))
         assert len(server.connections) == 1
         assert server.data == b"".join(b"line %d\n" % n for n in range(50)) + b"later\n"
+
+    async def test_reconnects_after_the_server_closes(
+        self, shipper: SyslogShipper, tcp_server: tuple[StreamServer, str]
+    ) -> None:
+        """When the server closes the connection, the next line opens a new one."""
+        server, url = tcp_server
+        shipper.send(url, b"first\n")
+        await until(lambda: server.data == b"first\n")
+        await server.drop_connections()
+        await asyncio.sleep(0.1)
+        shipper.send(url, b"second\n")
+        await until(lambda: server.data.endswith(b"second\n"))
+        assert server.connections == [bytearray(b"first\n"), bytearray(b"second\n")]
+
+    async def test_an_idle_connection_is_closed_and_reopened(
+        self, tcp_server: tuple[StreamServer, str]
+    ) -> None:
+        """A connection idle for idle_close is closed; a later line opens a new one."""
+        server, url = tcp_server
+        shipper = SyslogShipper(idle_close=0.1)
+        try:
+            shipper.send(url, b"one\n")
+            await until(lambda: url not in shipper._destinations)
+            shipper.send(url, b"two\n")
+            await until(lambda: server.data == b"one\ntwo\n")
+            assert len(server.connections) == 2
+        finally:
+            await shipper.aclose()
 
     async def test_udp_one_datagram_per_line(self, shipper: SyslogShipper) -> None:
         """Each line is one UDP datagram."""
