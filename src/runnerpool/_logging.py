@@ -22,6 +22,7 @@ from typing import Any, Final
 
 __all__ = [
     "ACCESS_LOGGER",
+    "FUNCTION_LOGGER",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "JsonFormatter",
@@ -48,6 +49,8 @@ LOG_FORMATS: Final = ("text", "json")
 
 #: The logger of the load balancer's access log: one line per call, whatever the log level.
 ACCESS_LOGGER: Final = "runnerpool.access"
+#: The logger of the functions' own lines (their stdout and stderr), on the runner.
+FUNCTION_LOGGER: Final = "runnerpool.function"
 
 #: The attributes every LogRecord has; anything else came from ``extra``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -84,6 +87,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: Functions' lines (``runnerpool.fdk``'s function log): their ids before each line.
+_FUNCTION_TEXT = (
+    "%(asctime)s %(levelname)s %(name)s: app=%(app_id)s fn=%(fn_id)s call=%(call_id)s "
+    "%(stream)s: %(message)s"
+)
+_NO_IDS = {"app_id": "-", "fn_id": "-", "call_id": "-", "stream": "-"}
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send every log line to stderr, as text or as JSON objects.
 
@@ -96,6 +107,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     Args:
         level: A name of :data:`LOG_LEVELS` (any case).
         log_format: ``"text"`` or ``"json"``.
+
+    Functions' own lines (logger :data:`FUNCTION_LOGGER`, at INFO) are shown whatever
+    ``level`` says: they are the functions' output, not runnerpool's messages (``runnerpool
+    runner --no-function-logs`` turns them off).
 
     Raises:
         ValueError: If ``level`` or ``log_format`` is unknown.
@@ -110,21 +125,34 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     formatter: dict[str, Any] = (
         {"()": JsonFormatter} if log_format == "json" else {"format": _TEXT_FORMAT}
     )
+    function_formatter = (
+        dict(formatter)
+        if log_format == "json"
+        else {"()": logging.Formatter, "fmt": _FUNCTION_TEXT, "defaults": _NO_IDS}
+    )
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"main": formatter},
+        "formatters": {"main": formatter, "function": function_formatter},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "main",
                 "stream": "ext://sys.stderr",
-            }
+            },
+            "function": {
+                "class": "logging.StreamHandler",
+                "formatter": "function",
+                "stream": "ext://sys.stderr",
+            },
         },
         "root": {"handlers": ["stderr"], "level": max(number, logging.WARNING)},
         "loggers": {
             "runnerpool": {"level": number},
             ACCESS_LOGGER: {"level": logging.INFO},
+            # Functions' output, not runnerpool's messages: shown whatever the level (runner
+            # --no-function-logs turns it off), with the call's ids before each line.
+            FUNCTION_LOGGER: {"handlers": ["function"], "level": logging.INFO, "propagate": False},
         },
     }
     logging.config.dictConfig(config)

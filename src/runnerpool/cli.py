@@ -20,10 +20,19 @@ from typing import Any, cast
 import click
 import stamina.instrumentation
 from click.core import ParameterSource
+from grpclib.exceptions import GRPCError
 
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import dev_functions, run_dev
-from ._logging import LOG_FORMATS, LOG_LEVELS, announce, configure_logging, json_mode
+from ._logging import (
+    FUNCTION_LOGGER,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    announce,
+    configure_logging,
+    json_mode,
+)
+from ._logs_command import print_logs
 from .fdk import Bundles, Environments, FdkExecutor
 from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
 from .lb._live import LiveRegistry
@@ -284,6 +293,15 @@ _index_url_option = click.option(
     help="On SIGTERM, seconds to let calls in flight finish before cancelling them. "
     "Default: wait for them.",
 )
+@click.option(
+    "--function-logs/--no-function-logs",
+    envvar="RUNNERPOOL_FUNCTION_LOGS",
+    default=True,
+    show_default=True,
+    help="Log each line the functions write (stdout, stderr) at INFO on the "
+    "runnerpool.function logger, with its call, function and app ids, whatever --log-level "
+    "says [env RUNNERPOOL_FUNCTION_LOGS].",
+)
 def runner(
     host: str,
     port: int,
@@ -301,6 +319,7 @@ def runner(
     tls_key: str | None,
     tls_client_ca: str | None,
     drain_timeout: float | None,
+    function_logs: bool,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -309,6 +328,8 @@ def runner(
     """
     if tls_client_ca and not tls_cert:
         raise click.UsageError("--tls-client-ca needs --tls-cert")
+    if not function_logs:
+        logging.getLogger(FUNCTION_LOGGER).setLevel(logging.CRITICAL + 1)
     ssl_context = (
         None if tls_cert is None else server_tls(tls_cert, tls_key, client_ca_file=tls_client_ca)
     )
@@ -382,6 +403,46 @@ async def _status(address: str, ssl_context: Any) -> dict[str, Any]:
         return dataclasses.asdict(await runner.status())
     finally:
         await runner.close()
+
+
+@main.command()
+@click.argument("address")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing new lines as the functions write them, until interrupted.",
+)
+@click.option(
+    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA of the runner's certificate."
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client certificate (mutual TLS).",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client private key.")
+def logs(
+    address: str, follow: bool, tls_ca: str | None, tls_cert: str | None, tls_key: str | None
+) -> None:
+    """Print the function output the runner at ADDRESS (host:port) holds, from StreamLogs.
+
+    One line per line a function wrote: time, app, function, call id, stream and the line.
+    Without --follow, prints what the runner holds now and exits.
+    """
+    ssl_context = (
+        None if tls_ca is None else client_tls(tls_ca, cert_file=tls_cert, key_file=tls_key)
+    )
+    try:
+        asyncio.run(print_logs(address, follow=follow, ssl=ssl_context, echo=click.echo))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+    except GRPCError as exc:
+        raise click.ClickException(f"cannot read the logs of {address}: {exc.message}") from None
+    except Exception as exc:
+        raise click.ClickException(f"cannot read the logs of {address}: {exc}") from None
 
 
 def _json_default(value: object) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._tasks import watch
+from ..runner._syslog import SyslogShipper
 from ._errors import (
     BundleError,
     ContainerExitError,
@@ -32,6 +33,7 @@ from ._errors import (
     OutOfMemoryError,
     ResponseReceiveError,
 )
+from ._function_log import FunctionLog
 from ._http import BodyTooLargeError
 from ._output import LogBook, OutputSink
 from ._pool import HotPool
@@ -137,6 +139,8 @@ class FdkExecutor:
         max_response_size: Largest response body, in bytes (``None``: no limit).
         memory_limit: Whether a process is held to its function's memory.
         log_book: Keeps the functions' output for ``StreamLogs``.
+        function_log: Logs the functions' lines in the runner's log and ships them to their
+            apps' ``syslog_url`` (default: both, with Fn's bounds).
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class FdkExecutor:
         max_response_size: int | None = None,
         memory_limit: bool = True,
         log_book: LogBook | None = None,
+        function_log: FunctionLog | None = None,
     ) -> None:
         self.bundles = bundles
         self.environments = environments
@@ -162,6 +167,7 @@ class FdkExecutor:
         self._max_response = max_response_size
         self._memory_limit = memory_limit
         self.log_book = LogBook() if log_book is None else log_book
+        self.function_log = FunctionLog(SyslogShipper()) if function_log is None else function_log
         self.pool = HotPool(connection_idle)
         self._preparing: asyncio.Task[None] | None = None
         # Starts that go on after their call took another process.
@@ -334,7 +340,9 @@ class FdkExecutor:
         stderr: LogWriter,
     ) -> FdkProcess:
         """Start a process holding ``memory``; on failure, give the memory back."""
-        output = OutputSink(self.log_book, model.app_id, model.fn_id, "")
+        output = OutputSink(
+            self.log_book, model.app_id, model.fn_id, "", self.function_log.process(model)
+        )
         try:
             python = await self.environments.prepare(bundle)
             process = await FdkProcess.start(
@@ -378,6 +386,8 @@ class FdkExecutor:
         }
         for key, state in self.environments.states().items():
             report[f"environment {key}"] = state
+        if self.function_log.syslog is not None:
+            report["syslog_dropped_lines"] = str(self.function_log.syslog.dropped)
         return report
 
     def stream(self, config: Mapping[str, str]) -> AsyncIterator[Sequence[ContainerLogs]]:
@@ -407,6 +417,7 @@ class FdkExecutor:
             start.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
         await self.pool.aclose()
+        await self.function_log.aclose()
         if self._own_root:
             shutil.rmtree(self.iofs_root, ignore_errors=True)
 

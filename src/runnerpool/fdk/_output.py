@@ -1,4 +1,4 @@
-"""A function process's output: each line to the call in flight and to the log book.
+"""A function process's output: each line to the call in flight, the log book and the log.
 
 Fn merges a container's stdout into its stderr stream and attributes lines to the call the
 container runs; one call at a time per process makes that attribution exact.
@@ -14,15 +14,17 @@ import struct
 import termios
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from ..runner._logs import ContainerLogs, LogLine, RequestLogs
+from ..runner._logs import LogLine
+from ._function_log import clip
+from ._log_book import LogBook
 
 if TYPE_CHECKING:
     from .._interfaces import LogWriter
+    from ._function_log import ProcessLog
+    from ._log_book import _Entry
 
 __all__ = ["LogBook", "OutputPipes", "OutputSink"]
 
@@ -30,114 +32,102 @@ __all__ = ["LogBook", "OutputPipes", "OutputSink"]
 _SPARE_LINES = 50
 #: A line longer than this is passed on in pieces.
 _MAX_LINE = 1 << 20
+#: The most kept of one line written outside a call.
+_SPARE_LINE = 8192
 #: The longest a call's end waits for its function's output to be read, in seconds.
 _SETTLE_LIMIT = 0.1
+#: How much of its output a call's own log keeps (Fn's FN_MAX_LOG_SIZE_BYTES default).
+MAX_CALL_LOG = 1 << 20
 
 #: Which pipe a line came from.
 Source: TypeAlias = Literal["stdout", "stderr"]
 
 
-@dataclass(slots=True)
-class _Entry:
-    app_id: str
-    fn_id: str
-    container_id: str
-    request_id: str
-    lines: list[LogLine] = field(default_factory=list)
-
-
-class LogBook:
-    """Recent function output, by process and call, for ``StreamLogs``.
-
-    What no collector takes is bounded: the lines of the last ``max_calls`` calls, at most
-    ``max_lines`` lines each (later lines of a call are dropped).
-
-    Args:
-        max_calls: How many calls' lines are kept; older ones are dropped.
-        max_lines: How many lines of one call are kept until a collector takes them.
-    """
-
-    def __init__(self, max_calls: int = 1000, max_lines: int = 1000) -> None:
-        self.max_lines = max_lines
-        self._entries: deque[_Entry] = deque(maxlen=max_calls)
-        self._changed = asyncio.Event()
-        self._sent = 0
-        self._appended = 0
-
-    def add(self, app_id: str, fn_id: str, container_id: str, request_id: str) -> _Entry:
-        """Start the lines of one call."""
-        entry = _Entry(app_id, fn_id, container_id, request_id)
-        self._entries.append(entry)
-        self._appended += 1
-        return entry
-
-    def notify(self) -> None:
-        """Wake collectors: lines were written."""
-        self._changed.set()
-
-    async def stream(self, config: Mapping[str, str]) -> AsyncIterator[Sequence[ContainerLogs]]:
-        """Yield what was written since the last batch, grouped by process, as it comes."""
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            batch: dict[str, ContainerLogs] = {}
-            for entry in list(self._entries):
-                lines = entry.lines[:]
-                if not lines:
-                    continue
-                entry.lines.clear()
-                logs = batch.get(entry.container_id)
-                requests = [] if logs is None else list(logs.requests)
-                requests.append(RequestLogs(entry.request_id, lines))
-                batch[entry.container_id] = ContainerLogs(
-                    entry.app_id, entry.fn_id, entry.container_id, requests
-                )
-            if batch:
-                yield list(batch.values())
-
-
 class OutputSink:
-    """Where one process's output lines go: the call in flight (its ``stderr``) and the book.
+    """Where one process's output lines go: the call in flight, the log book and the log.
+
+    The call's own log (its ``stderr``) keeps at most :data:`MAX_CALL_LOG` bytes, then Fn's
+    truncation marker; the book and the runner's log keep each line cut to
+    :data:`~runnerpool.fdk._function_log.MAX_LINE` bytes.
 
     Args:
         book: The runner's log book, or ``None``.
         app_id: The function's app.
         fn_id: The function.
         container_id: The process's id.
+        log: The process's lines in the runner's log and syslog, or ``None``.
     """
 
-    def __init__(self, book: LogBook | None, app_id: str, fn_id: str, container_id: str) -> None:
+    def __init__(
+        self,
+        book: LogBook | None,
+        app_id: str,
+        fn_id: str,
+        container_id: str,
+        log: ProcessLog | None = None,
+    ) -> None:
         self._book = book
         self._app_id = app_id
         self._fn_id = fn_id
-        #: The process's id, once it is known.
-        self.container_id = container_id
+        self._container_id = container_id
+        self._log = log
         self._call: LogWriter | None = None
+        self._call_id: str | None = None
+        self._call_bytes = 0
         self._entry: _Entry | None = None
         #: The last lines written while no call was in flight.
         self.spare: deque[bytes] = deque(maxlen=_SPARE_LINES)
         self._partial: dict[Source, bytes] = {"stdout": b"", "stderr": b""}
 
+    @property
+    def container_id(self) -> str:
+        """The process's id, once it is known."""
+        return self._container_id
+
+    @container_id.setter
+    def container_id(self, value: str) -> None:
+        self._container_id = value
+        if self._log is not None:
+            self._log.container_id = value
+
     def begin(self, request_id: str, writer: LogWriter) -> None:
         """Attribute lines to this call from now on."""
         self._call = writer
+        self._call_id = request_id
+        self._call_bytes = 0
         if self._book is not None:
             self._entry = self._book.add(self._app_id, self._fn_id, self.container_id, request_id)
 
     def end(self) -> None:
         """The call ended: lines are no longer its own."""
-        self._call = self._entry = None
+        self._call = self._entry = self._call_id = None
+        if self._log is not None:
+            self._log.notice()
 
     def write(self, line: bytes, source: Source) -> None:
         """Take one line of output."""
+        if self._log is not None:
+            self._log.line(line, source, self._call_id)
         if self._call is None:
-            self.spare.append(line)
+            self.spare.append(line[:_SPARE_LINE])
             return
-        self._call.write(line)
+        self._write_call(line)
         entry, book = self._entry, self._book
-        if entry is not None and book is not None and len(entry.lines) < book.max_lines:
-            entry.lines.append(LogLine(int(time.time() * 1000), line, source))
-            book.notify()
+        if entry is not None and book is not None:
+            book.append(entry, LogLine(int(time.time() * 1000), clip(line) + b"\n", source))
+
+    def _write_call(self, line: bytes) -> None:
+        """Write to the call's own log, up to :data:`MAX_CALL_LOG` bytes, as Fn's limit does."""
+        assert self._call is not None
+        room = MAX_CALL_LOG - self._call_bytes
+        if room <= 0:
+            return
+        self._call.write(line[:room])
+        self._call_bytes += len(line)
+        if self._call_bytes >= MAX_CALL_LOG:
+            self._call.write(
+                b"\n-----max log size %d bytes exceeded, truncating log-----\n" % MAX_CALL_LOG
+            )
 
     def feed(self, data: bytes, source: Source) -> None:
         """Take bytes read from a pipe; pass on each complete line."""
