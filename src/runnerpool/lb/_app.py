@@ -71,7 +71,7 @@ def create_app(
         agent: Places and accounts for the calls.
         registry: The functions that may be invoked.
         max_request_size: Refuse request bodies larger than this (413), before any runner
-            is tried.
+            is tried (``None``: no limit; the CLI's default is 6 MiB).
         max_response_size: Refuse function responses larger than this (502).
     """
 
@@ -92,10 +92,11 @@ def create_app(
         call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
         body_read = asyncio.Event()
 
-        async def read_body() -> bytes:
+        async def read_body() -> bytearray:
             length = request.headers.get("content-length", "")
             if max_request_size is not None and length.isdigit() and int(length) > max_request_size:
                 raise RequestTooLargeError  # refused unread, before any runner is tried
+            # Kept as read: copying it into bytes would hold the body twice.
             body = bytearray()
             try:
                 async for chunk in request.stream():
@@ -106,7 +107,7 @@ def create_app(
                 # The client left during its upload: a cancelled call, as in Fn.
                 raise asyncio.CancelledError from None
             body_read.set()
-            return bytes(body)
+            return body
 
         async def client_gone() -> None:
             # After the body, the next ASGI message can only be the disconnect.
