@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 
+from .lb._limits import DEFAULT_DRAIN_TIMEOUT, EdgeLimits
 from .lb._registry import Registry
 from .lb._serve import serve_lb
 
@@ -97,6 +98,8 @@ async def run_dev(
     placer: str = "ch",
     echo: Callable[[str], None] = print,
     runner_args: Sequence[str] = (),
+    edge: EdgeLimits | None = None,
+    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> None:
     """Serve the example functions through a load balancer and runners until Ctrl-C.
 
@@ -107,6 +110,8 @@ async def run_dev(
         placer: The placer's name.
         echo: Where the banner goes.
         runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
+        edge: The load balancer's HTTP edge limits (defaults when omitted).
+        drain_timeout: Seconds the load balancer's calls may run once it drains.
     """
     registry = Registry.load(resources.files("runnerpool") / "examples.toml")
     async with runner_processes(runners, runner_args) as addresses:
@@ -116,6 +121,8 @@ async def run_dev(
             placer=placer,
             host=host,
             port=port,
+            edge=edge,
+            drain_timeout=drain_timeout,
             on_ready=lambda url: echo(banner(url, addresses, registry)),
         )
     echo("runnerpool dev: stopped.")

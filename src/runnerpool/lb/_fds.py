@@ -18,6 +18,7 @@ from ._limits import reserve_for
 from ._ratelog import RateLimitedLog
 
 __all__ = [
+    "ACCEPT_BACKLOG",
     "FD_HEADROOM",
     "connection_budget",
     "handle_accept_errors",
@@ -27,8 +28,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Descriptors kept for everything but client connections: the listening socket, the event
-#: loop, standard streams, log files, the runners' connections.
+#: loop, standard streams, log files, the runners' connections...
 FD_HEADROOM = 256
+#: ...and the connections asyncio accepts in one go (the listen backlog) before any of them
+#: is counted.
+ACCEPT_BACKLOG = 1024
 
 #: asyncio's messages (Python 3.11 to 3.13) for a failed ``accept()`` of a listening socket.
 _ACCEPT_ERRORS = frozenset(
@@ -52,7 +56,9 @@ def raise_open_files_limit() -> int:
     return soft
 
 
-def connection_budget(requested: int, open_files: int, headroom: int = FD_HEADROOM) -> int:
+def connection_budget(
+    requested: int, open_files: int, headroom: int = FD_HEADROOM + ACCEPT_BACKLOG
+) -> int:
     """Return the connection cap that fits the open files limit (at least 1).
 
     At most ``requested``, and with its reserve and ``headroom``, within ``open_files``.

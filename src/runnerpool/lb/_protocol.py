@@ -298,7 +298,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def _head_timeout(self) -> None:
         self._head_timer = None
         if not self._head_open:
-            self.transport.close()  # nothing of a request came: close quietly
+            # Nothing of a request came: reset, leaving no TIME_WAIT behind on this side.
+            self.transport.abort()
             return
         self._refuse(
             _Refusal(408, f"Request head not received within {self._limits.header_timeout:g} s")

@@ -21,7 +21,12 @@ from ..rpc._server import listening_socket
 from ._agent import LBAgent
 from ._app import create_app
 from ._connections import ConnectionTable
-from ._fds import connection_budget, handle_accept_errors, raise_open_files_limit
+from ._fds import (
+    ACCEPT_BACKLOG,
+    connection_budget,
+    handle_accept_errors,
+    raise_open_files_limit,
+)
 from ._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits, reserve_for
 from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
@@ -187,6 +192,7 @@ async def serve_lb(
         log_config=None,
         access_log=False,
         lifespan="off",
+        backlog=ACCEPT_BACKLOG,
         timeout_graceful_shutdown=CLOSE_TIMEOUT,
     )
     server = LBServer(config, agent, drain_timeout)
