@@ -98,9 +98,7 @@ def header_flood(
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(connections) as pool:
-        futures = [
-            pool.submit(flood_one, port, header_bytes, timeout) for _ in range(connections)
-        ]
+        futures = [pool.submit(flood_one, port, header_bytes, timeout) for _ in range(connections)]
         return [future.result() for future in futures]
 
 
@@ -161,10 +159,10 @@ class IdleHolders:
         source = 2
         for start in range(0, count, PER_PROCESS):
             share = min(PER_PROCESS, count - start)
+            command = ["hold", str(port), str(share), str(source)]
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "bench._clients", "hold", str(port), str(share)]
-                    + [str(source)],
+                    [sys.executable, "-m", "bench._clients", *command],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
