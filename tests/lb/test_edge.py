@@ -273,6 +273,17 @@ class TestBody:
             assert fits.status_code == 200
             assert len(fits.content) == 6 * MB
 
+    @pytest.mark.timeout(120)
+    async def test_body_held_once(self, processes: Processes) -> None:
+        """With no body limit, the LB's peak memory grows by one 200 MB body, not two."""
+        lb = processes.lb([f"127.0.0.1:{closed_port()}"], "--max-request-size", "0")
+        before = memory_mb(lb.popen.pid, "VmHWM")
+        async with httpx.AsyncClient(base_url=lb.address, timeout=60) as client:
+            response = await client.post("/invoke/echo", content=bytes(200 * MB))
+        assert response.status_code == 503  # read whole, then no runner took it
+        grown = memory_mb(lb.popen.pid, "VmHWM") - before
+        assert 200 <= grown < 300  # held twice, it grew by 400 MB
+
 
 class TestDrainTimeout:
     @pytest.mark.timeout(60)
