@@ -1,0 +1,213 @@
+"""Edge benchmark: the load balancer's memory under a header flood and under idle connections.
+
+Starts one ``runnerpool runner`` (the in-process examples) and one ``runnerpool lb`` with its
+default edge limits, both with ``--port 0``, then measures the LB process (``VmRSS`` and the
+peak ``VmHWM`` of ``/proc/<pid>/status``, in MB):
+
+* ``idle``: the baseline, after one call, with no client connected;
+* ``header flood``: ``--flood`` connections at once, each sending one request whose single
+  header grows to ``--header-mb`` MB (64 KiB at a time, reading the answer meanwhile): the
+  answers by status, and the LB's peak during the flood (reset before it through
+  ``/proc/<pid>/clear_refs`` where allowed);
+* ``idle connections``: ``--connections`` connections that send nothing, held by helper
+  processes (``bench._clients``) from 127.0.0.2 and up; once the LB has accepted them all (its
+  listening socket's accept queue is empty): its memory, its open descriptors, the latency
+  of ``GET /health`` on a new connection (median of 5) and the status of a call.
+
+Each row gives the memory's ratio to the idle baseline. Under the table: the LB's log size
+(it must stay small). Target (issue 11): LB memory at most 200 MB under the header flood.
+
+Run: ``python -m bench.edge`` (about 40 s with the defaults; ``--help`` for the knobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import runnerpool
+from bench._clients import IdleHolders, header_flood, request
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = Path(runnerpool.__file__).resolve().parent / "examples.toml"
+HEALTH = b"GET /health HTTP/1.1\r\nHost: lb\r\n\r\n"
+HELLO = b"POST /invoke/hello HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\n\r\n{}"
+MB = 1024 * 1024
+
+
+def status_mb(pid: int, field: str) -> float:
+    """Return ``field`` (``VmRSS``, ``VmHWM``) of ``/proc/PID/status`` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset the process's peak memory to its current memory; return whether it could."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def open_files(pid: int) -> int:
+    """Return the process's open file descriptors."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def accept_queue(port: int) -> int:
+    """Return the accept queue's length of the socket listening on 127.0.0.1:``port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+            return int(fields[4].partition(":")[2], 16)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def started(argv: Sequence[str], ready: str, stderr: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start a ``runnerpool`` process; return it and what follows ``ready`` on its stdout."""
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runnerpool", *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith(ready):
+        process.kill()
+        process.wait(10)
+        raise RuntimeError(f"{argv[:3]} did not start: {line!r}")
+    return process, line.removeprefix(ready).strip()
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop a process (SIGTERM, then SIGKILL after 10 s) and close its pipe."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def run(flood: int, header_mb: int, connections: int) -> list[str]:
+    """Run the three measurements; return the table's lines."""
+    with tempfile.TemporaryDirectory() as directory:
+        logs = Path(directory)
+        runner, runner_address = started(
+            ["--log-level", "warning", "runner", "--port", "0"],
+            "runner listening on ",
+            logs / "runner.log",
+        )
+        try:
+            options = ["--port", "0", "--config", str(CONFIG), "--runner-addresses"]
+            lb, url = started(
+                ["--log-level", "info", "lb", *options, runner_address],
+                "load balancer listening on ",
+                logs / "lb.log",
+            )
+            try:
+                return measure(
+                    lb.pid,
+                    int(url.rpartition(":")[2]),
+                    logs / "lb.log",
+                    flood,
+                    header_mb,
+                    connections,
+                )
+            finally:
+                stop(lb)
+        finally:
+            stop(runner)
+
+
+def measure(
+    pid: int, port: int, log: Path, flood: int, header_mb: int, connections: int
+) -> list[str]:
+    """Measure the LB at ``pid``; return the table's lines."""
+    assert request(port, HELLO)[0] == 200
+    idle = status_mb(pid, "VmRSS")
+    rows = [("idle", idle, status_mb(pid, "VmHWM"), "no connection")]
+
+    resettable = reset_peak(pid)
+    start = time.monotonic()
+    results = header_flood(port, flood, header_mb * MB)
+    took = time.monotonic() - start
+    answers = Counter(str(result.status) for result in results)
+    peak = status_mb(pid, "VmHWM") if resettable else float("nan")
+    rows.append(
+        (
+            f"header flood {flood} x {header_mb} MB",
+            status_mb(pid, "VmRSS"),
+            peak,
+            f"answers {dict(sorted(answers.items()))}, {took:.1f} s",
+        )
+    )
+
+    reset_peak(pid)
+    holders = IdleHolders(port, connections)
+    try:
+        opened = holders.wait_open()
+        deadline = time.monotonic() + 120
+        while accept_queue(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = [request(port, HEALTH, timeout=10) for _ in range(5)]
+        call = request(port, HELLO, timeout=10)
+        rows.append(
+            (
+                f"{opened} idle connections",
+                status_mb(pid, "VmRSS"),
+                status_mb(pid, "VmHWM") if resettable else float("nan"),
+                f"{open_files(pid)} fds; /health "
+                f"{[status for status, _ in health].count(200)}/5 ok, median "
+                f"{statistics.median(seconds for _, seconds in health) * 1000:.0f} ms; "
+                f"call {call[0]}",
+            )
+        )
+    finally:
+        holders.close()
+
+    lines = [
+        f"{'scenario':<28} {'LB RSS MB':>9} {'peak MB':>8} {'peak/idle':>9}  detail",
+        "-" * 100,
+    ]
+    lines += [
+        f"{name:<28} {rss:>9.0f} {peak:>8.0f} {peak / idle:>9.2f}  {detail}"
+        for name, rss, peak, detail in rows
+    ]
+    lines.append(f"LB log: {log.stat().st_size} bytes (info level)")
+    if not resettable:
+        lines.append("(peaks not reset between rows: /proc/<pid>/clear_refs not writable)")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the options, run, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flood", type=int, default=10, help="flooding connections (10)")
+    parser.add_argument("--header-mb", type=int, default=30, help="MB of header each (30)")
+    parser.add_argument("--connections", type=int, default=20_000, help="idle connections (20 000)")
+    options = parser.parse_args(argv)
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, runnerpool lb defaults")
+    for line in run(options.flood, options.header_mb, options.connections):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
