@@ -22,7 +22,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["FloodResult", "IdleHolders", "header_flood", "hold_idle", "request"]
+__all__ = [
+    "FloodResult",
+    "IdleHolders",
+    "accept_queue",
+    "header_flood",
+    "hold_idle",
+    "request",
+    "wait_accepted",
+]
 
 #: The repository, where ``python -m bench._clients`` is found.
 _ROOT = str(Path(__file__).resolve().parent.parent)
@@ -57,8 +65,9 @@ def _status(data: bytes) -> int | None:
 def flood_one(port: int, header_bytes: int, timeout: float = 30.0) -> FloodResult:
     """Send one request with a header of ``header_bytes`` to ``127.0.0.1:port``.
 
-    Sends in pieces of 64 KiB, and reads whenever the server has something to say; stops
-    at the answer, the connection's end, or ``timeout`` seconds.
+    Sends in pieces of 64 KiB, as an attacker does: on, whatever the server answers meanwhile
+    (the answer is read and kept); stops once all is sent and the answer has come, or the
+    connection ends, or after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     piece = b"a" * 65536
@@ -70,16 +79,16 @@ def flood_one(port: int, header_bytes: int, timeout: float = 30.0) -> FloodResul
         pending = head
         total = len(head) + header_bytes
         try:
+            reading = True
             while time.monotonic() < deadline:
+                if (not reading or b"\r\n\r\n" in received) and sent >= total:
+                    return FloodResult(_status(received), sent)
                 writable = [sock] if sent < total else []
-                readable, writable, _ = select.select([sock], writable, [], 0.5)
+                readable, writable, _ = select.select([sock] if reading else [], writable, [], 0.5)
                 if readable:
                     data = sock.recv(65536)
-                    if not data:
-                        return FloodResult(_status(received), sent)
+                    reading = bool(data)  # the server half-closed: send on regardless
                     received += data
-                    if b"\r\n\r\n" in received:
-                        return FloodResult(_status(received), sent)
                 if writable:
                     if not pending:
                         pending = piece[: min(len(piece), total - sent)]
@@ -122,25 +131,60 @@ def request(port: int, data: bytes, timeout: float = 5.0) -> tuple[int | None, f
     return _status(received), time.monotonic() - start
 
 
-def hold_idle(port: int, count: int, first_source: int) -> list[socket.socket]:
+def accept_queue(port: int) -> int:
+    """Return the accept queue's length of the socket listening on 127.0.0.1:``port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+            return int(fields[4].partition(":")[2], 16)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def wait_accepted(port: int, below: int = 1, within: float = 30.0) -> bool:
+    """Wait until fewer than ``below`` connections wait to be accepted on ``port``.
+
+    Returns:
+        Whether they are, within ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while accept_queue(port) >= below:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def hold_idle(port: int, count: int, first_source: int, batch: int = 250) -> list[socket.socket]:
     """Open ``count`` connections to ``127.0.0.1:port`` that send nothing; return them.
 
-    Connects without waiting (the server accepts at its pace); source addresses start at
-    ``127.0.0.{first_source}``, :data:`PER_SOURCE` connections each.
+    Source addresses start at ``127.0.0.{first_source}``, :data:`PER_SOURCE` connections
+    each. Connections are opened ``batch`` at a time, each batch once the previous one is
+    established (or after 10 s), so that the server's accept queue does not overflow for
+    long: a dropped SYN is retried by the kernel for minutes, and its connection would
+    arrive long after.
     """
-    sockets = []
-    for index in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        sock.bind((f"127.0.0.{first_source + index // PER_SOURCE}", 0))
-        try:
-            sock.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        except OSError:
-            sock.close()
-            continue
-        sockets.append(sock)
+    sockets: list[socket.socket] = []
+    for start in range(0, count, batch):
+        poller = select.poll()
+        for index in range(start, min(count, start + batch)):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.bind((f"127.0.0.{first_source + index // PER_SOURCE}", 0))
+            try:
+                sock.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+            poller.register(sock, select.POLLOUT)
+        waiting = len(sockets) - start
+        deadline = time.monotonic() + 10
+        while waiting > 0 and time.monotonic() < deadline:
+            for fd, _ in poller.poll(100):
+                poller.unregister(fd)
+                waiting -= 1
     return sockets
 
 
