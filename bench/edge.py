@@ -21,13 +21,21 @@ with ``--port 0``, then measures the LB process (``VmRSS`` and the peak ``VmHWM`
 Each row gives the memory's ratio to the idle baseline. Under the table: the LB's log size
 (it must stay small). Target (issue 11): LB memory at most 200 MB under the header flood.
 
+A second table gives the cost of the edge's protocol per request: a trivial Starlette app
+(``GET /health``) served by uvicorn in a process of its own, with uvicorn's own httptools
+protocol (the baseline) and with the LB's ``EdgeProtocol``, each driven by ``--requests``
+sequential keep-alive requests from this process, interleaved, best of 3: the server's CPU
+per request (``/proc/<pid>/stat``) and its ratio to the baseline.
+
 Run: ``python -m bench.edge`` (about 40 s with the defaults; ``--help`` for the knobs).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -195,16 +203,103 @@ def measure(
     return lines
 
 
+def serve(protocol: str) -> None:
+    """Serve a trivial app on a free port with ``protocol`` (``stock`` or ``edge``); print it."""
+    import asyncio
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from runnerpool.lb._connections import ConnectionTable
+    from runnerpool.lb._limits import EdgeLimits
+    from runnerpool.lb._protocol import EdgeConfig
+    from runnerpool.lb._ratelog import RateLimitedLog
+    from runnerpool.rpc._server import listening_socket
+
+    async def health(request: object) -> Response:
+        return Response('{"status":"ok"}\n', media_type="application/json")
+
+    app = Starlette(routes=[Route("/health", health)])
+    options: dict[str, object] = {"port": 0, "log_config": None, "lifespan": "off"}
+    config = (
+        uvicorn.Config(app, http="httptools", **options)  # type: ignore[arg-type]
+        if protocol == "stock"
+        else EdgeConfig(
+            app,
+            limits=EdgeLimits(),
+            connections=ConnectionTable(100, 16),
+            log=RateLimitedLog(logging.getLogger("bench")),
+            **options,
+        )
+    )
+    server = uvicorn.Server(config)
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY on its connections, as the LB's
+    print(f"serving on {sock.getsockname()[1]}", flush=True)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def process_cpu(pid: int) -> float:
+    """Return the process's CPU seconds (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def protocol_cost(requests: int) -> list[str]:
+    """Measure the server CPU per keep-alive request, stock protocol against the edge's."""
+    servers = {}
+    for name in ("stock", "edge"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.edge", "--serve", name],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        servers[name] = (process, int(process.stdout.readline().rpartition(" ")[2]))
+    best: dict[str, float] = {}
+    try:
+        for _ in range(3):
+            for name, (process, port) in servers.items():
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    before = process_cpu(process.pid)
+                    for _ in range(requests):
+                        sock.sendall(HEALTH)
+                        received = b""
+                        while not received.endswith(b'{"status":"ok"}\n'):
+                            received += sock.recv(4096)
+                    used = process_cpu(process.pid) - before
+                best[name] = min(best.get(name, float("inf")), used / requests * 1e6)
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+    return [
+        f"{'protocol':<28} {'µs CPU/request':>14} {'ratio':>6}",
+        "-" * 52,
+        f"{'uvicorn httptools (stock)':<28} {best['stock']:>14.0f} {1:>6.2f}",
+        f"{'EdgeProtocol':<28} {best['edge']:>14.0f} {best['edge'] / best['stock']:>6.2f}",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the options, run, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flood", type=int, default=10, help="flooding connections (10)")
     parser.add_argument("--header-mb", type=int, default=30, help="MB of header each (30)")
     parser.add_argument("--connections", type=int, default=20_000, help="idle connections (20 000)")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per protocol (3000)")
+    parser.add_argument("--serve", choices=["stock", "edge"], help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.serve:
+        serve(options.serve)
+        return
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print("runnerpool lb with its defaults but --header-timeout 300")
     for line in run(options.flood, options.header_mb, options.connections):
+        print(line)
+    print()
+    for line in protocol_cost(options.requests):
         print(line)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -73,7 +74,13 @@ class EdgeConfig(uvicorn.Config):
         log: RateLimitedLog,
         **kwargs: Any,
     ) -> None:
-        super().__init__(app, http=EdgeProtocol, ws="none", **kwargs)
+        super().__init__(
+            app,
+            http=EdgeProtocol,
+            ws="none",
+            timeout_keep_alive=math.ceil(limits.keepalive_timeout),
+            **kwargs,
+        )
         self.limits = limits
         self.connections = connections
         self.edge_log = log
@@ -156,6 +163,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._served_app = self.app
         self._over_cap = False
         self._head_open = False
+        self._in_body = False
         self._heads = 0
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
@@ -219,12 +227,21 @@ class EdgeProtocol(HttpToolsProtocol):
                 refusal = _Refusal(400, "Invalid HTTP request")
             self._refuse(refusal)
             return
+        # The clocks start once the data is parsed, and only for a head or a body still
+        # incomplete: a request that came whole costs no timer.
         if self._head_open:
             # A head that began within this data may have had at most this data uncounted.
             if head == self._heads:
                 self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_size:
                 self._refuse(self._head_too_large())
+            elif self._head_timer is None:
+                self._arm_head_timer()
+        elif self._in_body:
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(
+                    self._limits.body_timeout, self._body_timeout
+                )
         elif self._head_timer is None and self.timeout_keep_alive_task is None and self._idle():
             # Bytes between requests that start none (blank lines): the head clock runs.
             self._arm_head_timer()
@@ -237,8 +254,6 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_open = True
         self._heads += 1
         self._head_bytes = 0
-        if self._head_timer is None:
-            self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         """Check the whole head's size and the cap, then start the request and its body clock.
@@ -268,10 +283,11 @@ class EdgeProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = self._served_app
-        self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_timeout)
+        self._in_body = True
 
     def on_message_complete(self) -> None:
         """End the request's body, and its clock."""
+        self._in_body = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -281,11 +297,12 @@ class EdgeProtocol(HttpToolsProtocol):
         """Once the response is sent and nothing else is queued, the connection is idle."""
         super().on_response_complete()
         if self.timeout_keep_alive_task is not None:
-            # uvicorn's keep-alive timeout is whole seconds; ours may be a fraction.
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self._limits.keepalive_timeout, self.timeout_keep_alive_handler
-            )
+            if self.timeout_keep_alive != self._limits.keepalive_timeout:
+                # uvicorn's keep-alive timeout is whole seconds; ours may be a fraction.
+                self.timeout_keep_alive_task.cancel()
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self._limits.keepalive_timeout, self.timeout_keep_alive_handler
+                )
             self._table.idle(self)
 
     # -- Refusals --------------------------------------------------------------------------
