@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -155,3 +159,56 @@ class TestBodyHeldOnce:
             pieces = [piece async for piece in call.request_body()]
             assert all(type(piece) is bytes and len(piece) <= 1024 * 1024 for piece in pieces)
             assert b"".join(pieces) == body
+
+
+#: A server whose descriptors run out: every accept() fails with EMFILE for 3.5 s.
+EMFILE_SERVER = textwrap.dedent(
+    """
+    import asyncio, logging, os, resource, sys
+    from runnerpool.lb._fds import handle_accept_errors
+    from runnerpool.lb._ratelog import RateLimitedLog
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        if sys.argv[1] == "limited":
+            log = RateLimitedLog(logging.getLogger("runnerpool.lb"), interval=10)
+            handle_accept_errors(loop, log)
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 1, hard))
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(3.5)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestAcceptErrors:
+    @pytest.mark.parametrize("mode", ["limited", "asyncio"])
+    def test_accept_errors_logged_at_a_bounded_rate(self, mode: str) -> None:
+        """Failed accept()s (EMFILE) log one line, where asyncio alone logs a traceback each."""
+        server = subprocess.Popen(
+            [sys.executable, "-c", EMFILE_SERVER, mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            port = int(server.stdout.readline())
+            clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+            _, stderr = server.communicate(timeout=30)
+        finally:
+            server.kill()
+            server.wait(10)
+        for client in clients:
+            client.close()
+        if mode == "limited":
+            assert stderr.count("\n") == 1, stderr[:1000]
+            assert "Cannot accept a connection: socket.accept() out of system resource" in stderr
+            assert "Too many open files" in stderr
+        else:  # what the load balancer logged before: the test's check that EMFILE happened
+            assert stderr.count("Traceback") > 10

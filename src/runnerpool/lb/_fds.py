@@ -89,8 +89,8 @@ def handle_accept_errors(loop: asyncio.AbstractEventLoop, log: RateLimitedLog) -
         if message in _ACCEPT_ERRORS:
             log.event(
                 "accept() failed",
-                "Cannot accept a connection: %s: %s (is the open files limit too low? "
-                "--max-connections is below it)",
+                "Cannot accept a connection: %s: %s (the process's other files leave "
+                "too few descriptors under the open files limit)",
                 message,
                 context.get("exception"),
             )
