@@ -28,8 +28,9 @@ class EdgeLimits:
         max_header_size: Largest request head (request line and headers), in bytes; larger
             ones get 431 and the connection is closed.
         header_timeout: Seconds a connection has to send a whole request head, from when it
-            opens (or its previous response ends and its next request starts); then 408 and
-            the connection is closed (slow headers, "slowloris").
+            opens (on a keep-alive connection, from its next request's first bytes); then
+            408 and the connection is closed (slow headers, "slowloris"). A connection that
+            sent nothing is closed without an answer.
         body_timeout: Seconds a request has to send its whole body after its head; then 408
             and the connection is closed (slow bodies).
         keepalive_timeout: Seconds an idle keep-alive connection is kept between requests.
