@@ -168,7 +168,7 @@ class TestTimeouts:
 
 
 class TestConnections:
-    def test_past_the_cap_503_but_health_answers(
+    async def test_past_the_cap_503_but_health_answers(
         self, processes: Processes, runner: Process
     ) -> None:
         """With every connection of --max-connections busy, a call gets 503 and /health 200."""
@@ -178,7 +178,7 @@ class TestConnections:
         try:
             for sock in busy:
                 sock.sendall(slow)
-            time.sleep(1)  # both calls run (a busy connection is never closed to make room)
+            await wait_active([runner.address], 2)  # a busy connection is never closed
             refused = request_raw(lb, HELLO)
             assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
             assert b"retry-after: 15" in refused
