@@ -16,6 +16,10 @@ from ._model import Call
 
 __all__ = ["BufferedCall", "BufferedResponse"]
 
+#: A ``bytearray`` body is replayed in ``bytes`` pieces of this size: one piece is copied at
+#: a time, never the whole body.
+_PIECE = 1024 * 1024
+
 
 class BufferedResponse:
     """A response writer that keeps the response in memory.
@@ -62,7 +66,8 @@ class BufferedCall:
 
     Attributes:
         model: The call's model.
-        body: The request body.
+        body: The request body; a load balancer keeps the ``bytearray`` it read the body
+            into, so that the body is held once.
         slot_hash_id: The hex slot key (``""``: let the runner decide, as Fn's LB does).
         extensions: Extra key/values for the runner.
         response_writer: Where runners write the response.
@@ -73,7 +78,7 @@ class BufferedCall:
     """
 
     model: Call = field(default_factory=Call)
-    body: bytes = b""
+    body: bytes | bytearray = b""
     slot_hash_id: str = ""
     extensions: Mapping[str, str] = field(default_factory=dict)
     response_writer: BufferedResponse = field(default_factory=BufferedResponse)
@@ -83,8 +88,14 @@ class BufferedCall:
 
     async def request_body(self) -> AsyncIterator[bytes]:
         """Yield the whole body, from its start."""
-        if self.body:
-            yield self.body
+        body = self.body
+        if isinstance(body, bytes):
+            if body:
+                yield body
+            return
+        view = memoryview(body)
+        for start in range(0, len(view), _PIECE):
+            yield bytes(view[start : start + _PIECE])
 
     def add_user_execution_time(self, seconds: float) -> None:
         """Add time spent in user code; the model's ``execution_duration`` follows (ns)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from ._dev_watch import FunctionWatcher, versioned
 from .lb._bundle_registry import registry_from_bundles
 from .lb._live import LiveRegistry
+from .lb._limits import DEFAULT_DRAIN_TIMEOUT, EdgeLimits
 from .lb._registry import Registry
 from .lb._serve import serve_lb
 
@@ -194,6 +195,8 @@ async def run_dev(
     echo: Callable[[str], None] = print,
     runner_args: Sequence[str] = (),
     access_log: bool = True,
+    edge: EdgeLimits | None = None,
+    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> None:
     """Serve functions through a load balancer and runners until Ctrl-C.
 
@@ -211,6 +214,8 @@ async def run_dev(
         echo: Where the banner goes.
         runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
         access_log: Log a line per call on the load balancer.
+        edge: The load balancer's HTTP edge limits (defaults when omitted).
+        drain_timeout: Seconds the load balancer's calls may run once it drains.
 
     Raises:
         ConfigError: If ``functions`` is not given and the functions do not read.
@@ -231,6 +236,8 @@ async def run_dev(
                     banner(url, addresses, live.current, watched=bundles, examples=examples)
                 ),
                 access_log=access_log,
+                edge=edge,
+                drain_timeout=drain_timeout,
             )
         finally:
             if watcher is not None:

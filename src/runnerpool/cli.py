@@ -36,6 +36,7 @@ from ._logs_command import print_logs
 from .fdk import Bundles, Environments, FdkExecutor
 from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
 from .lb._live import LiveRegistry
+from .lb._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -552,9 +553,11 @@ def _lb_options(function: Any) -> Any:
             click.option(
                 "--max-request-size",
                 envvar="FN_MAX_REQUEST_SIZE",
+                default=DEFAULT_MAX_REQUEST_SIZE,
+                show_default=True,
                 type=click.IntRange(min=0),
                 help="Largest request body, in bytes: larger ones get 413 before any runner "
-                "is tried [env FN_MAX_REQUEST_SIZE]. Default: no limit.",
+                "is tried; 0: no limit [env FN_MAX_REQUEST_SIZE].",
             ),
             click.option(
                 "--max-response-size",
@@ -576,6 +579,63 @@ def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
+def _edge_options(function: Any) -> Any:
+    """Add the HTTP edge's limits and the drain timeout, shared by ``lb`` and ``dev``."""
+    defaults = EdgeLimits()
+    for option in reversed(
+        [
+            click.option(
+                "--max-header-size",
+                default=defaults.max_header_size,
+                show_default=True,
+                type=click.IntRange(min=1024),
+                help="Largest request head (request line and headers), in bytes: larger "
+                "ones get 431.",
+            ),
+            click.option(
+                "--header-timeout",
+                default=defaults.header_timeout,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Seconds a connection has to send a request head, from when it opens or "
+                "its request starts: then 408 (slow headers).",
+            ),
+            click.option(
+                "--body-timeout",
+                default=defaults.body_timeout,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Seconds a request has to send its whole body after its head: then 408 "
+                "(slow bodies).",
+            ),
+            click.option(
+                "--keepalive-timeout",
+                default=defaults.keepalive_timeout,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Seconds an idle keep-alive connection is kept.",
+            ),
+            click.option(
+                "--max-connections",
+                default=defaults.max_connections,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Connections kept open; a new one past it closes the one idle longest. "
+                "When all are busy, requests of new ones get 503 (GET /health is still "
+                "answered). Lowered to fit the open files limit (raised to its hard limit).",
+            ),
+            click.option(
+                "--drain-timeout",
+                default=DEFAULT_DRAIN_TIMEOUT,
+                show_default=True,
+                type=click.FloatRange(min=0),
+                help="On SIGTERM or SIGINT, seconds to let calls in flight finish; then they "
+                "are cancelled (a sync call answers 500) and the load balancer exits.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
 
 
 @main.command()
@@ -637,6 +697,7 @@ def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None
     type=click.Path(exists=True, dir_okay=False),
     help="CA of the runners' certificates (TLS to the runners).",
 )
+@_edge_options
 @click.option(
     "--runner-tls-cert",
     type=click.Path(exists=True, dir_okay=False),
@@ -659,9 +720,15 @@ def lb(
     placer: str,
     placer_config: PlacerConfig | None,
     bounded_load_factor: float | None,
-    max_request_size: int | None,
+    max_request_size: int,
     max_response_size: int | None,
     runner_tls_ca: str | None,
+    max_header_size: int,
+    header_timeout: float,
+    body_timeout: float,
+    keepalive_timeout: float,
+    max_connections: int,
+    drain_timeout: float,
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
     access_log: bool,
@@ -671,8 +738,8 @@ def lb(
     Serves POST /invoke/FN_ID and ANY /t/APP/SOURCE, with functions from a file (--config)
     or from Fn's API server (--api-url), as Fn's LB node reads them. Also serves GET /health,
     GET /metrics (Prometheus) and GET /version. On SIGINT or SIGTERM it drains: new calls
-    get 503, calls in flight finish, then it exits. On SIGHUP it re-reads its functions file;
-    calls in flight are not disturbed.
+    get 503, calls in flight finish (or are cancelled after --drain-timeout), then it exits.
+    On SIGHUP it re-reads its functions file; calls in flight are not disturbed.
     """
     if (registry is None) == (api_url is None):
         raise click.UsageError(
@@ -710,9 +777,17 @@ def lb(
             placer_config=placer_config,
             host=host,
             port=port,
-            max_request_size=max_request_size,
+            max_request_size=max_request_size or None,
             max_response_size=max_response_size,
             runner_ssl=runner_ssl,
+            edge=EdgeLimits(
+                max_header_size=max_header_size,
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+                keepalive_timeout=keepalive_timeout,
+                max_connections=max_connections,
+            ),
+            drain_timeout=drain_timeout,
             on_ready=ready,
             access_log=access_log,
             on_hangup=None if registry is None else registry.reload,
@@ -767,6 +842,7 @@ def lb(
     is_flag=True,
     help="Serve the in-process Python examples (runnerpool.examples) instead of FDK bundles.",
 )
+@_edge_options
 @_access_log_option
 @click.pass_context
 def dev(
@@ -781,6 +857,12 @@ def dev(
     index_url: str | None,
     in_process: bool,
     access_log: bool,
+    max_header_size: int,
+    header_timeout: float,
+    body_timeout: float,
+    keepalive_timeout: float,
+    max_connections: int,
+    drain_timeout: float,
 ) -> None:
     """Try runnerpool or develop functions: a load balancer and runners on this machine.
 
@@ -827,6 +909,14 @@ def dev(
                 echo=click.echo,
                 runner_args=runner_args,
                 access_log=access_log,
+                edge=EdgeLimits(
+                    max_header_size=max_header_size,
+                    header_timeout=header_timeout,
+                    body_timeout=body_timeout,
+                    keepalive_timeout=keepalive_timeout,
+                    max_connections=max_connections,
+                ),
+                drain_timeout=drain_timeout,
             )
         )
     except OSError as exc:

@@ -60,7 +60,7 @@ class FakeCall(BufferedCall):
     async def request_body(self) -> AsyncIterator[bytes]:
         """Yield the whole body, in pieces of ``chunk_size`` bytes."""
         for start in range(0, len(self.body), self.chunk_size):
-            yield self.body[start : start + self.chunk_size]
+            yield bytes(self.body[start : start + self.chunk_size])
 
     def expire_in(self, seconds: float) -> FakeCall:
         """Set the deadline ``seconds`` from now; return self."""

@@ -8,9 +8,10 @@ The port of Fn's ``lb_agent.go``: a front gate that closes on shutdown, the ``qu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,12 @@ if TYPE_CHECKING:
     from .._interfaces import Placer, RunnerPool
     from ..metrics import LBAgentViews
 
-__all__ = ["DetachedResponse", "LBAgent", "ReservationExpiredError"]
+__all__ = ["DetachedResponse", "DrainCancelledError", "LBAgent", "ReservationExpiredError"]
 
 logger = logging.getLogger(__name__)
+
+#: Reads a call's request body; a ``bytearray`` is kept as it is (the body is held once).
+BodyReader = Callable[[], Awaitable[bytes | bytearray]]
 
 #: Extra time a detached call may take beyond its placer timeout and its own timeout
 #: (Fn's ``FN_EXECUTION_HEADROOM``, 360 s by default).
@@ -38,6 +42,16 @@ class ReservationExpiredError(APIError):
 
     default_status_code = 500
     default_message = "Unable to service the request for the reservation period"
+
+
+class DrainCancelledError(APIError):
+    """Raised when the load balancer's drain timeout cancelled a call still in flight.
+
+    A 500, not a 503: the call may have started on its runner, so it is not safe to retry.
+    """
+
+    default_status_code = 500
+    default_message = "Call cancelled: the load balancer stopped before it ended"
 
 
 class DetachedResponse:
@@ -92,13 +106,15 @@ class LBAgent:
         self._idle = asyncio.Event()
         self._idle.set()
         self._background: set[asyncio.Task[None]] = set()
+        self._calls: set[asyncio.Task[object]] = set()
+        self._cancelling = False
 
     @property
     def closing(self) -> bool:
         """Whether the front gate is closed (new calls get 503)."""
         return self._closing
 
-    async def submit(self, call: BufferedCall, read_body: Callable[[], Awaitable[bytes]]) -> None:
+    async def submit(self, call: BufferedCall, read_body: BodyReader) -> None:
         """Run a sync call: read its body, place it, and return once it succeeded.
 
         Args:
@@ -112,14 +128,13 @@ class LBAgent:
         """
         views, tags = self._begin()
         try:
-            await self._start(call, read_body, views, tags)
-            await self._place(call, views, tags)
+            with self._cancellable():
+                await self._start(call, read_body, views, tags)
+                await self._place(call, views, tags)
         finally:
             self._leave()
 
-    async def submit_detached(
-        self, call: BufferedCall, read_body: Callable[[], Awaitable[bytes]]
-    ) -> None:
+    async def submit_detached(self, call: BufferedCall, read_body: BodyReader) -> None:
         """Start a detached call; return once a runner acknowledged it (the client gets 202).
 
         Placement goes on in the background after this returns, under a reservation of the
@@ -131,6 +146,10 @@ class LBAgent:
             Exception: The call's error, if it ended before any acknowledgement.
             asyncio.CancelledError: If the client went away before the acknowledgement.
         """
+        with self._cancellable():
+            await self._submit_detached(call, read_body)
+
+    async def _submit_detached(self, call: BufferedCall, read_body: BodyReader) -> None:
         views, tags = self._begin()
         try:
             await self._start(call, read_body, views, tags)
@@ -165,6 +184,25 @@ class LBAgent:
         if not response.acknowledged.is_set():
             task.result()  # placement ended first: its error is the client's answer
 
+    @contextlib.contextmanager
+    def _cancellable(self) -> Iterator[None]:
+        """Let :meth:`cancel_calls` cancel the current task.
+
+        Its cancellation then raises :class:`DrainCancelledError`, the client's answer.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._cancelling or not task.cancelling():
+                raise
+            task.uncancel()
+            raise DrainCancelledError from None
+        finally:
+            self._calls.discard(task)
+
     def _begin(self) -> tuple[LBAgentViews | None, tuple[str, ...]]:
         """Admit a new call: count it (503 while closing), then hold it in flight."""
         views = metrics.lb_agent_views()
@@ -181,7 +219,7 @@ class LBAgent:
     async def _start(
         self,
         call: BufferedCall,
-        read_body: Callable[[], Awaitable[bytes]],
+        read_body: BodyReader,
         views: LBAgentViews | None,
         tags: tuple[str, ...],
     ) -> None:
@@ -291,6 +329,27 @@ class LBAgent:
     def close_gate(self) -> None:
         """Close the front gate: from now on new calls get 503."""
         self._closing = True
+
+    @property
+    def in_flight(self) -> int:
+        """Calls admitted and not ended (detached ones too)."""
+        return self._in_flight
+
+    async def wait_idle(self) -> None:
+        """Return once no call is in flight."""
+        await self._idle.wait()
+
+    def cancel_calls(self) -> int:
+        """Cancel every call in flight; return how many tasks were cancelled.
+
+        A sync call's client gets :class:`DrainCancelledError` (500); a detached call that
+        was acknowledged just ends.
+        """
+        self._cancelling = True
+        tasks = [task for task in (*self._calls, *self._background) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def aclose(self) -> None:
         """Close the gate, let every call in flight (detached ones too) finish, shut the pool."""

@@ -78,7 +78,7 @@ def create_app(
         registry: The functions that may be invoked: a registry (the functions file) or a
             function source such as Fn's API server. The source is ``app.state.source``.
         max_request_size: Refuse request bodies larger than this (413), before any runner
-            is tried.
+            is tried (``None``: no limit; the CLI's default is 6 MiB).
         max_response_size: Refuse function responses larger than this (502).
     """
     source = as_source(registry)
@@ -93,10 +93,11 @@ def create_app(
         call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
         body_read = asyncio.Event()
 
-        async def read_body() -> bytes:
+        async def read_body() -> bytearray:
             length = request.headers.get("content-length", "")
             if max_request_size is not None and length.isdigit() and int(length) > max_request_size:
                 raise RequestTooLargeError  # refused unread, before any runner is tried
+            # Kept as read: copying it into bytes would hold the body twice.
             body = bytearray()
             try:
                 async for chunk in request.stream():
@@ -107,7 +108,7 @@ def create_app(
                 # The client left during its upload: a cancelled call, as in Fn.
                 raise asyncio.CancelledError from None
             body_read.set()
-            return bytes(body)
+            return body
 
         async def client_gone() -> None:
             # After the body, the next ASGI message can only be the disconnect.

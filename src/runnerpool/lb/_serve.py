@@ -22,6 +22,16 @@ from ..rpc._server import listening_socket
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
+from ._connections import ConnectionTable
+from ._fds import (
+    ACCEPT_BACKLOG,
+    connection_budget,
+    handle_accept_errors,
+    raise_open_files_limit,
+)
+from ._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits, reserve_for
+from ._protocol import EdgeConfig
+from ._ratelog import RateLimitedLog
 from ._status_poll import StatusPoller
 
 if TYPE_CHECKING:
@@ -35,17 +45,22 @@ logger = logging.getLogger(__name__)
 #: The latency buckets (ms) Fn's fnserver registers its views with.
 FN_LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
 
+#: Seconds uvicorn waits, once the calls are over, for its connections' last responses.
+CLOSE_TIMEOUT = 5
+
 
 class LBServer(uvicorn.Server):
     """uvicorn, with Fn's shutdown order: close the front gate, drain, then stop serving.
 
     On the first SIGINT or SIGTERM new calls get 503 while the calls in flight (detached ones
-    included) finish, then the runner pool shuts down, then uvicorn stops. A second signal
-    stops at once.
+    included) finish, or are cancelled after ``drain_timeout``, then the runner pool shuts
+    down, then uvicorn stops. A second signal stops at once.
 
     Args:
         config: uvicorn's configuration.
         agent: The load balancer's agent.
+        drain_timeout: Seconds the calls in flight may run once draining (``None``: no
+            limit).
         on_hangup: Called on SIGHUP (``None``: SIGHUP keeps its default action).
     """
 
@@ -53,10 +68,12 @@ class LBServer(uvicorn.Server):
         self,
         config: uvicorn.Config,
         agent: LBAgent,
+        drain_timeout: float | None = None,
         on_hangup: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(config)
         self.agent = agent
+        self.drain_timeout = drain_timeout
         self._on_hangup = on_hangup
         self.ready = asyncio.Event()
         self._draining: asyncio.Task[None] | None = None
@@ -92,13 +109,27 @@ class LBServer(uvicorn.Server):
                 if transport is not None:
                     transport.close()
             return
-        logger.info("Draining: new calls get 503, calls in flight finish")
+        logger.info(
+            "Draining: new calls get 503, %d call(s) in flight finish%s",
+            self.agent.in_flight,
+            "" if self.drain_timeout is None else f" within {self.drain_timeout:g} s",
+        )
         self.agent.close_gate()
         self._draining = asyncio.get_running_loop().create_task(self._drain())
         watch(self._draining, logger, "Draining failed")
 
     async def _drain(self) -> None:
         try:
+            try:
+                async with asyncio.timeout(self.drain_timeout):
+                    await self.agent.wait_idle()
+            except TimeoutError:
+                logger.warning(
+                    "Drain timeout (%g s): cancelling %d call(s) still in flight",
+                    self.drain_timeout,
+                    self.agent.in_flight,
+                )
+                self.agent.cancel_calls()
             await self.agent.aclose()
         finally:
             self.should_exit = True
@@ -112,9 +143,11 @@ async def serve_lb(
     placer_config: PlacerConfig | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
-    max_request_size: int | None = None,
+    max_request_size: int | None = DEFAULT_MAX_REQUEST_SIZE,
     max_response_size: int | None = None,
     runner_ssl: ssl.SSLContext | None = None,
+    edge: EdgeLimits | None = None,
+    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = True,
     on_hangup: Callable[[], object] | None = None,
@@ -132,9 +165,15 @@ async def serve_lb(
         placer_config: Placer timeouts and back-off; Fn's defaults when omitted.
         host: Address to listen on.
         port: Port to listen on (0: any free port).
-        max_request_size: Largest request body, in bytes (413 beyond).
+        max_request_size: Largest request body, in bytes (413 beyond; ``None``: no limit).
         max_response_size: Largest function response, in bytes (502 beyond).
         runner_ssl: TLS for the connections to the runners.
+        edge: The HTTP edge's limits (:class:`EdgeLimits`' defaults when omitted). The
+            connection cap is lowered, with a warning, to fit the open files limit, which is
+            first raised to its hard limit.
+        drain_timeout: Seconds calls in flight may run once draining; then they are
+            cancelled (sync calls answer 500) and the load balancer exits. ``None``: wait
+            for them.
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
         access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
             in place of uvicorn's access log, which stays off.
@@ -153,15 +192,32 @@ async def serve_lb(
     app = create_app(
         agent, registry, max_request_size=max_request_size, max_response_size=max_response_size
     )
-    config = uvicorn.Config(
+    limits = edge or EdgeLimits()
+    open_files = raise_open_files_limit()
+    cap = connection_budget(limits.max_connections, open_files)
+    if cap < limits.max_connections:
+        logger.warning(
+            "Serving at most %d connections, not %d: the open files limit is %d",
+            cap,
+            limits.max_connections,
+            open_files,
+        )
+    edge_log = RateLimitedLog(logger)
+    handle_accept_errors(asyncio.get_running_loop(), edge_log)
+    config = EdgeConfig(
         AccessLog(app) if access_log else app,
+        limits=limits,
+        connections=ConnectionTable(cap, reserve_for(cap)),
+        log=edge_log,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         lifespan="off",
+        backlog=ACCEPT_BACKLOG,
+        timeout_graceful_shutdown=CLOSE_TIMEOUT,
     )
-    server = LBServer(config, agent, on_hangup)
+    server = LBServer(config, agent, drain_timeout, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
     sock = listening_socket(host, port)
@@ -185,6 +241,7 @@ async def serve_lb(
     try:
         await serving
     finally:
+        edge_log.close()
         if poller is not None:
             await poller.aclose()
         await app.state.source.aclose()
