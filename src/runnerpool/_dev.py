@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ._dev_watch import FunctionWatcher, versioned
 from .lb._bundle_registry import registry_from_bundles
-from .lb._live import LiveRegistry
 from .lb._limits import DEFAULT_DRAIN_TIMEOUT, EdgeLimits
+from .lb._live import LiveRegistry
 from .lb._registry import Registry
 from .lb._serve import serve_lb
 

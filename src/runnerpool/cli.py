@@ -35,8 +35,8 @@ from ._logging import (
 from ._logs_command import print_logs
 from .fdk import Bundles, Environments, FdkExecutor
 from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
-from .lb._live import LiveRegistry
 from .lb._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits
+from .lb._live import LiveRegistry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -579,6 +579,8 @@ def _check_api_url(ctx: click.Context, param: click.Parameter, value: str | None
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
+
+
 def _edge_options(function: Any) -> Any:
     """Add the HTTP edge's limits and the drain timeout, shared by ``lb`` and ``dev``."""
     defaults = EdgeLimits()

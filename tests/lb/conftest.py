@@ -152,7 +152,8 @@ class Processes:
         self._started.append(popen)
         assert popen.stdout is not None
         lines = [popen.stdout.readline() for _ in range(ready_lines)]
-        if lines[0].startswith("{"):  # JSON mode: the ready line is a log entry
+        if lines[0].startswith("{") and not ready_prefix.startswith("{"):
+            # JSON mode, and the caller wants the message: the ready line is a log entry.
             lines[0] = json.loads(lines[0]).get("message", lines[0])
         if not lines[0].startswith(ready_prefix):
             popen.kill()
