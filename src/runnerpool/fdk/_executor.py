@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from .._unsafe_env import unsafe_config_key
 from ._errors import (
     BundleError,
     ContainerExitError,
@@ -34,7 +35,8 @@ from ._errors import (
 from ._http import BodyTooLargeError
 from ._output import LogBook, OutputSink
 from ._pool import HotPool
-from ._process import OOM_EXIT, FdkProcess
+from ._process import FdkProcess
+from ._sandbox import network_allowed
 from ._slot_key import slot_key as compute_slot_key
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from ..runner._logs import ContainerLogs
     from ._bundles import Bundle, Bundles
     from ._environments import Environments
+    from ._sandbox import Sandbox
 
 __all__ = ["FdkExecutor"]
 
@@ -86,6 +89,7 @@ class _Ticket:
         "config",
         "idle_timeout",
         "memory",
+        "network",
         "pool",
         "process",
         "slot_key",
@@ -100,8 +104,10 @@ class _Ticket:
         config: dict[str, str],
         idle_timeout: float,
         process: FdkProcess | None,
+        network: bool = True,
     ) -> None:
         self.pool = pool
+        self.network = network
         self.idle_timeout = idle_timeout
         self.call = call
         self.slot_key = slot_key
@@ -136,6 +142,10 @@ class FdkExecutor:
         max_response_size: Largest response body, in bytes (``None``: no limit).
         memory_limit: Whether a process is held to its function's memory.
         log_book: Keeps the functions' output for ``StreamLogs``.
+        sandbox: Runs each process in its own sandbox (:meth:`Sandbox.detect`); ``None``:
+            plain processes of the runner's user, which can see and signal each other and the
+            runner (``--no-sandbox``).
+        sandbox_state: What the runner's status says about the sandbox when there is none.
     """
 
     def __init__(
@@ -149,8 +159,12 @@ class FdkExecutor:
         max_response_size: int | None = None,
         memory_limit: bool = True,
         log_book: LogBook | None = None,
+        sandbox: Sandbox | None = None,
+        sandbox_state: str = "off",
     ) -> None:
         self.bundles = bundles
+        self.sandbox = sandbox
+        self._sandbox_state = sandbox_state if sandbox is None else sandbox.describe()
         self.environments = environments
         self._own_root = iofs_root is None
         #: Where the processes' socket directories are.
@@ -179,7 +193,12 @@ class FdkExecutor:
 
         Raises:
             BundleError: If the call's image names no function bundle.
+            APIError: If its config holds a variable a function may not get (400).
         """
+        for key, value in model.config.items():
+            problem = unsafe_config_key(key, value)
+            if problem is not None:
+                raise APIError(f"invalid config: {problem}", status_code=400)
         config = process_config(model)
         if slot_key is None:
             slot_key = compute_slot_key(
@@ -203,6 +222,7 @@ class FdkExecutor:
             config,
             model.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             process,
+            network_allowed(model.annotations),
         )
         if process is None:
             ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
@@ -288,7 +308,7 @@ class FdkExecutor:
         assert memory is not None
         assert ticket.bundle is not None
         start = asyncio.ensure_future(
-            self._start(ticket.bundle, ticket.config, ticket.slot_key, model, memory, stderr)
+            self._start(ticket, model, memory, stderr)
         )
         handed = self.pool.wait_for_idle(ticket.slot_key)
         try:
@@ -324,28 +344,27 @@ class FdkExecutor:
         start.add_done_callback(done)
 
     async def _start(
-        self,
-        bundle: Bundle,
-        config: Mapping[str, str],
-        slot_key: bytes,
-        model: Call,
-        memory: Reservation,
-        stderr: LogWriter,
+        self, ticket: _Ticket, model: Call, memory: Reservation, stderr: LogWriter
     ) -> FdkProcess:
         """Start a process holding ``memory``; on failure, give the memory back."""
+        bundle = ticket.bundle
+        assert bundle is not None
         output = OutputSink(self.log_book, model.app_id, model.fn_id, "")
         try:
             python = await self.environments.prepare(bundle)
             process = await FdkProcess.start(
                 python=python,
                 bundle=bundle,
-                env=config,
+                env=ticket.config,
                 iofs_root=self.iofs_root,
-                slot_key=slot_key,
+                slot_key=ticket.slot_key,
                 memory_mb=model.memory or DEFAULT_MEMORY_MB,
                 memory_limit=self._memory_limit,
                 init_timeout=self._init_timeout,
                 output=output,
+                sandbox=self.sandbox,
+                app_id=model.app_id,
+                network=ticket.network,
             )
         except BaseException:
             memory.release()
@@ -362,10 +381,11 @@ class FdkExecutor:
         code = await process.exit_code(1.0)
         if code is None:
             return ResponseReceiveError()
-        if code in (OOM_EXIT, -9) and not process.killed:
+        if process.out_of_memory() and not process.killed:
             logger.info("Process %s of %s ran out of memory", process.id, model.fn_id)
             return OutOfMemoryError()
-        return ContainerExitError(code)
+        killer = process.exit_signal()
+        return ContainerExitError(code, None if killer is None else killer.name)
 
     # -- Status, logs, lifecycle -------------------------------------------------------------
 
@@ -374,6 +394,7 @@ class FdkExecutor:
         report = {
             "processes": str(len(self.pool.processes)),
             "idle_processes": str(self.pool.idle_count()),
+            "sandbox": self._sandbox_state,
         }
         for key, state in self.environments.states().items():
             report[f"environment {key}"] = state
@@ -405,6 +426,8 @@ class FdkExecutor:
             start.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
         await self.pool.aclose()
+        if self.sandbox is not None and self.sandbox.cgroups is not None:
+            self.sandbox.cgroups.close()
         if self._own_root:
             shutil.rmtree(self.iofs_root, ignore_errors=True)
 
