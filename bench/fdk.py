@@ -366,7 +366,7 @@ def start_to_ready(python: Path, bundle: Bundle, iofs_root: Path) -> float:
         "PYTHONPATH": str(bundle.path),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
-    argv = launch_command(python, bundle, MEMORY_MB)
+    argv = launch_command(python, bundle.module, bundle.entrypoint, MEMORY_MB)
     start = time.perf_counter()
     process = subprocess.Popen(
         argv,

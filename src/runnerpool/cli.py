@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import ipaddress
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,6 +23,8 @@ from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import run_dev
 from ._logging import configure_logging
 from .fdk import Bundles, Environments, FdkExecutor
+from .fdk._cgroups import default_memory_mb
+from .fdk._sandbox import Sandbox, SandboxUnavailableError
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -30,7 +34,34 @@ from .runner._serve import serve_runner
 
 __all__ = ["main"]
 
+logger = logging.getLogger("runnerpool.cli")
+
 _MB = 1024 * 1024
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sandbox(no_sandbox: bool) -> tuple[Sandbox | None, str]:
+    """Make the functions' sandbox, or say loudly why there is none."""
+    if no_sandbox:
+        logger.warning("--no-sandbox: function processes run as plain processes of this runner")
+        return None, "off (--no-sandbox)"
+    try:
+        return Sandbox.detect(), ""
+    except SandboxUnavailableError as exc:
+        logger.error(
+            "NO SANDBOX: function processes run unisolated, able to read and signal each other "
+            "and this runner: %s. Pass --no-sandbox to make that choice explicit.",
+            exc,
+        )
+        return None, f"UNAVAILABLE: {exc}"
 
 
 def _load_functions(
@@ -101,7 +132,8 @@ _index_url_option = click.option(
     envvar="FN_MAX_TOTAL_MEMORY_BYTES",
     type=click.IntRange(min=0),
     help="Memory, in bytes, that running calls may reserve; a call that does not fit now "
-    "is refused at once with a 503 NACK [env FN_MAX_TOTAL_MEMORY_BYTES]. Default: no limit.",
+    "is refused at once with a 503 NACK [env FN_MAX_TOTAL_MEMORY_BYTES]. Default: the "
+    "memory of the host (or of its cgroup) less Fn's headroom (10%, 256 MB to 5 GB).",
 )
 @click.option(
     "--max-calls",
@@ -170,6 +202,18 @@ _index_url_option = click.option(
     help="On SIGTERM, seconds to let calls in flight finish before cancelling them. "
     "Default: wait for them.",
 )
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run function processes without their sandbox (namespaces, a uid per app, cgroup "
+    "limits): they can then read and signal each other and the runner.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow serving on an address other than loopback without TLS: anyone who reaches "
+    "it can run calls.",
+)
 def runner(
     host: str,
     port: int,
@@ -187,6 +231,8 @@ def runner(
     tls_key: str | None,
     tls_client_ca: str | None,
     drain_timeout: float | None,
+    no_sandbox: bool,
+    insecure: bool,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -195,11 +241,19 @@ def runner(
     """
     if tls_client_ca and not tls_cert:
         raise click.UsageError("--tls-client-ca needs --tls-cert")
+    if not _loopback(host) and tls_cert is None:
+        if not insecure:
+            raise click.UsageError(
+                f"serving on {host} without TLS lets anyone who reaches it run calls: pass "
+                "--tls-cert/--tls-key, or --insecure to accept that"
+            )
+        logger.warning("Serving on %s without TLS (--insecure): anyone can run calls", host)
     ssl_context = (
         None if tls_cert is None else server_tls(tls_cert, tls_key, client_ca_file=tls_client_ca)
     )
     capacity = Capacity(
-        memory_mb=None if max_memory is None else max_memory // _MB, max_calls=max_calls
+        memory_mb=default_memory_mb() if max_memory is None else max_memory // _MB,
+        max_calls=max_calls,
     )
 
     def ready(server: RunnerServer) -> None:
@@ -209,16 +263,19 @@ def runner(
         if isinstance(executor, FdkExecutor):
             executor.prepare_ahead()
 
-    executor: Executor = (
-        InProcessExecutor(functions)
-        if bundles is None
-        else FdkExecutor(
+    executor: Executor
+    if bundles is None:
+        executor = InProcessExecutor(functions)
+    else:
+        sandbox, state = _sandbox(no_sandbox)
+        executor = FdkExecutor(
             Bundles(bundles),
             Environments(state_dir / "envs", find_links=wheelhouse, index_url=index_url),
             init_timeout=init_timeout,
             max_response_size=max_response_size,
+            sandbox=sandbox,
+            sandbox_state=state,
         )
-    )
     try:
         asyncio.run(
             serve_runner(
@@ -513,6 +570,11 @@ def lb(
     is_flag=True,
     help="Serve the in-process Python examples (runnerpool.examples) instead of FDK bundles.",
 )
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run the function processes without their sandbox (see `runnerpool runner --help`).",
+)
 def dev(
     host: str,
     port: int,
@@ -522,6 +584,7 @@ def dev(
     wheelhouse: tuple[Path, ...],
     index_url: str | None,
     in_process: bool,
+    no_sandbox: bool,
 ) -> None:
     """Try runnerpool: a load balancer and runners on this machine, serving example functions.
 
@@ -540,6 +603,8 @@ def dev(
             runner_args += ["--wheelhouse", str(path.resolve())]
         if index_url:
             runner_args += ["--index-url", index_url]
+        if no_sandbox:
+            runner_args.append("--no-sandbox")
     try:
         asyncio.run(
             run_dev(

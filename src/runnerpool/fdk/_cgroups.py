@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_PIDS", "Cgroups", "ProcessCgroup", "host_memory_mb"]
+__all__ = ["MAX_PIDS", "Cgroups", "ProcessCgroup", "default_memory_mb", "host_memory_mb"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,19 @@ def host_memory_mb() -> int:
             if text != "max" and int(text) < _UNLIMITED:
                 total = min(total, int(text))
     return total // (1024 * 1024)
+
+
+def default_memory_mb(host_mb: int | None = None) -> int:
+    """Return a runner's default memory capacity: Fn's, the host's memory less a headroom.
+
+    The headroom is 10 % of it, at least 256 MB and at most 5 GB (Fn's resource tracker).
+
+    Args:
+        host_mb: The memory there is (default: :func:`host_memory_mb`).
+    """
+    total = host_memory_mb() if host_mb is None else host_mb
+    headroom = min(max(total // 10, 256), 5 * 1024)
+    return max(total - headroom, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,4 +239,3 @@ def _reclaim(parent: Path) -> None:
                 with contextlib.suppress(OSError):
                     group.rmdir()
                 logger.info("Removed the cgroup %s of a runner that died", group)
-

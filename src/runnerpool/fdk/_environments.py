@@ -117,7 +117,7 @@ class Environments:
         # Runners sharing the state directory may build at once; the first rename wins.
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         # Readable by all: sandboxed functions run as other users, and see it read-only.
-        staging.chmod(0o755)
+        os.chmod(staging, 0o755)
         try:
             await self._run("venv", "--quiet", "--python", self._python, str(staging))
             spec = staging / "requirements.txt"

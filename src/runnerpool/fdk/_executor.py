@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +31,7 @@ from ._errors import (
     ResponseReceiveError,
 )
 from ._http import BodyTooLargeError
+from ._iofs import IofsRoot
 from ._output import LogBook, OutputSink
 from ._pool import HotPool
 from ._process import FdkProcess
@@ -135,7 +134,8 @@ class FdkExecutor:
         bundles: Resolves a call's image to its function bundle.
         environments: Prepares each bundle's Python environment.
         iofs_root: Where processes' socket directories are made (default: a fresh directory
-            under the system's temporary directory, removed on close).
+            under the system's temporary directory, removed on close; those of runners that
+            died are removed first).
         init_timeout: Seconds a new process may take to listen (Fn: 5; then 504).
         connection_idle: Seconds an idle process keeps its connection (Fn: 1; the FDK spins
             a core on a connection idle for 75 s).
@@ -166,11 +166,12 @@ class FdkExecutor:
         self.sandbox = sandbox
         self._sandbox_state = sandbox_state if sandbox is None else sandbox.describe()
         self.environments = environments
-        self._own_root = iofs_root is None
+        self._own_root: IofsRoot | None = None
+        if iofs_root is None:
+            self._own_root = IofsRoot()
+            iofs_root = self._own_root.path
         #: Where the processes' socket directories are.
-        self.iofs_root = (
-            Path(tempfile.mkdtemp(prefix="runnerpool-iofs-")) if iofs_root is None else iofs_root
-        )
+        self.iofs_root = iofs_root
         self._init_timeout = init_timeout
         self._max_response = max_response_size
         self._memory_limit = memory_limit
@@ -307,9 +308,7 @@ class FdkExecutor:
         memory, ticket.memory = ticket.memory, None
         assert memory is not None
         assert ticket.bundle is not None
-        start = asyncio.ensure_future(
-            self._start(ticket, model, memory, stderr)
-        )
+        start = asyncio.ensure_future(self._start(ticket, model, memory, stderr))
         handed = self.pool.wait_for_idle(ticket.slot_key)
         try:
             await asyncio.wait({start, handed}, return_when=asyncio.FIRST_COMPLETED)
@@ -428,8 +427,8 @@ class FdkExecutor:
         await self.pool.aclose()
         if self.sandbox is not None and self.sandbox.cgroups is not None:
             self.sandbox.cgroups.close()
-        if self._own_root:
-            shutil.rmtree(self.iofs_root, ignore_errors=True)
+        if self._own_root is not None:
+            self._own_root.remove()
 
 
 def process_config(model: Call) -> dict[str, str]:

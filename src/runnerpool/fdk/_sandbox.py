@@ -74,7 +74,7 @@ def network_allowed(annotations: Mapping[str, str]) -> bool:
             ``"none"`` turn network off).
     """
     raw = annotations.get(NETWORK_ANNOTATION)
-    return raw is None or raw.strip().lower() not in ('false', '"off"', '"none"', '"false"')
+    return raw is None or raw.strip().lower() not in ("false", '"off"', '"none"', '"false"')
 
 
 class Sandbox:

@@ -249,7 +249,9 @@ class RunnerService:
         """Return the runner's status: live counters, and the cached health check if any."""
         capacity = self.capacity
         usage = {
-            "memory_capacity_mb": "unlimited" if capacity.memory_mb is None else str(capacity.memory_mb),
+            "memory_capacity_mb": "unlimited"
+            if capacity.memory_mb is None
+            else str(capacity.memory_mb),
             "memory_used_mb": str(capacity.used_mb),
             "max_calls": "unlimited" if capacity.max_calls is None else str(capacity.max_calls),
             "calls": str(capacity.calls),

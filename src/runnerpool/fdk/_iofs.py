@@ -1,0 +1,67 @@
+"""The runner's directory of socket directories, and reclaiming those of runners that died.
+
+Each runner makes a fresh ``runnerpool-iofs-*`` directory under the system's temporary
+directory and holds a lock on a file in it for its whole life (the kernel drops the lock
+when the process dies, however it dies). At start, a runner removes every such directory
+whose lock it can take: its runner is gone (a SIGKILL leaves no chance to clean up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["IofsRoot"]
+
+logger = logging.getLogger(__name__)
+
+_PREFIX = "runnerpool-iofs-"
+_LOCK = ".runner.lock"
+
+
+class IofsRoot:
+    """A runner's own directory of socket directories, locked while the runner lives.
+
+    Args:
+        parent: Where to make it (default: the system's temporary directory).
+    """
+
+    def __init__(self, parent: Path | None = None) -> None:
+        parent = Path(tempfile.gettempdir()) if parent is None else parent
+        reclaim(parent)
+        self.path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=parent))
+        # Others' functions never see it (sandboxes bind their own directory only); without a
+        # sandbox, the runner's own user can.
+        self._lock = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def remove(self) -> None:
+        """Remove the directory and drop the lock."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._lock)
+
+
+def reclaim(parent: Path) -> list[Path]:
+    """Remove the directories of runners that died; return them."""
+    removed = []
+    for path in parent.glob(f"{_PREFIX}*"):
+        try:
+            lock = os.open(path / _LOCK, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its runner is alive
+        finally:
+            os.close(lock)
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("Removed the socket directories of a runner that died: %s", path)
+        removed.append(path)
+    return removed
