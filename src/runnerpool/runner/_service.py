@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ServerBusyError
+from .._images import valid_image
 from .._model import Call
 from .._status import RunnerStatus
 from ..rpc._proto import runner_pb2 as pb
@@ -55,8 +56,6 @@ _INVALID_IMAGE = APIError("Invalid image", status_code=400)
 _INVALID_TIMEOUT = APIError(
     "Invalid timeout: a call's timeout must be at least 1 second", status_code=400
 )
-#: The longest image name a runner accepts (a registry host, a path and a tag fit easily).
-MAX_IMAGE_LENGTH = 512
 _DETACH_UNSUPPORTED = APIError(
     "Detach call functions are not supported on this server", status_code=501
 )
@@ -301,8 +300,7 @@ class RunnerService:
 
 def _invalid(model: Call) -> APIError | None:
     """Return the error of a call this runner can never run as given, if it is one."""
-    image = model.image
-    if len(image) > MAX_IMAGE_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in image):
+    if not valid_image(model.image):
         return _INVALID_IMAGE
     if model.timeout <= 0:
         return _INVALID_TIMEOUT
