@@ -224,7 +224,8 @@ class Cgroups:
 
 
 def _make(path: Path) -> Path:
-    path.mkdir(exist_ok=True)
+    # The runner's own group too, if closed meanwhile (an executor closed, another started).
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
