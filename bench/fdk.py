@@ -12,7 +12,8 @@ driven from this process, one call at a time:
 * ``executor``: ``FdkExecutor.admit`` and ``FdkExecutor.execute`` in this process, as a runner
   runs an admitted call (a ``BufferedResponse`` as the writer): the executor's own cost.
 * ``sandbox``: the same executor with each process in its sandbox (``Sandbox.detect()``:
-  bubblewrap namespaces, a uid per app, cgroup limits), against ``executor`` in the same run.
+  bubblewrap namespaces, a uid per app, cgroup limits), against ``executor`` in the same run;
+  ``direct-sandbox``: the floor's process in its sandbox, against ``direct``.
 * ``runner``: the whole runner. ``python -m runnerpool runner --bundles examples`` in its own
   process; per call a new ``BufferedCall`` goes through ``GrpcRunner.try_exec`` (one HTTP/2
   connection, Fn's ``Engage`` exchange): the gRPC transport, ``RunnerService`` and the executor
@@ -78,13 +79,16 @@ from runnerpool.fdk._process import FdkProcess, launch_command
 from runnerpool.fdk._sandbox import Sandbox
 from runnerpool.runner import Capacity, Execution
 
-PATHS = ("direct", "executor", "sandbox", "runner")
+PATHS = ("direct", "direct-sandbox", "executor", "sandbox", "runner")
 LABELS = {
     "direct": "direct socket (floor)",
+    "direct-sandbox": "direct, sandboxed",
     "executor": "FdkExecutor.execute",
-    "sandbox": "  ...in its sandbox",
+    "sandbox": "executor, sandboxed",
     "runner": "GrpcRunner.try_exec",
 }
+#: Each sandboxed path and the path it is compared with.
+SANDBOXED = {"direct-sandbox": "direct", "sandbox": "executor"}
 EXAMPLES = ROOT / "examples"
 IMAGE = "echo"
 BODY = b"hello"
@@ -172,11 +176,16 @@ class DirectPath:
         python: The interpreter of the function's environment.
         bundle: The function.
         iofs_root: Where the processes' socket directories go.
+        sandbox: The sandbox its processes run in, if any.
     """
 
     name = "direct"
 
-    def __init__(self, python: Path, bundle: Bundle, iofs_root: Path) -> None:
+    def __init__(
+        self, python: Path, bundle: Bundle, iofs_root: Path, sandbox: Sandbox | None = None
+    ) -> None:
+        self.name = "direct" if sandbox is None else "direct-sandbox"
+        self.sandbox = sandbox
         self.python = python
         self.bundle = bundle
         self.iofs_root = iofs_root
@@ -196,7 +205,9 @@ class DirectPath:
             memory_mb=MEMORY_MB,
             memory_limit=True,
             init_timeout=READY_TIMEOUT,
-            output=OutputSink(None, "bench", "echo", "direct"),
+            output=OutputSink(None, "bench", "echo", self.name),
+            sandbox=self.sandbox,
+            app_id="bench",
         )
 
     async def post(self, connection: UdsConnection) -> None:
@@ -521,16 +532,17 @@ def print_targets(results: Results) -> None:
         f"\ntarget: warm overhead <= {TARGET_WARM_OVERHEAD_MS} ms p50 over the direct socket "
         f"call; cold start <= {TARGET_COLD_RATIO}x the FDK's start-to-ready (p50)"
     )
-    executor = next((f for f in results.paths if f.name == "executor"), None)
+    by_name = {f.name: f for f in results.paths}
     for f in results.paths:
         if f.name == "direct":
             continue
         parts = []
-        if f.name == "sandbox" and executor is not None:
-            over = f.warm_ms(0.50) - executor.warm_ms(0.50)
+        base = by_name.get(SANDBOXED.get(f.name, ""))
+        if base is not None:
+            over = f.warm_ms(0.50) - base.warm_ms(0.50)
             met = "met" if over <= TARGET_SANDBOX_WARM_MS else "missed"
             parts.append(
-                f"warm {over:+.3f} ms over {LABELS['executor']} "
+                f"warm {over:+.3f} ms over {LABELS[base.name]} "
                 f"(target <= {TARGET_SANDBOX_WARM_MS}): {met}"
             )
         if direct is not None:
@@ -539,7 +551,7 @@ def print_targets(results: Results) -> None:
             parts.append(f"warm +{over:.3f} ms: {met}")
         ratio = f.cold_ms(0.50) / ready
         parts.append(f"cold {ratio:.2f}x: {'met' if ratio <= TARGET_COLD_RATIO else 'missed'}")
-        print(f"  {LABELS[f.name].strip()}: {'; '.join(parts)}")
+        print(f"  {LABELS[f.name]}: {'; '.join(parts)}")
 
 
 def describe_environment() -> str:
@@ -587,8 +599,12 @@ async def measure(args: argparse.Namespace, work: Path, runner: Service | None) 
         for name in args.paths:
             if name == "direct":
                 paths.append(DirectPath(python, bundle, iofs))
+            elif name == "direct-sandbox":
+                paths.append(DirectPath(python, bundle, iofs, Sandbox.detect()))
             elif name == "executor":
-                executor = FdkExecutor(Bundles(EXAMPLES), environments, iofs_root=iofs)
+                executor = FdkExecutor(
+                    Bundles(EXAMPLES), environments, iofs_root=iofs, sandbox=None
+                )
                 paths.append(ExecutorPath(executor))
             elif name == "sandbox":
                 executor = FdkExecutor(

@@ -24,7 +24,7 @@ from ._dev import run_dev
 from ._logging import configure_logging
 from .fdk import Bundles, Environments, FdkExecutor
 from .fdk._cgroups import default_memory_mb
-from .fdk._sandbox import Sandbox, SandboxUnavailableError
+from .fdk._sandbox import Sandbox, host_sandbox
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
@@ -53,15 +53,7 @@ def _sandbox(no_sandbox: bool) -> tuple[Sandbox | None, str]:
     if no_sandbox:
         logger.warning("--no-sandbox: function processes run as plain processes of this runner")
         return None, "off (--no-sandbox)"
-    try:
-        return Sandbox.detect(), ""
-    except SandboxUnavailableError as exc:
-        logger.error(
-            "NO SANDBOX: function processes run unisolated, able to read and signal each other "
-            "and this runner: %s. Pass --no-sandbox to make that choice explicit.",
-            exc,
-        )
-        return None, f"UNAVAILABLE: {exc}"
+    return host_sandbox()
 
 
 def _load_functions(

@@ -214,11 +214,13 @@ class Cgroups:
         return ProcessCgroup(memory, pids, unified=False)
 
     def close(self) -> None:
-        """Remove the runner's groups (after its processes are gone)."""
+        """Remove the runner's groups once its processes' groups are gone.
+
+        Executors of one process share these groups: a group still holding another
+        executor's processes stays.
+        """
         for group in (self.memory, self.pids):
             if group is not None:
-                for child in [path for path in group.iterdir() if path.is_dir()]:
-                    ProcessCgroup(child, None, self.unified).remove()
                 with contextlib.suppress(OSError):
                     group.rmdir()
 

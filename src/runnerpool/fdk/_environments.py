@@ -126,6 +126,8 @@ class Environments:
                 "pip",
                 "install",
                 "--quiet",
+                # Sandboxed functions see the environment read-only: they could not cache it.
+                "--compile-bytecode",
                 "--python",
                 str(staging / "bin" / "python"),
                 "--cache-dir",

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._unsafe_env import unsafe_config_key
@@ -35,7 +35,7 @@ from ._iofs import IofsRoot
 from ._output import LogBook, OutputSink
 from ._pool import HotPool
 from ._process import FdkProcess
-from ._sandbox import network_allowed
+from ._sandbox import host_sandbox, network_allowed
 from ._slot_key import slot_key as compute_slot_key
 
 if TYPE_CHECKING:
@@ -142,9 +142,10 @@ class FdkExecutor:
         max_response_size: Largest response body, in bytes (``None``: no limit).
         memory_limit: Whether a process is held to its function's memory.
         log_book: Keeps the functions' output for ``StreamLogs``.
-        sandbox: Runs each process in its own sandbox (:meth:`Sandbox.detect`); ``None``:
-            plain processes of the runner's user, which can see and signal each other and the
-            runner (``--no-sandbox``).
+        sandbox: Runs each process in its own sandbox. ``"auto"`` (the default): the host's
+            (:meth:`Sandbox.detect`), or none, logged as an error, where it cannot be made;
+            ``None``: plain processes of the runner's user, which can see and signal each
+            other and the runner (``--no-sandbox``).
         sandbox_state: What the runner's status says about the sandbox when there is none.
     """
 
@@ -159,10 +160,12 @@ class FdkExecutor:
         max_response_size: int | None = None,
         memory_limit: bool = True,
         log_book: LogBook | None = None,
-        sandbox: Sandbox | None = None,
+        sandbox: Sandbox | Literal["auto"] | None = "auto",
         sandbox_state: str = "off",
     ) -> None:
         self.bundles = bundles
+        if sandbox == "auto":
+            sandbox, sandbox_state = host_sandbox()
         self.sandbox = sandbox
         self._sandbox_state = sandbox_state if sandbox is None else sandbox.describe()
         self.environments = environments

@@ -1,7 +1,7 @@
 """The runner's directory of socket directories, and reclaiming those of runners that died.
 
 Each runner makes a fresh ``runnerpool-iofs-*`` directory under the system's temporary
-directory and holds a lock on a file in it for its whole life (the kernel drops the lock
+directory and holds a lock on it (``flock`` on the directory itself) for its whole life (the kernel drops the lock
 when the process dies, however it dies). At start, a runner removes every such directory
 whose lock it can take: its runner is gone (a SIGKILL leaves no chance to clean up).
 """
@@ -21,7 +21,6 @@ __all__ = ["IofsRoot"]
 logger = logging.getLogger(__name__)
 
 _PREFIX = "runnerpool-iofs-"
-_LOCK = ".runner.lock"
 
 
 class IofsRoot:
@@ -37,7 +36,7 @@ class IofsRoot:
         self.path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=parent))
         # Others' functions never see it (sandboxes bind their own directory only); without a
         # sandbox, the runner's own user can.
-        self._lock = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def remove(self) -> None:
@@ -52,7 +51,7 @@ def reclaim(parent: Path) -> list[Path]:
     removed = []
     for path in parent.glob(f"{_PREFIX}*"):
         try:
-            lock = os.open(path / _LOCK, os.O_RDWR)
+            lock = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
         try:

@@ -33,7 +33,13 @@ from pathlib import Path
 
 from ._cgroups import Cgroups
 
-__all__ = ["NETWORK_ANNOTATION", "Sandbox", "SandboxUnavailableError", "network_allowed"]
+__all__ = [
+    "NETWORK_ANNOTATION",
+    "Sandbox",
+    "SandboxUnavailableError",
+    "host_sandbox",
+    "network_allowed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +208,22 @@ class Sandbox:
         if not network:
             args.append("--unshare-net")
         return args
+
+
+def host_sandbox() -> tuple[Sandbox | None, str]:
+    """Return this host's sandbox, or ``None`` and why not, said loudly (an error log line).
+
+    The second item is what a runner's status says when there is no sandbox.
+    """
+    try:
+        return Sandbox.detect(), ""
+    except SandboxUnavailableError as exc:
+        logger.error(
+            "NO SANDBOX: function processes run unisolated, able to read and signal each other "
+            "and this runner: %s. Pass --no-sandbox to make that choice explicit.",
+            exc,
+        )
+        return None, f"UNAVAILABLE: {exc}"
 
 
 def _system_binds() -> list[str]:
