@@ -1,9 +1,10 @@
 """The runner's directory of socket directories, and reclaiming those of runners that died.
 
 Each runner makes a fresh ``runnerpool-iofs-*`` directory under the system's temporary
-directory and holds a lock on it (``flock`` on the directory itself) for its whole life (the kernel drops the lock
-when the process dies, however it dies). At start, a runner removes every such directory
-whose lock it can take: its runner is gone (a SIGKILL leaves no chance to clean up).
+directory and holds a lock on it (``flock`` on the directory itself) for its whole life (the
+kernel drops the lock when the process dies, however it dies). At start, a runner removes
+every such directory whose lock it can take: its runner is gone (a SIGKILL leaves no chance
+to clean up).
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ class IofsRoot:
         parent = Path(tempfile.gettempdir()) if parent is None else parent
         reclaim(parent)
         self.path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=parent))
-        # Others' functions never see it (sandboxes bind their own directory only); without a
-        # sandbox, the runner's own user can.
+        # Sandboxed functions never see it (each gets its own directory only).
         self._lock = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
