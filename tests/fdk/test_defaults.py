@@ -104,6 +104,7 @@ async def test_runner_with_no_options_nacks_once_its_memory_is_used(
         client = GrpcRunner(address)
         status = await client.status()
         assert status.custom_status["memory_capacity_mb"] == "256"
+        assert status.custom_status["sandbox"].startswith("bubblewrap: ")  # on by default
 
         def slow(n: int) -> BufferedCall:
             model = Call(

@@ -313,3 +313,31 @@ class TestLimitsAndExits:
         """A function SIGKILLed (not for memory) reports exit code 137 and the signal."""
         with pytest.raises(APIError, match=r"container exit code 137 \(killed by SIGKILL\)"):
             await runner.spy({"action": "kill-self"})
+
+
+class TestWithoutSandbox:
+    async def test_missing_bubblewrap_is_said_loudly_and_in_status(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Without bubblewrap, the default executor logs an error and its status says why."""
+        monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+        executor = FdkExecutor(Bundles(tmp_path), Environments(tmp_path / "envs"))
+        assert executor.sandbox is None
+        assert executor.report()["sandbox"].startswith("UNAVAILABLE: bubblewrap (bwrap) is not")
+        assert any(r.levelname == "ERROR" and "NO SANDBOX" in r.message for r in caplog.records)
+        await executor.aclose()
+
+    async def test_no_sandbox_is_explicit(self, tmp_path: Path) -> None:
+        """sandbox=None runs plain processes, and the status says the sandbox is off."""
+        executor = FdkExecutor(Bundles(tmp_path), Environments(tmp_path / "envs"), sandbox=None)
+        assert executor.report()["sandbox"] == "off"
+        await executor.aclose()
+
+    async def test_status_describes_the_sandbox(self, sandbox: Sandbox, tmp_path: Path) -> None:
+        """With the sandbox, the status says what it holds."""
+        executor = FdkExecutor(Bundles(tmp_path), Environments(tmp_path / "envs"), sandbox=sandbox)
+        assert executor.report()["sandbox"].startswith("bubblewrap: mount, pid, ipc, uts")
+        await executor.aclose()
