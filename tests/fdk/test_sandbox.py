@@ -182,6 +182,7 @@ async def runner(
         Bundles(hostile_root),
         Environments(environments_root, find_links=[wheelhouse()]),
         sandbox=sandbox,
+        init_timeout=30,  # the machine may be loaded: a slow start is not what is tested here
     )
     server = RunnerServer(RunnerService(executor), host="127.0.0.1", port=0, drain_timeout=5)
     await server.start()
