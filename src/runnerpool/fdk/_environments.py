@@ -38,6 +38,8 @@ State = Literal["preparing", "ready", "failed"]
 
 #: How much of the installer's explanation an error keeps (its end says why).
 _MESSAGE_LIMIT = 600
+#: What the FDK imports from its environment when a function starts (measured: ``import fdk``).
+_FDK_PACKAGES = ("fdk", "httptools", "_distutils_hack")
 
 
 class Environments:
@@ -126,8 +128,6 @@ class Environments:
                 "pip",
                 "install",
                 "--quiet",
-                # Sandboxed functions see the environment read-only: they could not cache it.
-                "--compile-bytecode",
                 "--python",
                 str(staging / "bin" / "python"),
                 "--cache-dir",
@@ -136,6 +136,7 @@ class Environments:
                 "-r",
                 str(spec),
             )
+            await _compile_fdk(staging)
             try:
                 os.rename(staging, self.root / key)
             except OSError:
@@ -173,3 +174,31 @@ class Environments:
                 "preparing the function's Python environment failed: "
                 + (text[-_MESSAGE_LIMIT:] or f"uv exited {process.returncode}")
             )
+
+
+async def _compile_fdk(environment: Path) -> None:
+    """Compile what a function's start imports from its environment to bytecode, now.
+
+    Sandboxed functions see their environment read-only, so they cannot cache bytecode: without
+    this, every cold start would compile the FDK again. Only the FDK's own packages: compiling
+    every requirement (uv's ``--compile-bytecode``) took 13 s for the FDK's dependencies alone.
+    A function's own imports are compiled in memory on its first call.
+    """
+    packages = [
+        str(path)
+        for path in (environment / "lib").glob("python*/site-packages/*")
+        if path.name in _FDK_PACKAGES
+    ]
+    if not packages:
+        return
+    process = await asyncio.create_subprocess_exec(
+        str(environment / "bin" / "python"),
+        "-m",
+        "compileall",
+        "-q",
+        *packages,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    # A file that does not compile only loses its cache: the function reports it if imported.
+    await process.wait()
