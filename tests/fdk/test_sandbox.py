@@ -107,6 +107,8 @@ def handler(ctx, data=None):
         answer = {"connect": attempt(connect_tcp, order["port"])}
     elif action == "kill-self":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "big":
+        return "x" * order["size"]  # fits; the FDK's copies while answering do not
     return json.dumps(answer)
 """
 
@@ -309,6 +311,11 @@ class TestLimitsAndExits:
         with pytest.raises(APIError, match="container out of memory") as caught:
             await runner.call("hungry", b"", memory=64)
         assert caught.value.status_code == 502
+
+    async def test_out_of_memory_while_answering_is_fns_error(self, runner: Runner) -> None:
+        """An answer that fits the handler but not the FDK's copies of it: Fn's OOM 502 too."""
+        with pytest.raises(APIError, match="container out of memory"):
+            await runner.spy({"action": "big", "size": 70 * 1024 * 1024}, memory=128)
 
     async def test_killed_by_a_signal_reports_that_signal(self, runner: Runner) -> None:
         """A function SIGKILLed (not for memory) reports exit code 137 and the signal."""
