@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install dev check test bench proto clean
+.PHONY: install system-packages dev check test bench proto clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,20 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse "fdk==0.1.128"
 	touch $@
 
-install: $(BIN)/.installed
+install: system-packages $(BIN)/.installed
+
+# The functions' sandbox needs bubblewrap (Debian's `bubblewrap`): installed here when this runs
+# as root with apt-get (CI, a fresh machine); otherwise a warning says how to install it.
+system-packages:
+	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing bubblewrap (the functions' sandbox)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+		else \
+			echo "WARNING: bubblewrap is not installed; function processes would run without" \
+				"their sandbox. Install it: sudo apt-get install bubblewrap" >&2; \
+		fi; \
+	fi
 
 # A load balancer and three runners on this machine, serving the example functions.
 dev: install

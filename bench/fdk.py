@@ -11,9 +11,13 @@ driven from this process, one call at a time:
   sends (``Content-Type``, ``Fn-Call-Id``, ``Fn-Deadline``).
 * ``executor``: ``FdkExecutor.admit`` and ``FdkExecutor.execute`` in this process, as a runner
   runs an admitted call (a ``BufferedResponse`` as the writer): the executor's own cost.
+* ``sandbox``: the same executor with each process in its sandbox (``Sandbox.detect()``:
+  bubblewrap namespaces, a uid per app, cgroup limits), against ``executor`` in the same run;
+  ``direct-sandbox``: the floor's process in its sandbox, against ``direct``.
 * ``runner``: the whole runner. ``python -m runnerpool runner --bundles examples`` in its own
   process; per call a new ``BufferedCall`` goes through ``GrpcRunner.try_exec`` (one HTTP/2
-  connection, Fn's ``Engage`` exchange): the gRPC transport, ``RunnerService`` and the executor.
+  connection, Fn's ``Engage`` exchange): the gRPC transport, ``RunnerService`` and the executor
+  (``--no-sandbox``: the sandbox's cost is the ``sandbox`` row's).
 
 Every response is checked to be 200 ``hello``. Warm: the function's hot process (one per path)
 answers. Cold: a call arriving when no process of its slot key exists, to its response: the
@@ -31,7 +35,8 @@ p99 of warm and cold latency (with few cold samples p99 is about the maximum), t
 overhead over ``direct``, cold start against the median start-to-ready, and CPU per warm call
 of this process and of the runner process (``/proc/<pid>/stat``, clock ticks of 10 ms). The
 issue's targets: warm overhead <= 0.3 ms p50 over the direct socket call; cold start <= 1.3x
-the FDK's start-to-ready. Processes are stopped at the end, also on error.
+the FDK's start-to-ready; through the sandbox, a warm call adds <= 0.05 ms p50 over
+``executor``, and cold start stays <= 1.3x. Processes are stopped at the end, also on error.
 
 Profiling: ``--profile FILE`` profiles this process during the ``executor`` warm calls;
 ``--profile-runner FILE`` runs the runner under ``cProfile`` (written when it stops).
@@ -71,14 +76,19 @@ from runnerpool.fdk import Bundle, Bundles, Environments, FdkExecutor, process_c
 from runnerpool.fdk._http import UdsConnection
 from runnerpool.fdk._output import OutputSink
 from runnerpool.fdk._process import FdkProcess, launch_command
+from runnerpool.fdk._sandbox import Sandbox
 from runnerpool.runner import Capacity, Execution
 
-PATHS = ("direct", "executor", "runner")
+PATHS = ("direct", "direct-sandbox", "executor", "sandbox", "runner")
 LABELS = {
     "direct": "direct socket (floor)",
+    "direct-sandbox": "direct, sandboxed",
     "executor": "FdkExecutor.execute",
+    "sandbox": "executor, sandboxed",
     "runner": "GrpcRunner.try_exec",
 }
+#: Each sandboxed path and the path it is compared with.
+SANDBOXED = {"direct-sandbox": "direct", "sandbox": "executor"}
 EXAMPLES = ROOT / "examples"
 IMAGE = "echo"
 BODY = b"hello"
@@ -86,6 +96,7 @@ CONTENT_TYPE = "text/plain"
 MEMORY_MB = 128
 TARGET_WARM_OVERHEAD_MS = 0.3  # p50 over the direct socket call
 TARGET_COLD_RATIO = 1.3  # cold start over the FDK's start-to-ready
+TARGET_SANDBOX_WARM_MS = 0.05  # p50 of a warm call in the sandbox over one without
 READY_POLL = 0.0002  # seconds between looks for lsnr.sock in the start-to-ready probe
 READY_TIMEOUT = 10.0
 SETTLE_TIMEOUT = 10.0  # seconds for cold processes to expire (idle_timeout 1 s)
@@ -165,11 +176,16 @@ class DirectPath:
         python: The interpreter of the function's environment.
         bundle: The function.
         iofs_root: Where the processes' socket directories go.
+        sandbox: The sandbox its processes run in, if any.
     """
 
     name = "direct"
 
-    def __init__(self, python: Path, bundle: Bundle, iofs_root: Path) -> None:
+    def __init__(
+        self, python: Path, bundle: Bundle, iofs_root: Path, sandbox: Sandbox | None = None
+    ) -> None:
+        self.name = "direct" if sandbox is None else "direct-sandbox"
+        self.sandbox = sandbox
         self.python = python
         self.bundle = bundle
         self.iofs_root = iofs_root
@@ -189,7 +205,9 @@ class DirectPath:
             memory_mb=MEMORY_MB,
             memory_limit=True,
             init_timeout=READY_TIMEOUT,
-            output=OutputSink(None, "bench", "echo", "direct"),
+            output=OutputSink(None, "bench", "echo", self.name),
+            sandbox=self.sandbox,
+            app_id="bench",
         )
 
     async def post(self, connection: UdsConnection) -> None:
@@ -244,11 +262,13 @@ class ExecutorPath:
 
     Args:
         executor: The executor.
+        name: The path's name.
     """
 
     name = "executor"
 
-    def __init__(self, executor: FdkExecutor) -> None:
+    def __init__(self, executor: FdkExecutor, name: str = "executor") -> None:
+        self.name = name
         self.executor = executor
         self.capacity = Capacity()
         self.ids = itertools.count()
@@ -366,7 +386,7 @@ def start_to_ready(python: Path, bundle: Bundle, iofs_root: Path) -> float:
         "PYTHONPATH": str(bundle.path),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
-    argv = launch_command(python, bundle, MEMORY_MB)
+    argv = launch_command(python, bundle.module, bundle.entrypoint, MEMORY_MB)
     start = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -512,10 +532,19 @@ def print_targets(results: Results) -> None:
         f"\ntarget: warm overhead <= {TARGET_WARM_OVERHEAD_MS} ms p50 over the direct socket "
         f"call; cold start <= {TARGET_COLD_RATIO}x the FDK's start-to-ready (p50)"
     )
+    by_name = {f.name: f for f in results.paths}
     for f in results.paths:
         if f.name == "direct":
             continue
         parts = []
+        base = by_name.get(SANDBOXED.get(f.name, ""))
+        if base is not None:
+            over = f.warm_ms(0.50) - base.warm_ms(0.50)
+            met = "met" if over <= TARGET_SANDBOX_WARM_MS else "missed"
+            parts.append(
+                f"warm {over:+.3f} ms over {LABELS[base.name]} "
+                f"(target <= {TARGET_SANDBOX_WARM_MS}): {met}"
+            )
         if direct is not None:
             over = f.warm_ms(0.50) - direct.warm_ms(0.50)
             met = "met" if over <= TARGET_WARM_OVERHEAD_MS else "missed"
@@ -549,7 +578,7 @@ def runner_process(state: Path, wheelhouse: Path, profile: str | None) -> Iterat
     """``runnerpool runner --port 0 --bundles examples``, stopped (SIGTERM) at the end."""
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "runner"]
     argv += ["--port", "0", "--bundles", str(EXAMPLES), "--wheelhouse", str(wheelhouse)]
-    argv += ["--state-dir", str(state)]
+    argv += ["--state-dir", str(state), "--no-sandbox"]
     runner = Service("runner", argv, "runner listening on ")
     try:
         yield runner
@@ -570,9 +599,18 @@ async def measure(args: argparse.Namespace, work: Path, runner: Service | None) 
         for name in args.paths:
             if name == "direct":
                 paths.append(DirectPath(python, bundle, iofs))
+            elif name == "direct-sandbox":
+                paths.append(DirectPath(python, bundle, iofs, Sandbox.detect()))
             elif name == "executor":
-                executor = FdkExecutor(Bundles(EXAMPLES), environments, iofs_root=iofs)
+                executor = FdkExecutor(
+                    Bundles(EXAMPLES), environments, iofs_root=iofs, sandbox=None
+                )
                 paths.append(ExecutorPath(executor))
+            elif name == "sandbox":
+                executor = FdkExecutor(
+                    Bundles(EXAMPLES), environments, iofs_root=iofs, sandbox=Sandbox.detect()
+                )
+                paths.append(ExecutorPath(executor, "sandbox"))
             else:
                 assert runner is not None
                 paths.append(RunnerPath(runner))

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
+import os
 import shlex
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
@@ -36,13 +39,27 @@ START_TIMEOUT = 30.0
 EXAMPLES_TOML = "examples.toml"
 
 
+def _die_with(parent: int) -> None:
+    """Be SIGKILLed when ``parent`` dies, even by SIGKILL (run in the child, before exec).
+
+    A runner killed so takes its function processes with it (each dies with its runner), and
+    the next runner to start removes what they left (socket directories, cgroups).
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
 @contextlib.asynccontextmanager
 async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> AsyncIterator[list[str]]:
     """Start ``count`` runner processes on free loopback ports; yield their addresses.
 
     ``runner_args`` are added to each ``runnerpool runner`` command line.
 
-    On exit every process gets SIGTERM (it drains), then SIGKILL after 10 s.
+    On exit every process gets SIGTERM (it drains), then SIGKILL after 10 s. If this process
+    dies without that (SIGKILL, or SIGHUP when its terminal closes), the kernel kills them
+    (Linux's parent-death signal).
 
     Raises:
         RuntimeError: If a runner does not start.
@@ -64,6 +81,7 @@ async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> Async
                 stdout=asyncio.subprocess.PIPE,
                 # Its own session: Ctrl-C reaches `dev` only, which stops runners last.
                 start_new_session=True,
+                preexec_fn=_pdeath(os.getpid()),
             )
             processes.append(process)
             assert process.stdout is not None
@@ -88,6 +106,12 @@ async def runner_processes(count: int, runner_args: Sequence[str] = ()) -> Async
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def _pdeath(parent: int) -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return lambda: _die_with(parent)
 
 
 def ready_address(line: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import ipaddress
 import json
 import logging
 import sys
@@ -34,6 +35,8 @@ from ._logging import (
 )
 from ._logs_command import print_logs
 from .fdk import Bundles, Environments, FdkExecutor
+from .fdk._cgroups import default_memory_mb
+from .fdk._sandbox import Sandbox, host_sandbox
 from .lb._api_source import ApiSource, ApiSourceSettings, api_base_url, log_retry
 from .lb._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits
 from .lb._live import LiveRegistry
@@ -46,9 +49,28 @@ from .runner._serve import serve_runner
 
 __all__ = ["main"]
 
+logger = logging.getLogger("runnerpool.cli")
+
 _MB = 1024 * 1024
 
 logger = logging.getLogger(__name__)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sandbox(no_sandbox: bool) -> tuple[Sandbox | None, str]:
+    """Make the functions' sandbox, or say loudly why there is none."""
+    if no_sandbox:
+        logger.warning("--no-sandbox: function processes run as plain processes of this runner")
+        return None, "off (--no-sandbox)"
+    return host_sandbox()
 
 
 def _load_functions(
@@ -225,7 +247,8 @@ _index_url_option = click.option(
     envvar="FN_MAX_TOTAL_MEMORY_BYTES",
     type=click.IntRange(min=0),
     help="Memory, in bytes, that running calls may reserve; a call that does not fit now "
-    "is refused at once with a 503 NACK [env FN_MAX_TOTAL_MEMORY_BYTES]. Default: no limit.",
+    "is refused at once with a 503 NACK [env FN_MAX_TOTAL_MEMORY_BYTES]. Default: the "
+    "memory of the host (or of its cgroup) less Fn's headroom (10%, 256 MB to 5 GB).",
 )
 @click.option(
     "--max-calls",
@@ -303,6 +326,18 @@ _index_url_option = click.option(
     "runnerpool.function logger, with its call, function and app ids, whatever --log-level "
     "says [env RUNNERPOOL_FUNCTION_LOGS].",
 )
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run function processes without their sandbox (namespaces, a uid per app, cgroup "
+    "limits): they can then read and signal each other and the runner.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow serving on an address other than loopback without TLS: anyone who reaches "
+    "it can run calls.",
+)
 def runner(
     host: str,
     port: int,
@@ -321,6 +356,8 @@ def runner(
     tls_client_ca: str | None,
     drain_timeout: float | None,
     function_logs: bool,
+    no_sandbox: bool,
+    insecure: bool,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -331,11 +368,19 @@ def runner(
         raise click.UsageError("--tls-client-ca needs --tls-cert")
     if not function_logs:
         logging.getLogger(FUNCTION_LOGGER).setLevel(logging.CRITICAL + 1)
+    if not _loopback(host) and tls_cert is None:
+        if not insecure:
+            raise click.UsageError(
+                f"serving on {host} without TLS lets anyone who reaches it run calls: pass "
+                "--tls-cert/--tls-key, or --insecure to accept that"
+            )
+        logger.warning("Serving on %s without TLS (--insecure): anyone can run calls", host)
     ssl_context = (
         None if tls_cert is None else server_tls(tls_cert, tls_key, client_ca_file=tls_client_ca)
     )
     capacity = Capacity(
-        memory_mb=None if max_memory is None else max_memory // _MB, max_calls=max_calls
+        memory_mb=default_memory_mb() if max_memory is None else max_memory // _MB,
+        max_calls=max_calls,
     )
 
     def ready(server: RunnerServer) -> None:
@@ -344,16 +389,19 @@ def runner(
         if isinstance(executor, FdkExecutor):
             executor.prepare_ahead()
 
-    executor: Executor = (
-        InProcessExecutor(functions)
-        if bundles is None
-        else FdkExecutor(
+    executor: Executor
+    if bundles is None:
+        executor = InProcessExecutor(functions)
+    else:
+        sandbox, state = _sandbox(no_sandbox)
+        executor = FdkExecutor(
             Bundles(bundles),
             Environments(state_dir / "envs", find_links=wheelhouse, index_url=index_url),
             init_timeout=init_timeout,
             max_response_size=max_response_size,
+            sandbox=sandbox,
+            sandbox_state=state,
         )
-    )
     try:
         asyncio.run(
             serve_runner(
@@ -844,6 +892,11 @@ def lb(
     is_flag=True,
     help="Serve the in-process Python examples (runnerpool.examples) instead of FDK bundles.",
 )
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run the function processes without their sandbox (see `runnerpool runner --help`).",
+)
 @_edge_options
 @_access_log_option
 @click.pass_context
@@ -865,6 +918,7 @@ def dev(
     keepalive_timeout: float,
     max_connections: int,
     drain_timeout: float,
+    no_sandbox: bool,
 ) -> None:
     """Try runnerpool or develop functions: a load balancer and runners on this machine.
 
@@ -892,6 +946,8 @@ def dev(
             runner_args += ["--wheelhouse", str(path.resolve())]
         if index_url:
             runner_args += ["--index-url", index_url]
+        if no_sandbox:
+            runner_args.append("--no-sandbox")
     try:
         functions = dev_functions(root, config, examples=examples)
     except ConfigError as exc:

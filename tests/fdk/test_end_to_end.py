@@ -206,6 +206,9 @@ def start_stack(
             str(MAX_RESPONSE),
             "--init-timeout",
             str(INIT_TIMEOUT),
+            # These tests tell processes apart by their host pids, which a sandbox hides from
+            # the function; tests/fdk/test_sandbox.py and test_leftovers.py run the sandbox.
+            "--no-sandbox",
             *runner_args,
         ],
         "runner listening on ",

@@ -426,7 +426,8 @@ INVALID = [
         id="inline-array-of-tables",
     ),
     pytest.param(
-        doc(*APP, *FN[:-1], 'image = """', "[[functions]]", 'memory = 1"""', "memory = 0"),
+        # Line-ending backslashes: the string spans lines but holds no newline (images may not).
+        doc(*APP, *FN[:-1], 'image = """\\', "[[functions]]\\", 'memory = 1"""', "memory = 0"),
         10,
         "functions[0].memory",
         "got 0",

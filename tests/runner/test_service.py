@@ -52,6 +52,8 @@ def data(chunk: bytes, eof: bool = False) -> pb.ClientMsg:
 
 
 def call_stream(call: Call, body: bytes = b"") -> MemoryStream:
+    # As a load balancer sends it: Fn's default timeout when the test sets none.
+    call.timeout = call.timeout or 30
     frames = [data(body)] if body else []
     return MemoryStream([try_msg(call), *frames, data(b"", eof=True)])
 
@@ -226,7 +228,7 @@ class TestProtocolViolations:
 
     async def test_try_in_the_body(self) -> None:
         """A second TryCall where the body should be is a protocol failure."""
-        call = Call(image="echo")
+        call = Call(image="echo", timeout=30)
         with pytest.raises(ProtocolViolation, match="expected ClientMsg_Data"):
             await service().engage(MemoryStream([try_msg(call), try_msg(call)]))
 

@@ -2,7 +2,7 @@
 
 A call's ``image`` names a function bundle (a directory with ``func.py``), which runs under
 Fn's Python FDK in its own Python environment, as a hot process reused by later calls of the
-same slot key. See :class:`FdkExecutor`.
+same slot key, each in its own sandbox (:class:`Sandbox`). See :class:`FdkExecutor`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from ._errors import ResponseReceiveError as ResponseReceiveError
 from ._executor import FdkExecutor as FdkExecutor
 from ._executor import process_config as process_config
 from ._output import LogBook as LogBook
+from ._sandbox import Sandbox as Sandbox
+from ._sandbox import SandboxUnavailableError as SandboxUnavailableError
 from ._slot_key import slot_key as slot_key
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "LogBook",
     "OutOfMemoryError",
     "ResponseReceiveError",
+    "Sandbox",
+    "SandboxUnavailableError",
     "process_config",
     "slot_key",
 ]

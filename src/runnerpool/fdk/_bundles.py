@@ -65,8 +65,13 @@ class Bundles:
             BundleError: If there is no bundle for the image, or it is malformed.
         """
         name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-        path = (self.root / name).resolve()
-        if not name or not path.is_relative_to(self.root) or not path.is_dir():
+        try:
+            path = (self.root / name).resolve()
+            found = bool(name) and path.is_relative_to(self.root) and path.is_dir()
+        except (ValueError, OSError):
+            # A NUL byte, or a name too long for the file system: no such bundle either.
+            found = False
+        if not found:
             # The client sees this message: it names the image, not the runner's directories.
             logger.warning("No function bundle for image %r under %s", image, self.root)
             raise BundleError(f"image {image!r}: no function bundle on this runner")

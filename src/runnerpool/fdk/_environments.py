@@ -39,6 +39,8 @@ State = Literal["preparing", "ready", "failed"]
 
 #: How much of the installer's explanation an error keeps (its end says why).
 _MESSAGE_LIMIT = 600
+#: What the FDK imports from its environment when a function starts (measured: ``import fdk``).
+_FDK_PACKAGES = ("fdk", "httptools", "_distutils_hack")
 
 
 class Environments:
@@ -119,6 +121,8 @@ class Environments:
         # Built aside and renamed into place: a directory under its key is always complete.
         # Runners sharing the state directory may build at once; the first rename wins.
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        # Readable by all: sandboxed functions run as other users, and see it read-only.
+        os.chmod(staging, 0o755)
         try:
             await self._run("venv", "--quiet", "--python", self._python, str(staging))
             spec = staging / "requirements.txt"
@@ -135,6 +139,7 @@ class Environments:
                 "-r",
                 str(spec),
             )
+            await _compile_fdk(staging)
             try:
                 os.rename(staging, self.root / key)
             except OSError:
@@ -172,3 +177,31 @@ class Environments:
                 "preparing the function's Python environment failed: "
                 + (text[-_MESSAGE_LIMIT:] or f"uv exited {process.returncode}")
             )
+
+
+async def _compile_fdk(environment: Path) -> None:
+    """Compile what a function's start imports from its environment to bytecode, now.
+
+    Sandboxed functions see their environment read-only, so they cannot cache bytecode: without
+    this, every cold start would compile the FDK again. Only the FDK's own packages: compiling
+    every requirement (uv's ``--compile-bytecode``) took 13 s for the FDK's dependencies alone.
+    A function's own imports are compiled in memory on its first call.
+    """
+    packages = [
+        str(path)
+        for path in (environment / "lib").glob("python*/site-packages/*")
+        if path.name in _FDK_PACKAGES
+    ]
+    if not packages:
+        return
+    process = await asyncio.create_subprocess_exec(
+        str(environment / "bin" / "python"),
+        "-m",
+        "compileall",
+        "-q",
+        *packages,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    # A file that does not compile only loses its cache: the function reports it if imported.
+    await process.wait()

@@ -80,7 +80,15 @@ class OutOfMemoryError(FuncError):
 
 
 class ContainerExitError(FuncError):
-    """Raised when a function process exits in the middle of a call (502)."""
+    """Raised when a function process exits in the middle of a call (502).
 
-    def __init__(self, code: int) -> None:
-        super().__init__(f"container exit code {code}")
+    Args:
+        code: Its exit code (128 + N for a process killed by signal N, as Docker reports).
+        signal_name: The signal that killed it, if one did (e.g. ``"SIGKILL"``).
+    """
+
+    def __init__(self, code: int, signal_name: str | None = None) -> None:
+        killed = "" if signal_name is None else f" (killed by {signal_name})"
+        super().__init__(f"container exit code {code}{killed}")
+        self.code = code
+        self.signal_name = signal_name

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from .._errors import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._tasks import watch
+from .._unsafe_env import unsafe_config_key
 from ..runner._syslog import SyslogShipper
 from ._errors import (
     BundleError,
@@ -35,9 +34,11 @@ from ._errors import (
 )
 from ._function_log import FunctionLog
 from ._http import BodyTooLargeError
+from ._iofs import IofsRoot
 from ._output import LogBook, OutputSink
 from ._pool import HotPool
-from ._process import OOM_EXIT, FdkProcess
+from ._process import FdkProcess
+from ._sandbox import host_sandbox, network_allowed
 from ._slot_key import slot_key as compute_slot_key
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from ..runner._logs import ContainerLogs
     from ._bundles import Bundle, Bundles
     from ._environments import Environments
+    from ._sandbox import Sandbox
 
 __all__ = ["FdkExecutor"]
 
@@ -89,6 +91,7 @@ class _Ticket:
         "config",
         "idle_timeout",
         "memory",
+        "network",
         "pool",
         "process",
         "slot_key",
@@ -103,8 +106,10 @@ class _Ticket:
         config: dict[str, str],
         idle_timeout: float,
         process: FdkProcess | None,
+        network: bool = True,
     ) -> None:
         self.pool = pool
+        self.network = network
         self.idle_timeout = idle_timeout
         self.call = call
         self.slot_key = slot_key
@@ -132,7 +137,8 @@ class FdkExecutor:
         bundles: Resolves a call's image to its function bundle.
         environments: Prepares each bundle's Python environment.
         iofs_root: Where processes' socket directories are made (default: a fresh directory
-            under the system's temporary directory, removed on close).
+            under the system's temporary directory, removed on close; those of runners that
+            died are removed first).
         init_timeout: Seconds a new process may take to listen (Fn: 5; then 504).
         connection_idle: Seconds an idle process keeps its connection (Fn: 1; the FDK spins
             a core on a connection idle for 75 s).
@@ -141,6 +147,11 @@ class FdkExecutor:
         log_book: Keeps the functions' output for ``StreamLogs``.
         function_log: Logs the functions' lines in the runner's log and ships them to their
             apps' ``syslog_url`` (default: both, with Fn's bounds).
+        sandbox: Runs each process in its own sandbox. ``"auto"`` (the default): the host's
+            (:meth:`Sandbox.detect`), or none, logged as an error, where it cannot be made;
+            ``None``: plain processes of the runner's user, which can see and signal each
+            other and the runner (``--no-sandbox``).
+        sandbox_state: What the runner's status says about the sandbox when there is none.
     """
 
     def __init__(
@@ -155,14 +166,21 @@ class FdkExecutor:
         memory_limit: bool = True,
         log_book: LogBook | None = None,
         function_log: FunctionLog | None = None,
+        sandbox: Sandbox | Literal["auto"] | None = "auto",
+        sandbox_state: str = "off",
     ) -> None:
         self.bundles = bundles
+        if sandbox == "auto":
+            sandbox, sandbox_state = host_sandbox()
+        self.sandbox = sandbox
+        self._sandbox_state = sandbox_state if sandbox is None else sandbox.describe()
         self.environments = environments
-        self._own_root = iofs_root is None
+        self._own_root: IofsRoot | None = None
+        if iofs_root is None:
+            self._own_root = IofsRoot()
+            iofs_root = self._own_root.path
         #: Where the processes' socket directories are.
-        self.iofs_root = (
-            Path(tempfile.mkdtemp(prefix="runnerpool-iofs-")) if iofs_root is None else iofs_root
-        )
+        self.iofs_root = iofs_root
         self._init_timeout = init_timeout
         self._max_response = max_response_size
         self._memory_limit = memory_limit
@@ -186,7 +204,12 @@ class FdkExecutor:
 
         Raises:
             BundleError: If the call's image names no function bundle.
+            APIError: If its config holds a variable a function may not get (400).
         """
+        for key, value in model.config.items():
+            problem = unsafe_config_key(key, value)
+            if problem is not None:
+                raise APIError(f"invalid config: {problem}", status_code=400)
         config = process_config(model)
         if slot_key is None:
             slot_key = compute_slot_key(
@@ -210,6 +233,7 @@ class FdkExecutor:
             config,
             model.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             process,
+            network_allowed(model.annotations),
         )
         if process is None:
             ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
@@ -294,9 +318,7 @@ class FdkExecutor:
         memory, ticket.memory = ticket.memory, None
         assert memory is not None
         assert ticket.bundle is not None
-        start = asyncio.ensure_future(
-            self._start(ticket.bundle, ticket.config, ticket.slot_key, model, memory, stderr)
-        )
+        start = asyncio.ensure_future(self._start(ticket, model, memory, stderr))
         handed = self.pool.wait_for_idle(ticket.slot_key)
         try:
             await asyncio.wait({start, handed}, return_when=asyncio.FIRST_COMPLETED)
@@ -331,15 +353,11 @@ class FdkExecutor:
         start.add_done_callback(done)
 
     async def _start(
-        self,
-        bundle: Bundle,
-        config: Mapping[str, str],
-        slot_key: bytes,
-        model: Call,
-        memory: Reservation,
-        stderr: LogWriter,
+        self, ticket: _Ticket, model: Call, memory: Reservation, stderr: LogWriter
     ) -> FdkProcess:
         """Start a process holding ``memory``; on failure, give the memory back."""
+        bundle = ticket.bundle
+        assert bundle is not None
         output = OutputSink(
             self.log_book, model.app_id, model.fn_id, "", self.function_log.process(model)
         )
@@ -348,13 +366,16 @@ class FdkExecutor:
             process = await FdkProcess.start(
                 python=python,
                 bundle=bundle,
-                env=config,
+                env=ticket.config,
                 iofs_root=self.iofs_root,
-                slot_key=slot_key,
+                slot_key=ticket.slot_key,
                 memory_mb=model.memory or DEFAULT_MEMORY_MB,
                 memory_limit=self._memory_limit,
                 init_timeout=self._init_timeout,
                 output=output,
+                sandbox=self.sandbox,
+                app_id=model.app_id,
+                network=ticket.network,
             )
         except BaseException:
             memory.release()
@@ -371,10 +392,11 @@ class FdkExecutor:
         code = await process.exit_code(1.0)
         if code is None:
             return ResponseReceiveError()
-        if code in (OOM_EXIT, -9) and not process.killed:
+        if process.out_of_memory() and not process.killed:
             logger.info("Process %s of %s ran out of memory", process.id, model.fn_id)
             return OutOfMemoryError()
-        return ContainerExitError(code)
+        killer = process.exit_signal()
+        return ContainerExitError(code, None if killer is None else killer.name)
 
     # -- Status, logs, lifecycle -------------------------------------------------------------
 
@@ -383,6 +405,7 @@ class FdkExecutor:
         report = {
             "processes": str(len(self.pool.processes)),
             "idle_processes": str(self.pool.idle_count()),
+            "sandbox": self._sandbox_state,
         }
         for key, state in self.environments.states().items():
             report[f"environment {key}"] = state
@@ -418,8 +441,10 @@ class FdkExecutor:
         await asyncio.gather(*self._starting, return_exceptions=True)
         await self.pool.aclose()
         await self.function_log.aclose()
-        if self._own_root:
-            shutil.rmtree(self.iofs_root, ignore_errors=True)
+        if self.sandbox is not None and self.sandbox.cgroups is not None:
+            self.sandbox.cgroups.close()
+        if self._own_root is not None:
+            self._own_root.remove()
 
 
 def process_config(model: Call) -> dict[str, str]:

@@ -1,13 +1,14 @@
 """Starts an FDK function as Fn's ``fdk`` console script does, under a memory limit.
 
 The runner runs this file with the interpreter of the function's own environment, so it
-imports nothing from runnerpool. Usage: ``python _launch.py <memory MB> <runner pid> <func.py>
-<handler>``.
+imports nothing from runnerpool. Usage: ``python _launch.py <memory MB> <runner pid> <max
+processes> <func.py> <handler>`` (0: no such limit; runner pid 0: the sandbox sees to it).
 
 Docker kills a container that goes over its memory limit; a process under an address-space
 limit (``RLIMIT_AS``) instead sees ``MemoryError``, which the FDK would turn into a plain 502.
-To keep Fn's semantics, running out of memory ends the process with exit code 137 (a
-SIGKILLed container's code), which the runner reports as Fn's out-of-memory error.
+To keep Fn's semantics, running out of memory ends the process with :data:`OOM_EXIT`, which
+the runner reports as Fn's out-of-memory error (and a process killed by a signal, SIGKILL
+included, as that signal). Open files are held to Fn's 350.
 
 The process runs in its own session (so that stopping it stops what it started), which would
 let it outlive a runner that is SIGKILLed; it asks the kernel to kill it when the runner dies.
@@ -26,8 +27,11 @@ from typing import Any
 import fdk  # type: ignore[import-not-found]
 from fdk import customer_code
 
-#: The exit code that tells the runner the function ran out of memory.
-OOM_EXIT = 137
+#: The exit code that tells the runner the function ran out of memory (not 137: that is
+#: what a shell reports for a SIGKILL, which is not always the memory's doing).
+OOM_EXIT = 250
+#: Fn's limit on a container's open files (``ulimit -n``).
+MAX_OPEN_FILES = 350
 
 
 def _out_of_memory() -> None:
@@ -80,9 +84,15 @@ def _die_with(runner: int) -> None:
 
 def main() -> None:
     """Start the function's FDK server."""
-    megabytes, runner = int(sys.argv[1]), int(sys.argv[2])
-    module, entrypoint = sys.argv[3], sys.argv[4]
-    _die_with(runner)
+    megabytes, runner, processes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    module, entrypoint = sys.argv[4], sys.argv[5]
+    if runner:
+        _die_with(runner)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    if processes > 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     if megabytes > 0:
         _limit_memory(megabytes)
     fdk.handle(_Function(module, entrypoint=entrypoint))

@@ -62,6 +62,8 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from .._images import MAX_IMAGE_LENGTH, valid_image
+from .._unsafe_env import unsafe_config_key
 from ._toml_lines import BARE_KEY, KeyPath, locate
 
 __all__ = [
@@ -226,8 +228,7 @@ class Function:
             _name(("name",), self.name)
             if not isinstance(self.app, App):
                 raise _Invalid(("app",), f"must be an App, got {_show(self.app)}")
-            if not _string(("image",), self.image):
-                raise _Invalid(("image",), "must not be empty")
+            _image(("image",), self.image)
             _integer(("memory",), self.memory, MAX_MEMORY)
             _integer(("timeout",), self.timeout, MAX_TIMEOUT)
             _integer(("idle_timeout",), self.idle_timeout, MAX_IDLE_TIMEOUT)
@@ -461,9 +462,7 @@ def _function_from_toml(path: _Path, table: dict[str, object], apps: dict[str, A
     if app is None:
         known = ", ".join(map(repr, apps)) or "none"
         raise _Invalid((*path, "app"), f"unknown app {app_name!r} (apps: {known})")
-    image = _string((*path, "image"), table["image"])
-    if not image:
-        raise _Invalid((*path, "image"), "must not be empty")
+    image = _image((*path, "image"), table["image"])
     return Function(
         id=fn_id,
         name=name,
@@ -600,6 +599,17 @@ def _string(path: _Path, value: object) -> str:
     return value
 
 
+def _image(path: _Path, value: object) -> str:
+    image = _string(path, value)
+    if not image:
+        raise _Invalid(path, "must not be empty")
+    if not valid_image(image):
+        raise _Invalid(
+            path, f"must be at most {MAX_IMAGE_LENGTH} characters, none of them control characters"
+        )
+    return image
+
+
 def _name(path: _Path, value: object) -> str:
     if not _NAME.fullmatch(_string(path, value)):
         raise _Invalid(
@@ -632,7 +642,13 @@ def _integer(path: _Path, value: object, high: int) -> int:
 def _config(path: _Path, value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise _Invalid(path, f"must be a table of strings, got {_show(value)}")
-    return {_string(path, key): _string((*path, key), item) for key, item in value.items()}
+    config = {_string(path, key): _string((*path, key), item) for key, item in value.items()}
+    for key, item in config.items():
+        # Config becomes the function's environment: nothing that steers its interpreter.
+        problem = unsafe_config_key(key, item)
+        if problem is not None:
+            raise _Invalid((*path, key), problem)
+    return config
 
 
 def _annotations(path: _Path, value: object) -> dict[str, object]:

@@ -131,8 +131,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
     # listening socket says so, and without it every response waits ~40 ms (Nagle).
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

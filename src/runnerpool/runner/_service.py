@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ServerBusyError
+from .._images import valid_image
 from .._model import Call
 from .._status import RunnerStatus
 from ..rpc._proto import runner_pb2 as pb
@@ -51,6 +52,10 @@ logger = logging.getLogger(__name__)
 ConfigureHook: TypeAlias = Callable[[Mapping[str, str]], Awaitable[None]]
 
 _CANNOT_ALLOCATE = APIError("Requested CPU/Memory cannot be allocated", status_code=400)
+_INVALID_IMAGE = APIError("Invalid image", status_code=400)
+_INVALID_TIMEOUT = APIError(
+    "Invalid timeout: a call's timeout must be at least 1 second", status_code=400
+)
 _DETACH_UNSUPPORTED = APIError(
     "Detach call functions are not supported on this server", status_code=501
 )
@@ -160,8 +165,11 @@ class RunnerService:
         if detached and not self._detached:
             await self._finish(stream, model, _DETACH_UNSUPPORTED, received)
             return False
-        if not self.capacity.can_ever_fit(model.memory):
-            await self._finish(stream, model, _CANNOT_ALLOCATE, received)
+        problem = _invalid(model)
+        if problem is None and not self.capacity.can_ever_fit(model.memory):
+            problem = _CANNOT_ALLOCATE
+        if problem is not None:
+            await self._finish(stream, model, problem, received)
             return False
         try:
             admission = (
@@ -207,15 +215,13 @@ class RunnerService:
             body=request_body(stream, self._max_request, body_done),
             response=writer,
             stderr=io.BytesIO(),
-            deadline=started + model.timeout if model.timeout > 0 else None,
+            deadline=started + model.timeout,
             detached=detached,
             admission=admission,
         )
         error: BaseException | None = None
         try:
-            async with asyncio.timeout(
-                model.timeout + _TIMEOUT_GRACE if model.timeout > 0 else None
-            ):
+            async with asyncio.timeout(model.timeout + _TIMEOUT_GRACE):
                 await self.executor.execute(execution)
             await writer.start()
         except ProtocolViolation:
@@ -240,13 +246,25 @@ class RunnerService:
 
     async def status(self, payload: Mapping[str, object] | None = None) -> RunnerStatus:
         """Return the runner's status: live counters, and the cached health check if any."""
+        capacity = self.capacity
+        usage = {
+            "memory_capacity_mb": "unlimited"
+            if capacity.memory_mb is None
+            else str(capacity.memory_mb),
+            "memory_used_mb": str(capacity.used_mb),
+            "max_calls": "unlimited" if capacity.max_calls is None else str(capacity.max_calls),
+            "calls": str(capacity.calls),
+        }
         live = RunnerStatus(
             active_request_count=self._active,
             requests_received=self._received,
             requests_handled=self._handled,
             is_network_disabled=not self._network_ok(),
         )
-        executor_report = self.executor.report() if isinstance(self.executor, Reporting) else {}
+        executor_report = {
+            **usage,
+            **(self.executor.report() if isinstance(self.executor, Reporting) else {}),
+        }
         if self._health is None:
             return replace(live, custom_status=executor_report)
         report = await self._health.get({} if payload is None else payload)
@@ -278,3 +296,12 @@ class RunnerService:
     async def wait_idle(self) -> None:
         """Wait until no call is in flight."""
         await self._idle.wait()
+
+
+def _invalid(model: Call) -> APIError | None:
+    """Return the error of a call this runner can never run as given, if it is one."""
+    if not valid_image(model.image):
+        return _INVALID_IMAGE
+    if model.timeout <= 0:
+        return _INVALID_TIMEOUT
+    return None
