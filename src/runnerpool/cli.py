@@ -24,7 +24,8 @@ from .fdk import Bundles, Environments, FdkExecutor
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
-from .rpc import GrpcRunner, client_tls, server_tls
+from .pools import OutlierPolicy
+from .rpc import GrpcRunner, Keepalive, client_tls, server_tls
 from .runner import Capacity, Executor, Handler, InProcessExecutor, RunnerServer
 from .runner._serve import serve_runner
 
@@ -395,6 +396,107 @@ def _lb_options(function: Any) -> Any:
     return function
 
 
+def _runner_health_options(function: Any) -> Any:
+    """The options of the load balancer's connections to its runners and of ejection."""
+    seconds = click.FloatRange(min=0, min_open=True)
+    for option in reversed(
+        [
+            click.option(
+                "--runner-connect-timeout",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds a connection to a runner may take, until the runner's first "
+                "HTTP/2 frame; a runner not answering in time is skipped.",
+            ),
+            click.option(
+                "--runner-keepalive",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds of silence on a runner connection after which a PING is sent.",
+            ),
+            click.option(
+                "--runner-keepalive-timeout",
+                default=3.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds a PING may go unanswered before the connection is declared dead: "
+                "its calls end at once (500 if the runner had them, else placed elsewhere).",
+            ),
+            click.option(
+                "--runner-connections",
+                default=4,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Connections to each runner at most; a new one opens when the others "
+                "carry as many calls as the runner allows per connection (100).",
+            ),
+            click.option(
+                "--eject-after",
+                default=2,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Consecutive failures (connect, dead connection, probe) that eject a runner.",
+            ),
+            click.option(
+                "--ejection-time",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds before an ejected runner is probed; doubles with each ejection "
+                "in a row.",
+            ),
+            click.option(
+                "--max-ejection-time",
+                default=30.0,
+                show_default=True,
+                type=seconds,
+                help="The longest wait between probes of an ejected runner.",
+            ),
+            click.option(
+                "--probe-interval",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds between health probes (the Status RPC) of a runner in rotation.",
+            ),
+            click.option(
+                "--max-ejected-share",
+                default=0.5,
+                show_default=True,
+                type=click.FloatRange(0, 1),
+                help="Panic threshold: while more than this share of the runners is ejected, "
+                "ejection is ignored.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _runner_health(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return serve_lb's keepalive, connection and ejection arguments from the CLI options."""
+    try:
+        return {
+            "keepalive": Keepalive(
+                interval=options["runner_keepalive"],
+                timeout=options["runner_keepalive_timeout"],
+                connect_timeout=options["runner_connect_timeout"],
+            ),
+            "max_connections": options["runner_connections"],
+            "outlier_policy": OutlierPolicy(
+                eject_after=options["eject_after"],
+                base_ejection=options["ejection_time"],
+                max_ejection=options["max_ejection_time"],
+                probe_interval=options["probe_interval"],
+                max_ejected_share=options["max_ejected_share"],
+            ),
+        }
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @main.command()
 @click.option(
     "--config",
@@ -425,6 +527,7 @@ def _lb_options(function: Any) -> Any:
 @click.option(
     "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
 )
+@_runner_health_options
 def lb(
     registry: Registry,
     runner_addresses: list[str],
@@ -438,12 +541,15 @@ def lb(
     runner_tls_ca: str | None,
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
+    **runner_health: Any,
 ) -> None:
     """Run a load balancer: Fn's invoke API (POST /invoke/FN_ID), placing calls on runners.
 
-    Also serves GET /health and GET /metrics (Prometheus). On SIGINT or SIGTERM it drains:
-    new calls get 503, calls in flight finish, then it exits.
+    Also serves GET /health, GET /ready (503 while no runner is reachable) and GET /metrics
+    (Prometheus). On SIGINT or SIGTERM it drains: new calls get 503, calls in flight finish,
+    then it exits.
     """
+    health = _runner_health(runner_health)
     if bounded_load_factor is not None:
         placer_config = dataclasses.replace(
             placer_config or PlacerConfig(), bounded_load_factor=bounded_load_factor
@@ -471,6 +577,7 @@ def lb(
                 max_response_size=max_response_size,
                 runner_ssl=runner_ssl,
                 on_ready=ready,
+                **health,
             )
         )
     except OSError as exc:

@@ -1,7 +1,8 @@
 """The load balancer's HTTP front end: Fn's invoke API as an ASGI (Starlette) application.
 
 Routes: ``POST /invoke/{fn_id}`` (Fn's invoke; ``Fn-Invoke-Type: detached`` for detached
-calls), ``GET /health``, ``GET /metrics`` (Prometheus text). Errors answer ``{"message": ...}``
+calls), ``GET /health`` (liveness), ``GET /ready`` (readiness: some runner is reachable),
+``GET /metrics`` (Prometheus text). Errors answer ``{"message": ...}``
 with Fn's status codes, and every invoke response carries ``Fn-Call-Id``.
 """
 
@@ -147,6 +148,16 @@ def create_app(
             return error_response(503, "shutting down")
         return Response('{"status":"ok"}\n', media_type="application/json")
 
+    async def ready(request: Request) -> Response:
+        # Readiness: this load balancer has somewhere to send calls. A pool that cannot say
+        # (not a StaticRunnerPool) counts as ready.
+        if agent.closing:
+            return error_response(503, "shutting down")
+        readiness = getattr(agent.pool, "readiness", None)
+        reachable, total = readiness() if readiness is not None else (1, 1)
+        body = json.dumps({"ready": reachable > 0, "reachable": reachable, "runners": total})
+        return Response(body + "\n", 200 if reachable > 0 else 503, media_type="application/json")
+
     async def prometheus(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -162,6 +173,7 @@ def create_app(
         routes=[
             Route("/invoke/{fn_id}", invoke, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},

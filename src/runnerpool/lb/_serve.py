@@ -16,7 +16,9 @@ import uvicorn
 from .. import metrics
 from .._config import PlacerConfig
 from ..placers import LeastLoadedPlacer, create_placer
-from ..pools import StaticRunnerPool
+from ..pools import OutlierPolicy, StaticRunnerPool
+from ..rpc import Keepalive
+from ..rpc._client import DEFAULT_MAX_CONNECTIONS
 from ..rpc._server import listening_socket
 from ._agent import LBAgent
 from ._app import create_app
@@ -100,6 +102,9 @@ async def serve_lb(
     max_request_size: int | None = None,
     max_response_size: int | None = None,
     runner_ssl: ssl.SSLContext | None = None,
+    keepalive: Keepalive | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    outlier_policy: OutlierPolicy | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
@@ -116,6 +121,10 @@ async def serve_lb(
         max_request_size: Largest request body, in bytes (413 beyond).
         max_response_size: Largest function response, in bytes (502 beyond).
         runner_ssl: TLS for the connections to the runners.
+        keepalive: Keepalive and connect timeouts of the connections to the runners.
+        max_connections: Connections to each runner at most.
+        outlier_policy: When runners are ejected and probed (see
+            :class:`~runnerpool.pools.OutlierDetector`).
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
 
     Raises:
@@ -124,7 +133,13 @@ async def serve_lb(
     metrics.register_placer_views([], FN_LATENCY_BUCKETS)
     metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
     chosen = create_placer(placer, placer_config)
-    pool = StaticRunnerPool(runner_addresses, ssl=runner_ssl)
+    pool = StaticRunnerPool(
+        runner_addresses,
+        ssl=runner_ssl,
+        keepalive=keepalive,
+        max_connections=max_connections,
+        outlier_policy=outlier_policy,
+    )
     agent = LBAgent(chosen, pool)
     poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
     app = create_app(
@@ -143,6 +158,8 @@ async def serve_lb(
     ready.cancel()
     if poller is not None:
         poller.start()
+    pool.start()
+    metrics.REGISTRY.register(pool.detector)
     if server.ready.is_set():
         bound = sock.getsockname()[1]
         logger.info(
@@ -157,6 +174,7 @@ async def serve_lb(
     try:
         await serving
     finally:
+        metrics.REGISTRY.unregister(pool.detector)
         if poller is not None:
             await poller.aclose()
     if not agent.closing:  # uvicorn stopped on its own (it could not bind, for instance)

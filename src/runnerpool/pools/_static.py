@@ -76,10 +76,9 @@ class StaticRunnerPool(RunnerPool):
     async def _probe(self, address: str) -> object:
         return await self._by_address[address].status()
 
-    @property
-    def reachable(self) -> int:
-        """How many runners are not ejected."""
-        return self.detector.reachable
+    def readiness(self) -> tuple[int, int]:
+        """Return how many runners are reachable (not ejected), and how many there are."""
+        return self.detector.reachable, len(self.detector.runners)
 
     async def runners(self, call: RunnerCall) -> Sequence[Runner]:
         """Return every runner, in the order given (ejected ones too: placers pass over them)."""
