@@ -163,7 +163,14 @@ class RunnerService:
             first = await stream.recv()
             if first is None or first.WhichOneof("body") != "try":
                 raise ProtocolViolation("Protocol failure: expected ClientMsg_Try")
-            outcome = await self._try_call(stream, getattr(first, "try"))
+            result = await self._try_call(stream, getattr(first, "try"))
+            if isinstance(result, asyncio.Task):
+                outcome = "detached"
+                # Shielded: when the load balancer's stream goes, this handler is cancelled,
+                # the call is not.
+                await asyncio.shield(result)
+            else:
+                outcome = result
         finally:
             if outcome != "detached":  # a detached call's task ends its own accounting
                 self._call_ended(nacked=outcome == "nacked")
@@ -175,10 +182,12 @@ class RunnerService:
         if self._active == 0:
             self._idle.set()
 
-    async def _try_call(self, stream: EngageStream, try_call: pb.TryCall) -> str:
-        """Run the call if it is admitted; return ``"nacked"``, ``"done"`` or ``"detached"``.
+    async def _try_call(
+        self, stream: EngageStream, try_call: pb.TryCall
+    ) -> str | asyncio.Task[None]:
+        """Run the call if it is admitted; return ``"nacked"`` or ``"done"``.
 
-        ``"detached"``: the call was handed to a task of its own, which ends its accounting.
+        A detached call is handed to a task of its own, returned, which ends its accounting.
         """
         received = time.monotonic()
         try:
@@ -236,8 +245,8 @@ class RunnerService:
         slot_key: bytes | None,
         received: float,
         admission: Admission,
-    ) -> str:
-        """Read a detached call's whole body, then run it in a task the stream cannot cancel.
+    ) -> str | asyncio.Task[None]:
+        """Read a detached call's whole body, then start it in a task the stream cannot cancel.
 
         The body is read before the 202 is sent, so that once the load balancer has its
         acknowledgement the call needs nothing more from it.
@@ -258,10 +267,7 @@ class RunnerService:
         )
         self._detached_calls.add(task)
         task.add_done_callback(self._detached_calls.discard)
-        # Shielded: when the load balancer's stream goes, this handler is cancelled, the call
-        # is not.
-        await asyncio.shield(task)
-        return "detached"
+        return task
 
     async def _run_detached(
         self,
