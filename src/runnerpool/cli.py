@@ -449,7 +449,7 @@ def _runner_health_options(function: Any) -> Any:
             ),
             click.option(
                 "--max-ejection-time",
-                default=30.0,
+                default=10.0,
                 show_default=True,
                 type=seconds,
                 help="The longest wait between probes of an ejected runner.",

@@ -243,7 +243,7 @@ class TestDetachedSurvivesTheLB:
         record = tmp_path / "runs.txt"
         runner = processes.start(
             ["--log-level", "warning", "runner", "--port", "0",
-             "--functions", "tests.lb.recording:FUNCTIONS"],
+             "--functions", "bench.recording:FUNCTIONS"],
             "runner listening on ",
             env={"RUNNERPOOL_TEST_RECORD": str(record)},
         )  # fmt: skip

@@ -55,7 +55,7 @@ class OutlierPolicy:
 
     eject_after: int = 2
     base_ejection: float = 1.0
-    max_ejection: float = 30.0
+    max_ejection: float = 10.0
     probe_interval: float = 1.0
     probe_timeout: float = 2.0
     max_ejected_share: float = 0.5

@@ -1,4 +1,6 @@
-"""Runner functions for the gray-failure tests: the examples, plus one that records its runs.
+"""Runner functions for the chaos benchmark and the gray-failure tests: ``record`` and more.
+
+The examples, plus one that records its runs.
 
 ``record`` appends ``start ID`` and, after sleeping, ``end ID`` to the file named by the
 runner's ``RUNNERPOOL_TEST_RECORD`` environment variable; its body is ``ID SECONDS``.
