@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import httpx
 import pytest
 
 from runnerpool import (
@@ -14,7 +15,11 @@ from runnerpool import (
     OutlierPolicy,
     PlacerConfig,
     RunnerUnavailableError,
+    StaticRunnerPool,
 )
+from runnerpool.lb._agent import LBAgent
+from runnerpool.lb._app import create_app
+from runnerpool.lb._registry import Registry
 from runnerpool.pools import OutlierDetector
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, refuse, succeed
 
@@ -165,3 +170,26 @@ class TestPlacersPassOver:
                     FakeRunnerPool(runners), FakeCall(Call(fn_id="fn1"), body=b"x")
                 )
         assert raised.value.status_code == 503
+
+
+class TestReadiness:
+    async def test_ready_follows_reachable_runners(self) -> None:
+        """GET /ready is 200 while a runner is reachable, 503 once every runner is ejected."""
+        pool = StaticRunnerPool(["127.0.0.1:1", "127.0.0.1:2"])
+        app = create_app(LBAgent(CHPlacer(), pool), Registry([], []))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lb") as client:
+            ready = await client.get("/ready")
+            assert (ready.status_code, ready.json()) == (
+                200,
+                {"ready": True, "reachable": 2, "runners": 2},
+            )
+            for address in ("127.0.0.1:1", "127.0.0.1:2"):
+                for _ in range(2):
+                    pool.detector.health(address).failure("refused")
+            ready = await client.get("/ready")
+            assert (ready.status_code, ready.json()) == (
+                503,
+                {"ready": False, "reachable": 0, "runners": 2},
+            )
+        await pool.shutdown()

@@ -321,11 +321,6 @@ class GrpcRunner(Runner):
         if self.health is not None:
             self.health.failure(reason or "connection lost")
 
-    def kill_connections(self, reason: str) -> None:
-        """End every connection now (the calls on them end as when a connection dies)."""
-        for channel in list(self._channels):
-            channel.kill(reason)
-
     async def _send_body(
         self, stream: Stream[pb.ClientMsg, pb.RunnerMsg], call: RunnerCall
     ) -> None:
