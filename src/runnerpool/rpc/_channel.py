@@ -208,8 +208,12 @@ class RunnerChannel(Channel):
         self._on_lost_callback = on_lost
         self._watched: _WatchedProtocol | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._write_ready: asyncio.Event | None = None
         self.streams = 0
         self.failed = False
+        #: Set once connected, cleared when lost: plain attributes, read on every call.
+        self.is_ready = False
+        self.limit = DEFAULT_STREAM_LIMIT
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = _WatchedProtocol(
@@ -224,6 +228,7 @@ class RunnerChannel(Channel):
 
     def _lost(self, protocol: _WatchedProtocol, reason: str | None) -> None:
         self.failed = True
+        self.is_ready = False
         if self._protocol is protocol:
             Channel.close(self)  # grpclib's reference to the dead connection goes too
         # A connection that never got the runner's first frame is a connect failure,
@@ -235,16 +240,16 @@ class RunnerChannel(Channel):
     async def __connect__(self) -> H2Protocol:
         # grpclib reconnects a channel whose connection was lost; this one never does, so
         # that a call can never land on a new connection its owner did not open.
-        if self.failed:
+        watched = self._watched
+        if self.failed or (watched is not None and (watched.lost or watched.kill_reason)):
             raise ConnectionResetError("the connection to the runner was lost")
         return await super().__connect__()
 
     @property
     def writable(self) -> bool:
         """Whether the connection takes writes now (its send buffer is not full)."""
-        watched = self._watched
-        connection = getattr(watched, "connection", None)
-        return connection is not None and connection.write_ready.is_set()
+        write_ready = self._write_ready
+        return write_ready is not None and write_ready.is_set()
 
     @property
     def usable(self) -> bool:
@@ -253,21 +258,15 @@ class RunnerChannel(Channel):
 
     @property
     def ready(self) -> bool:
-        """Whether the connection is made and the runner has spoken."""
-        watched = self._watched
-        return (
-            self.usable
-            and watched is not None
-            and watched.peer_ready.done()
-            and not watched.peer_ready.cancelled()
-            and watched.peer_ready.exception() is None
-        )
+        """Whether the connection is made, the runner has spoken, and it was not lost since."""
+        return self.is_ready
 
     def has_room(self) -> bool:
-        """Whether one more stream fits within the runner's limit on this connection."""
-        watched = self._watched
-        limit = DEFAULT_STREAM_LIMIT if watched is None else watched.stream_limit
-        return self.streams < limit
+        """Whether one more stream fits within the runner's limit on this connection.
+
+        The limit is the runner's ``MAX_CONCURRENT_STREAMS`` as of the connect.
+        """
+        return self.streams < self.limit
 
     async def connect(self) -> None:
         """Make the connection (once; concurrent callers share the attempt).
@@ -286,10 +285,12 @@ class RunnerChannel(Channel):
         try:
             async with asyncio.timeout(self.keepalive.connect_timeout):
                 await self.__connect__()
-                assert self._watched is not None
-                await self._watched.peer_ready
+                watched = self._watched
+                assert watched is not None
+                await watched.peer_ready
         except BaseException as exc:
             self.failed = True
+            self.is_ready = False
             if self._watched is not None:
                 self._watched.kill("connect failed")
             Channel.close(self)
@@ -298,16 +299,22 @@ class RunnerChannel(Channel):
                     f"no HTTP/2 answer within {self.keepalive.connect_timeout:g} s"
                 ) from None
             raise
+        if not (self.failed or watched.lost):
+            self.limit = watched.stream_limit
+            self._write_ready = watched.connection.write_ready
+            self.is_ready = True
 
     def kill(self, reason: str) -> None:
         """End the connection now; streams on it end with :class:`StreamTerminatedError`."""
         self.failed = True
+        self.is_ready = False
         if self._watched is not None:
             self._watched.kill(reason)
 
     def close(self) -> None:
         """Close the connection (streams on it end)."""
         self.failed = True
+        self.is_ready = False
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
         watched = self._watched

@@ -265,7 +265,7 @@ class GrpcRunner(Runner):
         for channel in self._channels:
             # A connection whose send buffer is full is passed over too: opening a stream
             # there would wait, and a wait is what a dead connection cannot end.
-            if channel.has_room() and (channel.writable or not channel.ready):
+            if channel.streams < channel.limit and (not channel.is_ready or channel.writable):
                 chosen = channel
                 break
         if chosen is None:
@@ -281,7 +281,7 @@ class GrpcRunner(Runner):
             self._channels.append(chosen)
             self._stubs[chosen] = RunnerProtocolStub(chosen)
         chosen.streams += 1
-        if chosen.ready:
+        if chosen.is_ready:
             return chosen
         try:
             await chosen.connect()
