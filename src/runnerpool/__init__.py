@@ -15,6 +15,7 @@ from ._errors import APIError as APIError
 from ._errors import CallTimeoutError as CallTimeoutError
 from ._errors import FuncError as FuncError
 from ._errors import FunctionFailedError as FunctionFailedError
+from ._errors import NoRunnerReachableError as NoRunnerReachableError
 from ._errors import NotPlacedError as NotPlacedError
 from ._errors import PartialRunnersError as PartialRunnersError
 from ._errors import RequestTooLargeError as RequestTooLargeError
@@ -43,8 +44,10 @@ from .placers import LeastLoadedPlacer as LeastLoadedPlacer
 from .placers import NaivePlacer as NaivePlacer
 from .placers import RendezvousPlacer as RendezvousPlacer
 from .placers import create_placer as create_placer
+from .pools import OutlierPolicy as OutlierPolicy
 from .pools import StaticRunnerPool as StaticRunnerPool
 from .rpc import GrpcRunner as GrpcRunner
+from .rpc import Keepalive as Keepalive
 from .rpc import client_tls as client_tls
 from .rpc import server_tls as server_tls
 
@@ -66,10 +69,13 @@ __all__ = [
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
+    "Keepalive",
     "LeastLoadedPlacer",
     "LogWriter",
     "NaivePlacer",
+    "NoRunnerReachableError",
     "NotPlacedError",
+    "OutlierPolicy",
     "PartialRunnersError",
     "Placer",
     "PlacerConfig",

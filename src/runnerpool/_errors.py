@@ -10,6 +10,7 @@
     │   │   ├── ResponseTooLargeError 502 "function response body too large"
     │   │   └── RequestTooLargeError  413 "Request content too large"
     │   └── ServerBusyError           503 "Timed out - server too busy": placement gave up
+    │       └── NoRunnerReachableError    503 "No runner is reachable": every runner was down
     ├── PartialRunnersError           a pool gives some runners, and an error if they all fail
     ├── RunnerConnectionError         the connection to a runner failed after it took the call
     ├── RunnerProtocolError           a runner broke the protocol after it took the call
@@ -36,6 +37,7 @@ __all__ = [
     "CallTimeoutError",
     "FuncError",
     "FunctionFailedError",
+    "NoRunnerReachableError",
     "NotPlacedError",
     "PartialRunnersError",
     "RequestTooLargeError",
@@ -125,6 +127,16 @@ class ServerBusyError(APIError):
 
     default_status_code: ClassVar[int] = 503
     default_message: ClassVar[str] = "Timed out - server too busy"
+
+
+class NoRunnerReachableError(ServerBusyError):
+    """Raised when a whole pass found no runner reachable: placement stops at once (503).
+
+    Every runner was ejected or could not be connected to, so waiting for the placer timeout
+    would only hold the client: it gets 503 (with ``Retry-After``) at once instead.
+    """
+
+    default_message: ClassVar[str] = "No runner is reachable"
 
 
 class NotPlacedError(RunnerPoolError):

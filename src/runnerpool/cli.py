@@ -43,7 +43,8 @@ from .lb._live import LiveRegistry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
-from .rpc import GrpcRunner, client_tls, server_tls
+from .pools import OutlierPolicy
+from .rpc import GrpcRunner, Keepalive, client_tls, server_tls
 from .runner import Capacity, Executor, Handler, InProcessExecutor, RunnerServer
 from .runner._serve import serve_runner
 
@@ -688,6 +689,107 @@ def _edge_options(function: Any) -> Any:
     return function
 
 
+def _runner_health_options(function: Any) -> Any:
+    """The options of the load balancer's connections to its runners and of ejection."""
+    seconds = click.FloatRange(min=0, min_open=True)
+    for option in reversed(
+        [
+            click.option(
+                "--runner-connect-timeout",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds a connection to a runner may take, until the runner's first "
+                "HTTP/2 frame; a runner not answering in time is skipped.",
+            ),
+            click.option(
+                "--runner-keepalive",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds of silence on a runner connection after which a PING is sent.",
+            ),
+            click.option(
+                "--runner-keepalive-timeout",
+                default=3.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds a PING may go unanswered before the connection is declared dead: "
+                "its calls end at once (500 if the runner had them, else placed elsewhere).",
+            ),
+            click.option(
+                "--runner-connections",
+                default=4,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Connections to each runner at most; a new one opens when the others "
+                "carry as many calls as the runner allows per connection (100).",
+            ),
+            click.option(
+                "--eject-after",
+                default=2,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Consecutive failures (connect, dead connection, probe) that eject a runner.",
+            ),
+            click.option(
+                "--ejection-time",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds before an ejected runner is probed; doubles with each ejection "
+                "in a row.",
+            ),
+            click.option(
+                "--max-ejection-time",
+                default=10.0,
+                show_default=True,
+                type=seconds,
+                help="The longest wait between probes of an ejected runner.",
+            ),
+            click.option(
+                "--probe-interval",
+                default=1.0,
+                show_default=True,
+                type=seconds,
+                help="Seconds between health probes (the Status RPC) of a runner in rotation.",
+            ),
+            click.option(
+                "--max-ejected-share",
+                default=0.5,
+                show_default=True,
+                type=click.FloatRange(0, 1),
+                help="Panic threshold: while more than this share of the runners is ejected, "
+                "ejection is ignored.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _runner_health(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return serve_lb's keepalive, connection and ejection arguments from the CLI options."""
+    try:
+        return {
+            "keepalive": Keepalive(
+                interval=options["runner_keepalive"],
+                timeout=options["runner_keepalive_timeout"],
+                connect_timeout=options["runner_connect_timeout"],
+            ),
+            "max_connections": options["runner_connections"],
+            "outlier_policy": OutlierPolicy(
+                eject_after=options["eject_after"],
+                base_ejection=options["ejection_time"],
+                max_ejection=options["max_ejection_time"],
+                probe_interval=options["probe_interval"],
+                max_ejected_share=options["max_ejected_share"],
+            ),
+        }
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @main.command()
 @click.option(
     "--config",
@@ -757,6 +859,7 @@ def _edge_options(function: Any) -> Any:
     "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
 )
 @_access_log_option
+@_runner_health_options
 def lb(
     registry: LiveRegistry | None,
     api_url: str | None,
@@ -782,20 +885,23 @@ def lb(
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
     access_log: bool,
+    **runner_health: Any,
 ) -> None:
     """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
 
     Serves POST /invoke/FN_ID and ANY /t/APP/SOURCE, with functions from a file (--config)
     or from Fn's API server (--api-url), as Fn's LB node reads them. Also serves GET /health,
-    GET /metrics (Prometheus) and GET /version. On SIGINT or SIGTERM it drains: new calls
-    get 503, calls in flight finish (or are cancelled after --drain-timeout), then it exits.
-    On SIGHUP it re-reads its functions file; calls in flight are not disturbed.
+    GET /ready (503 while no runner is reachable), GET /metrics (Prometheus) and GET /version.
+    On SIGINT or SIGTERM it drains: new calls get 503, calls in flight finish (or are cancelled
+    after --drain-timeout), then it exits. On SIGHUP it re-reads its functions file; calls in
+    flight are not disturbed.
     """
     if (registry is None) == (api_url is None):
         raise click.UsageError(
             "give either --config (a functions file) or --api-url (Fn's API server)"
             + ("" if registry is None else ", not both")
         )
+    health = _runner_health(runner_health)
     stamina.instrumentation.set_on_retry_hooks([log_retry])
     settings = ApiSourceSettings(
         cache_ttl=api_cache_ttl,
@@ -841,6 +947,7 @@ def lb(
             on_ready=ready,
             access_log=access_log,
             on_hangup=None if registry is None else registry.reload,
+            **health,
         )
 
     try:

@@ -130,6 +130,7 @@ class Processes:
         *,
         env: Mapping[str, str] | None = None,
         ready_lines: int = 1,
+        prefix: Sequence[str] = (),
     ) -> Process:
         """Start ``runnerpool ARGS``; return once it printed a line starting ``ready_prefix``.
 
@@ -139,11 +140,12 @@ class Processes:
             env: Extra environment variables.
             ready_lines: Lines of stdout to read, the first being the ready line (the rest
                 are kept in the address, joined by newlines).
+            prefix: A command to run ``runnerpool`` with (e.g. ``ip netns exec NS``).
         """
         stderr_path = self._path("stderr.log")
         with stderr_path.open("w") as stderr:
             popen = subprocess.Popen(
-                [*RUNNERPOOL, *args],
+                [*prefix, *RUNNERPOOL, *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

@@ -1,9 +1,10 @@
 """The load balancer's HTTP front end: Fn's invoke API as an ASGI (Starlette) application.
 
 Routes: ``POST /invoke/{fn_id}`` (Fn's invoke; ``Fn-Invoke-Type: detached`` for detached
-calls), ``ANY /t/{app}[/{source}]`` (Fn's HTTP triggers), ``GET /health``, ``GET /metrics``
-(Prometheus text), ``GET /version``. Errors answer ``{"message": ...}`` with Fn's status codes,
-and every call's response carries ``Fn-Call-Id``.
+calls), ``ANY /t/{app}[/{source}]`` (Fn's HTTP triggers), ``GET /health`` (liveness),
+``GET /ready`` (readiness: some runner is reachable), ``GET /metrics`` (Prometheus text),
+``GET /version``. Errors answer ``{"message": ...}`` with Fn's status codes, and every call's
+response carries ``Fn-Call-Id``.
 """
 
 from __future__ import annotations
@@ -167,6 +168,16 @@ def create_app(
         )
         return Response(body, media_type="application/json; charset=utf-8")
 
+    async def ready(request: Request) -> Response:
+        # Readiness: this load balancer has somewhere to send calls. A pool that cannot say
+        # (not a StaticRunnerPool) counts as ready.
+        if agent.closing:
+            return error_response(503, "shutting down")
+        readiness = getattr(agent.pool, "readiness", None)
+        reachable, total = readiness() if readiness is not None else (1, 1)
+        body = json.dumps({"ready": reachable > 0, "reachable": reachable, "runners": total})
+        return Response(body + "\n", 200 if reachable > 0 else 503, media_type="application/json")
+
     async def prometheus(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -183,6 +194,7 @@ def create_app(
             Route("/invoke/{fn_id}", invoke, methods=["POST"]),
             *(Route(path, invoke, methods=TRIGGER_METHODS) for path in TRIGGER_ROUTES),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
         ],

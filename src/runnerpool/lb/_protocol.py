@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ALWAYS_SERVED", "EdgeConfig", "EdgeProtocol"]
 
-#: Paths served even past the connection cap, so that orchestrators see the process alive.
-ALWAYS_SERVED = frozenset({b"/health"})
+#: Paths served even past the connection cap, so that orchestrators see the process alive
+#: (liveness) and whether it has runners to send calls to (readiness).
+ALWAYS_SERVED = frozenset({b"/health", b"/ready"})
 
 #: A refused connection reads and drops the client's data for this long, at most...
 LINGER_SECONDS = 2.0

@@ -17,7 +17,9 @@ from .. import metrics
 from .._config import PlacerConfig
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
-from ..pools import StaticRunnerPool
+from ..pools import OutlierPolicy, StaticRunnerPool
+from ..rpc import Keepalive
+from ..rpc._client import DEFAULT_MAX_CONNECTIONS
 from ..rpc._server import listening_socket
 from ._access_log import AccessLog
 from ._agent import LBAgent
@@ -148,6 +150,9 @@ async def serve_lb(
     runner_ssl: ssl.SSLContext | None = None,
     edge: EdgeLimits | None = None,
     drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
+    keepalive: Keepalive | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    outlier_policy: OutlierPolicy | None = None,
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = True,
     on_hangup: Callable[[], object] | None = None,
@@ -174,6 +179,10 @@ async def serve_lb(
         drain_timeout: Seconds calls in flight may run once draining; then they are
             cancelled (sync calls answer 500) and the load balancer exits. ``None``: wait
             for them.
+        keepalive: Keepalive and connect timeouts of the connections to the runners.
+        max_connections: Connections to each runner at most.
+        outlier_policy: When runners are ejected and probed (see
+            :class:`~runnerpool.pools.OutlierDetector`).
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
         access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
             in place of uvicorn's access log, which stays off.
@@ -186,7 +195,13 @@ async def serve_lb(
     metrics.register_placer_views([], FN_LATENCY_BUCKETS)
     metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
     chosen = create_placer(placer, placer_config)
-    pool = StaticRunnerPool(runner_addresses, ssl=runner_ssl)
+    pool = StaticRunnerPool(
+        runner_addresses,
+        ssl=runner_ssl,
+        keepalive=keepalive,
+        max_connections=max_connections,
+        outlier_policy=outlier_policy,
+    )
     agent = LBAgent(chosen, pool)
     poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
     app = create_app(
@@ -227,6 +242,8 @@ async def serve_lb(
     ready.cancel()
     if poller is not None:
         poller.start()
+    pool.start()
+    metrics.REGISTRY.register(pool.detector)
     if server.ready.is_set():
         bound = sock.getsockname()[1]
         logger.info(
@@ -242,6 +259,7 @@ async def serve_lb(
         await serving
     finally:
         edge_log.close()
+        metrics.REGISTRY.unregister(pool.detector)
         if poller is not None:
             await poller.aclose()
         await app.state.source.aclose()

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from .._busy import BusyRunners
 from .._config import PlacerConfig
-from .._errors import NotPlacedError, PartialRunnersError, ServerBusyError
+from .._errors import (
+    NoRunnerReachableError,
+    NotPlacedError,
+    PartialRunnersError,
+    RunnerUnavailableError,
+    ServerBusyError,
+)
 from .._interfaces import Placer
 from .._tracker import PlacerTracker
 
@@ -33,6 +39,11 @@ class BasePlacer(Placer, ABC):
 
     Subclasses choose the order: override :meth:`start_index` to keep linear probing from
     another start, or :meth:`runner_order` for any other order.
+
+    A runner whose ``ejected`` attribute is true (see :class:`~runnerpool.pools.RunnerHealth`)
+    is passed over, as after a NACK: the order of the others does not change. When a whole
+    pass reached no runner (each was ejected or unreachable), placement stops at once with
+    :class:`~runnerpool.NoRunnerReachableError` rather than waiting for the placer timeout.
 
     In the ``"release"`` back-off mode the placer also remembers the runners that refused
     its calls (shared by all its calls: this load balancer's view), passes over them in a
@@ -77,6 +88,7 @@ class BasePlacer(Placer, ABC):
         Raises:
             ServerBusyError: If no runner took the call before the placer's timeout or the
                 call's deadline, and the pool's last answer was not an error.
+            NoRunnerReachableError: If a whole pass reached no runner.
             Exception: The committed call's error, or else the pool's last error.
             TimeoutError: If the call's deadline cut a committed call.
             asyncio.CancelledError: If the caller cancelled.
@@ -93,12 +105,19 @@ class BasePlacer(Placer, ABC):
                 except Exception as exc:  # any pool failure is the pool's error, as in Go
                     runners, pool_error = (), exc
                 count = len(runners)
+                # Whether a runner answered in this pass (took the call or refused it), or
+                # the pass was cut short: either way, not a pass that reached no runner.
+                answered = count == 0
                 if count:
                     for index in self.runner_order(call, runners):
                         if tracker.is_done():
+                            answered = True
                             break
                         runner = runners[index % count]
+                        if getattr(runner, "ejected", False):
+                            continue  # passed over as after a NACK: the order stays
                         if busy is not None and tracker.passes_over(runner, call):
+                            answered = True
                             continue
                         # The steps of PlacerTracker.try_runner, inline: a coroutine less per
                         # attempt is a quarter of a NACK's cost.
@@ -111,12 +130,16 @@ class BasePlacer(Placer, ABC):
                                     await runner.try_exec(call)
                         except NotPlacedError as exc:
                             tracker.not_placed(runner, call, exc, timeout)
+                            if not isinstance(exc, RunnerUnavailableError):
+                                answered = True
                             continue
                         except BaseException as exc:
                             tracker.committed(exc, timeout, runner, call)
                             raise
                         tracker.committed(None, timeout, runner, call)
                         return
+                if not answered and pool_error is None:
+                    raise NoRunnerReachableError
                 if not await tracker.retry_all_backoff(count, pool_error, call):
                     break
             if pool_error is not None:

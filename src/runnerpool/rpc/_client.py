@@ -14,10 +14,10 @@ import asyncio
 import logging
 import re
 import ssl
-from typing import TYPE_CHECKING, cast
+from time import monotonic
+from typing import TYPE_CHECKING, Protocol, cast
 
 from google.protobuf import empty_pb2
-from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
@@ -31,6 +31,7 @@ from .._errors import (
     RunnerUnavailableError,
 )
 from .._interfaces import Runner
+from ._channel import Keepalive, RunnerChannel
 from ._codec import error_from_finished, frames, seconds, status_from_pb, try_message
 from ._proto import runner_pb2 as pb
 from ._proto.runner_grpc import RunnerProtocolStub
@@ -41,12 +42,16 @@ if TYPE_CHECKING:
     from .._interfaces import RunnerCall
     from .._status import RunnerStatus
 
-__all__ = ["GrpcRunner", "split_address"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "GrpcRunner", "HealthReport", "split_address"]
 
 logger = logging.getLogger(__name__)
 
 #: grpclib cannot represent Fn's non-standard status 503; it reports it in this message.
 _RAW_STATUS = re.compile(r"Invalid grpc-status: '(\d+)'")
+
+#: Connections to one runner at most, by default: 400 calls in flight at h2's default limit
+#: of 100 streams per connection.
+DEFAULT_MAX_CONNECTIONS = 4
 
 #: Errors that mean the runner could not be reached at all.
 _UNREACHABLE = (OSError, StreamTerminatedError, asyncio.TimeoutError)
@@ -81,30 +86,82 @@ def _status_number(error: GRPCError) -> int:
     return int(match.group(1)) if match else error.status.value
 
 
+class HealthReport(Protocol):
+    """Where a :class:`GrpcRunner` reports what it sees of its runner's health.
+
+    :class:`~runnerpool.pools.RunnerHealth` is the implementation; a pool gives one to each
+    runner.
+    """
+
+    @property
+    def ejected(self) -> bool:
+        """Whether placers should pass over the runner now."""
+
+    def failure(self, reason: str) -> None:
+        """Record a connect failure, a dead connection or a transport error."""
+
+    def success(self) -> None:
+        """Record that the runner answered."""
+
+
 class GrpcRunner(Runner):
     """A runner reached over gRPC with Fn's runner protocol.
 
-    Creating one never fails for an unreachable address: the connection is made on first
+    Creating one never fails for an unreachable address: connections are made on first
     use, and an unreachable runner is simply not placed on.
+
+    Every connection is watched (see :class:`~runnerpool.rpc.Keepalive`): a connection made
+    is one the runner spoke on within ``connect_timeout``, and one on which the runner falls
+    silent for ``interval + timeout`` seconds is aborted. When a connection dies, each call on
+    it ends at once: a call whose ``TryCall`` was sent is committed and fails
+    (:class:`~runnerpool.RunnerConnectionError`, never retried); a call not yet sent is not
+    placed (:class:`~runnerpool.RunnerUnavailableError`), and the placer tries the next
+    runner. After a failed connect, calls are refused at once for ``connect_timeout``
+    seconds, without touching the network.
+
+    A call never waits for a free stream: when every connection carries as many calls as the
+    runner allows per connection, another connection is opened, up to ``max_connections``;
+    beyond that the call is refused as busy (:class:`~runnerpool.RunnerBusyError`) and the
+    placer moves on.
 
     Args:
         address: ``host:port`` of the runner's gRPC server.
         ssl: TLS for the connection (see :func:`~runnerpool.client_tls`); plain TCP if None.
         connect_timeout: Seconds to wait for a connection before the runner counts as
-            unreachable (Fn uses 0.1 s; a busy host needs more).
+            unreachable (Fn uses 0.1 s; a busy host needs more). Ignored when ``keepalive``
+            is given.
+        keepalive: Keepalive and connect settings; ``Keepalive(connect_timeout=...)`` when
+            omitted.
+        max_connections: Connections to the runner at most.
+        health: Where to report failures and successes, and whether the runner is ejected.
 
     Raises:
-        ValueError: If the address is not ``host:port``.
+        ValueError: If the address is not ``host:port``, or ``max_connections`` is below 1.
     """
 
     def __init__(
-        self, address: str, *, ssl: ssl.SSLContext | None = None, connect_timeout: float = 1.0
+        self,
+        address: str,
+        *,
+        ssl: ssl.SSLContext | None = None,
+        connect_timeout: float = 1.0,
+        keepalive: Keepalive | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        health: HealthReport | None = None,
     ) -> None:
-        host, port = split_address(address)
+        self._host, self._port = split_address(address)
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
         self._address = address
-        self._channel = Channel(host, port, ssl=ssl)
-        self._stub = RunnerProtocolStub(self._channel)
-        self._connect_timeout = connect_timeout
+        self._ssl = ssl
+        self.keepalive = (
+            Keepalive(connect_timeout=connect_timeout) if keepalive is None else keepalive
+        )
+        self.max_connections = max_connections
+        self.health = health
+        self._channels: list[RunnerChannel] = []
+        self._stubs: dict[RunnerChannel, RunnerProtocolStub] = {}
+        self._refuse_until = 0.0
         self._closed = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -115,6 +172,17 @@ class GrpcRunner(Runner):
         """The runner's ``host:port``."""
         return self._address
 
+    @property
+    def ejected(self) -> bool:
+        """Whether placers pass over this runner now (its health says it is ejected)."""
+        health = self.health
+        return health is not None and health.ejected
+
+    @property
+    def connections(self) -> int:
+        """How many connections to the runner are open or opening."""
+        return len(self._channels)
+
     def __repr__(self) -> str:
         return f"GrpcRunner({self._address!r})"
 
@@ -124,7 +192,8 @@ class GrpcRunner(Runner):
         Raises:
             RunnerClosedError: If this runner was closed.
             RunnerUnavailableError: If the runner could not be reached.
-            RunnerBusyError: If the runner refused with the 503 NACK.
+            RunnerBusyError: If the runner refused with the 503 NACK, or every connection
+                to it is full.
             APIError: If the call failed on the runner (a FuncError for the user's fault).
             RunnerConnectionError: If the connection failed after the runner took the call.
             RunnerProtocolError: If the runner broke the protocol after taking the call.
@@ -141,30 +210,33 @@ class GrpcRunner(Runner):
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self._connect()
-            async with self._stub.Engage.open(
-                metadata=None if rid is None else {"fn_request_id": rid}
-            ) as stream:
-                try:
-                    await stream.send_message(try_message(try_call))
-                except _UNREACHABLE as exc:
-                    raise RunnerUnavailableError(f"{self._address}: {exc!r}") from exc
-                except GRPCError as exc:
-                    if exc.status is Status.UNAVAILABLE:
-                        raise RunnerUnavailableError(f"{self._address}: {exc}") from exc
-                    raise RunnerConnectionError(
-                        f"{self._address}: {exc}", grpc_status=exc.status.value
-                    ) from exc
-                # COMMITTED: the runner has the call. From here on, only its explicit
-                # NACK makes the call retriable elsewhere.
-                runner_address.set(self._address)
-                sender = asyncio.create_task(self._send_body(stream, call))
-                try:
-                    await self._receive(stream, call)
-                finally:
-                    if not sender.done():
-                        sender.cancel()
-                    await asyncio.gather(sender, return_exceptions=True)
+            channel = await self._open()
+            try:
+                async with self._stubs[channel].Engage.open(
+                    metadata=None if rid is None else {"fn_request_id": rid}
+                ) as stream:
+                    try:
+                        await stream.send_message(try_message(try_call))
+                    except _UNREACHABLE as exc:
+                        raise RunnerUnavailableError(f"{self._address}: {exc!r}") from exc
+                    except GRPCError as exc:
+                        if exc.status is Status.UNAVAILABLE:
+                            raise RunnerUnavailableError(f"{self._address}: {exc}") from exc
+                        raise RunnerConnectionError(
+                            f"{self._address}: {exc}", grpc_status=exc.status.value
+                        ) from exc
+                    # COMMITTED: the runner has the call. From here on, only its explicit
+                    # NACK makes the call retriable elsewhere.
+                    runner_address.set(self._address)
+                    sender = asyncio.create_task(self._send_body(stream, call))
+                    try:
+                        await self._receive(stream, call)
+                    finally:
+                        if not sender.done():
+                            sender.cancel()
+                        await asyncio.gather(sender, return_exceptions=True)
+            finally:
+                channel.streams -= 1
         except GRPCError as exc:
             number = _status_number(exc)
             if number == 503:
@@ -179,16 +251,75 @@ class GrpcRunner(Runner):
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _connect(self) -> None:
-        # Connected already (the usual case): no timeout to arm. grpclib keeps the state in
-        # a private attribute; without it, every call takes the slower path below.
-        if getattr(self._channel, "_connected", False):
-            return
+    async def _open(self, *, probing: bool = False) -> RunnerChannel:
+        """Return a connection with room for one more stream, counted on it.
+
+        Args:
+            probing: Connect even within the hold after a failed connect (for status calls).
+
+        Raises:
+            RunnerUnavailableError: If the runner cannot be reached.
+            RunnerBusyError: If every connection is full and no more may be opened.
+        """
+        chosen = None
+        for channel in self._channels:
+            # A connection whose send buffer is full is passed over too: opening a stream
+            # there would wait, and a wait is what a dead connection cannot end.
+            if channel.streams < channel.limit and (not channel.is_ready or channel.writable):
+                chosen = channel
+                break
+        if chosen is None:
+            if not probing and monotonic() < self._refuse_until:
+                raise RunnerUnavailableError(f"{self._address}: could not connect just now")
+            if len(self._channels) >= self.max_connections:
+                raise RunnerBusyError(
+                    f"{self._address}: all {self.max_connections} connections are full"
+                )
+            chosen = RunnerChannel(
+                self._host, self._port, ssl=self._ssl, keepalive=self.keepalive, on_lost=self._lost
+            )
+            self._channels.append(chosen)
+            self._stubs[chosen] = RunnerProtocolStub(chosen)
+        chosen.streams += 1
+        if chosen.is_ready:
+            return chosen
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                await self._channel.__connect__()
+            await chosen.connect()
         except _UNREACHABLE as exc:
+            chosen.streams -= 1
+            if self._forget(chosen):  # the first of the callers sharing the attempt reports
+                self._refuse_until = monotonic() + self.keepalive.connect_timeout
+                logger.info("Cannot connect to runner %s: %r", self._address, exc)
+                if self.health is not None:
+                    self.health.failure(f"connect: {exc!r}")
             raise RunnerUnavailableError(f"{self._address}: {exc!r}") from exc
+        except BaseException:
+            chosen.streams -= 1
+            raise
+        if self.health is not None:
+            self.health.success()
+        return chosen
+
+    def _forget(self, channel: RunnerChannel) -> bool:
+        """Drop a connection from the list; return whether it was still there."""
+        if channel in self._stubs:
+            del self._stubs[channel]
+            self._channels.remove(channel)
+            return True
+        return False
+
+    def _lost(self, channel: RunnerChannel, reason: str | None) -> None:
+        """A connection that was made ended: drop it, and report it unless it was closed."""
+        if not self._forget(channel) or self._closed:
+            return
+        logger.warning(
+            "Connection to runner %s lost: %s",
+            self._address,
+            reason or "closed by the runner",
+            extra={"runner_addr": self._address},
+        )
+        if self.health is not None:
+            self.health.failure(reason or "connection lost")
 
     async def _send_body(
         self, stream: Stream[pb.ClientMsg, pb.RunnerMsg], call: RunnerCall
@@ -237,16 +368,22 @@ class GrpcRunner(Runner):
     async def status(self) -> RunnerStatus:
         """Ask the runner for its status (the unary ``Status`` call).
 
+        It connects even within the hold after a failed connect: health probes use it.
+
         Raises:
             RunnerUnavailableError: If the runner could not be reached.
+            RunnerBusyError: If every connection to the runner is full.
             RunnerConnectionError: If the call failed.
         """
         rid = request_id.get()
-        await self._connect()
         try:
-            reply = await self._stub.Status(
-                empty_pb2.Empty(), metadata=None if rid is None else {"fn_request_id": rid}
-            )
+            channel = await self._open(probing=True)
+            try:
+                reply = await self._stubs[channel].Status(
+                    empty_pb2.Empty(), metadata=None if rid is None else {"fn_request_id": rid}
+                )
+            finally:
+                channel.streams -= 1
         except GRPCError as exc:
             raise RunnerConnectionError(
                 f"{self._address}: {exc.message or exc.status.name}",
@@ -257,7 +394,9 @@ class GrpcRunner(Runner):
         return status_from_pb(reply)
 
     async def close(self) -> None:
-        """Refuse new calls, let the calls in flight finish, then close the connection."""
+        """Refuse new calls, let the calls in flight finish, then close the connections."""
         self._closed = True
         await self._idle.wait()
-        self._channel.close()
+        for channel in list(self._channels):
+            self._forget(channel)
+            channel.close()

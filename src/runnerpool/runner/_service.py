@@ -24,7 +24,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
-from .._errors import APIError, CallTimeoutError, FunctionFailedError, ServerBusyError
+from .._errors import (
+    APIError,
+    CallTimeoutError,
+    FunctionFailedError,
+    RequestTooLargeError,
+    ServerBusyError,
+)
 from .._images import valid_image
 from .._model import Call
 from .._status import RunnerStatus
@@ -61,6 +67,33 @@ _DETACH_UNSUPPORTED = APIError(
 )
 #: An executor overrunning its call's timeout by this much is cut off by the runner.
 _TIMEOUT_GRACE = 1.0
+
+
+class _DetachedStream:
+    """A detached call's stream: its body was read already; sends after the LB left are dropped."""
+
+    __slots__ = ("_body", "_gone", "_stream")
+
+    def __init__(self, stream: EngageStream, body: list[bytes]) -> None:
+        self._stream = stream
+        self._body = body
+        self._gone = False
+
+    async def recv(self) -> pb.ClientMsg | None:
+        # The body again, as one frame with eof, for request_body().
+        data = b"".join(self._body)
+        self._body = []
+        return pb.ClientMsg(data=pb.DataFrame(data=data, eof=True))
+
+    async def send(self, message: pb.RunnerMsg) -> None:
+        if self._gone:
+            return
+        try:
+            await self._stream.send(message)
+        except Exception as exc:
+            # The load balancer went away: the call goes on; nobody hears its end.
+            self._gone = True
+            logger.info("Detached call's load balancer is gone: %r", exc)
 
 
 class RunnerService:
@@ -112,12 +145,16 @@ class RunnerService:
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._detached_calls: set[asyncio.Task[None]] = set()
         self.draining = False
 
     # -- Engage -----------------------------------------------------------------------------
 
     async def engage(self, stream: EngageStream) -> None:
         """Serve one Engage stream: a TryCall, its body, the response and ``CallFinished``.
+
+        A detached call, once acknowledged (202), runs to its end in a task of its own: the
+        load balancer's stream or process going away does not stop it.
 
         Raises:
             ProtocolViolation: If the load balancer broke the protocol; the transport ends
@@ -126,21 +163,37 @@ class RunnerService:
         self._received += 1
         self._active += 1
         self._idle.clear()
-        nacked = False
+        outcome = "done"
         try:
             first = await stream.recv()
             if first is None or first.WhichOneof("body") != "try":
                 raise ProtocolViolation("Protocol failure: expected ClientMsg_Try")
-            nacked = await self._try_call(stream, getattr(first, "try"))
+            result = await self._try_call(stream, getattr(first, "try"))
+            if isinstance(result, asyncio.Task):
+                outcome = "detached"
+                # Shielded: when the load balancer's stream goes, this handler is cancelled,
+                # the call is not.
+                await asyncio.shield(result)
+            else:
+                outcome = result
         finally:
-            self._active -= 1
-            if not nacked:
-                self._handled += 1
-            if self._active == 0:
-                self._idle.set()
+            if outcome != "detached":  # a detached call's task ends its own accounting
+                self._call_ended(nacked=outcome == "nacked")
 
-    async def _try_call(self, stream: EngageStream, try_call: pb.TryCall) -> bool:
-        """Run the call if it is admitted; return whether it was NACKed."""
+    def _call_ended(self, *, nacked: bool) -> None:
+        self._active -= 1
+        if not nacked:
+            self._handled += 1
+        if self._active == 0:
+            self._idle.set()
+
+    async def _try_call(
+        self, stream: EngageStream, try_call: pb.TryCall
+    ) -> str | asyncio.Task[None]:
+        """Run the call if it is admitted; return ``"nacked"`` or ``"done"``.
+
+        A detached call is handed to a task of its own, returned, which ends its accounting.
+        """
         received = time.monotonic()
         try:
             model = Call.from_json(try_call.models_call_json)
@@ -148,7 +201,7 @@ class RunnerService:
             # Fn reports undecodable input with error code 0.
             error = ValueError(f"malformed models_call_json: {exc}")
             await self._finish(stream, Call(), error, received)
-            return False
+            return "done"
         slot_key: bytes | None = None
         if try_call.slot_hash_id:
             try:
@@ -157,20 +210,20 @@ class RunnerService:
                 await self._finish(
                     stream, model, ValueError(f"invalid slot_hash_id: {exc}"), received
                 )
-                return False
+                return "done"
         # As Fn's runner: the call is created here, and has not started yet.
         model.created_at = datetime.now(UTC)
         model.started_at = model.completed_at = None
         detached = model.type == "detached"
         if detached and not self._detached:
             await self._finish(stream, model, _DETACH_UNSUPPORTED, received)
-            return False
+            return "done"
         problem = _invalid(model)
         if problem is None and not self.capacity.can_ever_fit(model.memory):
             problem = _CANNOT_ALLOCATE
         if problem is not None:
             await self._finish(stream, model, problem, received)
-            return False
+            return "done"
         try:
             admission = (
                 None
@@ -179,16 +232,70 @@ class RunnerService:
             )
         except APIError as exc:
             await self._finish(stream, model, exc, received)
-            return False
+            return "done"
         if admission is None:
             # The NACK: not taken, so the load balancer tries another runner.
             await self._finish(stream, model, ServerBusyError(), received)
-            return True
+            return "nacked"
+        if detached:
+            return await self._detach(stream, model, try_call, slot_key, received, admission)
         try:
-            await self._run(stream, model, try_call, slot_key, detached, received, admission)
+            await self._run(stream, model, try_call, slot_key, False, received, admission)
         finally:
             admission.release()
-        return False
+        return "done"
+
+    async def _detach(
+        self,
+        stream: EngageStream,
+        model: Call,
+        try_call: pb.TryCall,
+        slot_key: bytes | None,
+        received: float,
+        admission: Admission,
+    ) -> str | asyncio.Task[None]:
+        """Read a detached call's whole body, then start it in a task the stream cannot cancel.
+
+        The body is read before the 202 is sent, so that once the load balancer has its
+        acknowledgement the call needs nothing more from it.
+        """
+        try:
+            body = [
+                chunk async for chunk in request_body(stream, self._max_request, asyncio.Event())
+            ]
+        except RequestTooLargeError as exc:
+            admission.release()
+            await self._finish(stream, model, exc, received)
+            return "done"
+        except BaseException:
+            admission.release()
+            raise
+        task = asyncio.create_task(
+            self._run_detached(stream, model, try_call, slot_key, received, admission, body)
+        )
+        self._detached_calls.add(task)
+        task.add_done_callback(self._detached_calls.discard)
+        return task
+
+    async def _run_detached(
+        self,
+        stream: EngageStream,
+        model: Call,
+        try_call: pb.TryCall,
+        slot_key: bytes | None,
+        received: float,
+        admission: Admission,
+        body: list[bytes],
+    ) -> None:
+        try:
+            await self._run(
+                _DetachedStream(stream, body), model, try_call, slot_key, True, received, admission
+            )
+        except Exception:
+            logger.exception("Detached call %s failed", model.id, extra={"call_id": model.id})
+        finally:
+            admission.release()
+            self._call_ended(nacked=False)
 
     async def _run(
         self,
