@@ -33,7 +33,7 @@ class UserRunner:
         """Report an idle runner."""
         return RunnerStatus()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing to close."""
 
 
@@ -44,8 +44,8 @@ class UserPool:
         """The one runner."""
         return [UserRunner()]
 
-    async def shutdown(self) -> None:
-        """Nothing to shut."""
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 runner: Runner = UserRunner()
