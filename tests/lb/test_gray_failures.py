@@ -163,7 +163,8 @@ class TestPartition:
         """A runner's link goes down mid-load (each process in its own namespace): as SIGSTOP."""
         runners = [
             processes.start(
-                ["--log-level", "warning", "runner", "--host", ip, "--port", "0"],
+                # Inside namespaces this test made: plain gRPC beyond loopback is the point.
+                ["--log-level", "warning", "runner", "--host", ip, "--port", "0", "--insecure"],
                 "runner listening on ",
                 prefix=topology.run_in(ns, []),
             )
