@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from . import metrics
 from ._context import placement
 from ._errors import FuncError, NotPlacedError, RunnerBusyError
+from ._fifo import FifoQueue
 
 if TYPE_CHECKING:
     from ._busy import BusyRunners
@@ -62,6 +63,11 @@ def backoff_delay(attempt_pass: int, base: float, cap: float, rng: random.Random
     return rng.uniform(0.0, min(cap, ceiling))
 
 
+def _now() -> float:
+    # The module's clock, looked up at each call: the simulator replaces it.
+    return monotonic()
+
+
 class PlacerTracker:
     """Tracks one placement: when to stop, how to classify each attempt, what to record.
 
@@ -93,6 +99,7 @@ class PlacerTracker:
         "_request_deadline",
         "_start",
         "_tags",
+        "_ticket",
         "_views",
     )
 
@@ -112,6 +119,7 @@ class PlacerTracker:
         self._limit = min(self._placer_deadline, self._request_deadline)
         self._attempts = 0
         self._placed = self._cancelled = False
+        self._ticket: int | None = None  # the call's place in a "fifo" queue
         # Reading the module attribute, not calling placer_views(): this runs on every call.
         views = self._views = metrics._placer_views
         self._tags = () if views is None else views.tags()
@@ -149,7 +157,13 @@ class PlacerTracker:
         attempts per call at 90% utilisation, against 2.7: docs/benchmarks.md.)
         """
         busy = self._busy
-        return busy is not None and busy.held(runner.address, call.model.memory, monotonic())
+        if busy is None:
+            return False
+        # In the "fifo" mode a call that has no place in the queue does not go before those
+        # that wait: while any call waits, it tries no runner and takes its place at the back.
+        if self._ticket is None and busy.waiting and isinstance(busy, FifoQueue):
+            return True
+        return busy.held(runner.address, call.model.memory, monotonic())
 
     def mark_cancelled(self) -> None:
         """Record that the client cancelled the placement (the task was cancelled)."""
@@ -224,7 +238,7 @@ class PlacerTracker:
             if record is not None:
                 record.runner = runner.address
         if self._busy is not None and runner is not None and call is not None:
-            self._busy.released(runner.address, call.model.memory)
+            self._busy.released(runner.address, call.model.memory, monotonic())
         views = self._views
         if views is None:
             return
@@ -311,6 +325,8 @@ class PlacerTracker:
             # outlasts it.
             if limit <= now:
                 return False
+            if isinstance(busy, FifoQueue):
+                return await self._wait_in_queue(busy, call, now, limit)
             woken = await busy.wait(call.model.memory, min(delay, limit - now))
             return woken or now + delay < limit
         if now + delay >= limit:
@@ -319,6 +335,20 @@ class PlacerTracker:
             return False
         await asyncio.sleep(delay)
         return True
+
+    async def _wait_in_queue(
+        self, queue: FifoQueue, call: RunnerCall, now: float, limit: float
+    ) -> bool:
+        # The call keeps one ticket, its place in the queue, from its first wait to its end.
+        ticket = self._ticket
+        if ticket is None:
+            ticket = self._ticket = queue.join(now, limit - now)
+            if ticket is None:
+                return False  # full, or it cannot serve this call in time: the 503 now
+        elif queue.hopeless(ticket, now, limit - now):
+            return False
+        await queue.wait_turn(ticket, call.model.memory, _now, min(queue.hold, limit - now))
+        return monotonic() < limit
 
     def handle_find_runners_failure(self, error: BaseException) -> None:
         """Record that placement failed with the pool's error.
