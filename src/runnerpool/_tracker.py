@@ -293,12 +293,14 @@ class PlacerTracker:
         The wait is ``retry_all_delay`` in the ``"fixed"`` back-off mode (Fn's rule), and
         :func:`backoff_delay` of the passes so far in the ``"exponential"`` and
         ``"release"`` modes; in the ``"release"`` mode (given the call) a release ends the
-        wait early. Either way it never goes past the placer's timeout or the request's
-        deadline.
+        wait early. In the ``"fifo"`` mode (given the call) the call waits in its place in
+        the placer's :class:`~runnerpool._fifo.FifoQueue`, at most ``release_hold``. Either
+        way it never goes past the placer's timeout or the request's deadline.
 
         Returns:
             ``False`` to stop: a user's 502 with no runners (fail fast), or the placer's
-            timeout or the request's deadline passed before or during the wait. ``True``
+            timeout or the request's deadline passed before or during the wait, or (in the
+            ``"fifo"`` mode) the queue is full or cannot serve the call before either. ``True``
             after the wait, to start the next pass.
         """
         if runner_count == 0:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from click.testing import CliRunner
 
+from runnerpool.cli import main
 from runnerpool.sim import Arrival, SimRunner, SimulationSettings, run_placer, simulate
 
 SMALL = SimulationSettings(
@@ -38,3 +40,35 @@ def test_lbs_below_one_is_refused() -> None:
     """Zero load balancers is a clear error."""
     with pytest.raises(ValueError, match="lbs must be at least 1"):
         run_placer("ch", [], [SimRunner("r", 1024)], lbs=0)
+
+
+def test_cli_simulate_runs_fifo_through_several_lbs() -> None:
+    """``--backoff fifo --lbs 2 --placer-timeout`` run, and the table names the LBs and sheds."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--seed",
+            "3",
+            "--duration",
+            "5",
+            "--runners",
+            "3",
+            "--functions",
+            "10",
+            "--placers",
+            "bounded",
+            "--backoff",
+            "release,fifo",
+            "--lbs",
+            "2",
+            "--placer-timeout",
+            "5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert "lbs" in header.split()
+    assert "shed%" in header.split()
+    assert [row.split()[1] for row in rows] == ["release", "fifo"]
+    assert all(row.split()[3] == "2" for row in rows)
