@@ -260,7 +260,7 @@ class TestReleaseAndFactorConfig:
 
 class TestFifoConfig:
     def test_fifo_mode_and_queue_limit_round_trip(self) -> None:
-        """The fifo mode and its queue limit, an integer, are written only when set and read back."""
+        """The fifo mode and its integer queue limit are written only when set, and read back."""
         assert PlacerConfig().queue_limit == 1024
         assert "queue_limit" not in PlacerConfig().to_json()
         config = PlacerConfig(backoff="fifo", queue_limit=64)
