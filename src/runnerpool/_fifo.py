@@ -63,7 +63,7 @@ class FifoQueue(BusyRunners):
         self._order: list[int] = []
         self._tickets = itertools.count()
         # Wake-ups stamped on the queue's busy clock (seconds with someone waiting).
-        self._wakes: deque[float] = deque(maxlen=DRAIN_WINDOW)
+        self._wakes: deque[float] = deque(maxlen=DRAIN_WINDOW + 1)
         self._busy_total = 0.0
         self._busy_since = 0.0
 
@@ -84,8 +84,10 @@ class FifoQueue(BusyRunners):
         wakes = self._wakes
         if len(wakes) < MIN_WAKES:
             return None
+        # The wake-ups after the first, over the busy time since it: while calls wait and no
+        # one is woken, the rate falls.
         elapsed = self._busy_clock(now) - wakes[0]
-        return len(wakes) / elapsed if elapsed > 0 else None
+        return (len(wakes) - 1) / elapsed if elapsed > 0 else None
 
     def expected_wait(self, ahead: int, now: float) -> float:
         """Return the expected wait of a call with ``ahead`` calls waiting before it (0 unknown)."""
