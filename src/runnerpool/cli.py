@@ -865,10 +865,10 @@ def simulate(
     """Simulate the placers on a synthetic Azure-like workload, in virtual time.
 
     Deterministic for a seed. Prints a table per placer and back-off mode: load balancers,
-    calls, 503s, % of calls shed before their deadline, warm-start %, attempts per call
-    (mean, p99), queueing delay (p50, p99), peak in-flight on a runner, the busiest runner's
-    mean in-flight over the runners' mean, and the % of functions whose first runner moved
-    when the middle runner left.
+    calls, 503s, % of calls shed before their deadline, 503s later than it, warm-start %,
+    attempts per call (mean, p99), queueing delay (p50, p99), peak in-flight on a runner, the
+    busiest runner's mean in-flight over the runners' mean, and the % of functions whose
+    first runner moved when the middle runner left.
     """
     import importlib.util
     from pathlib import Path

@@ -365,6 +365,7 @@ _COLUMNS: tuple[tuple[str, str, Callable[[PlacerReport], Any]], ...] = (
     ("lbs", "{:>3}", lambda r: r.lbs),
     ("503s", "{:>5}", lambda r: r.rejected),
     ("shed%", "{:>5.2f}", lambda r: 100 * r.shed_early),
+    ("late", "{:>4}", lambda r: r.late_503s),
     ("warm%", "{:>6.1f}", lambda r: 100 * r.warm_rate),
     ("att/call", "{:>8.2f}", lambda r: r.attempts_mean),
     ("att p99", "{:>7.0f}", lambda r: r.attempts_p99),
