@@ -63,11 +63,6 @@ def backoff_delay(attempt_pass: int, base: float, cap: float, rng: random.Random
     return rng.uniform(0.0, min(cap, ceiling))
 
 
-def _now() -> float:
-    # The module's clock, looked up at each call: the simulator replaces it.
-    return monotonic()
-
-
 class PlacerTracker:
     """Tracks one placement: when to stop, how to classify each attempt, what to record.
 
@@ -150,11 +145,13 @@ class PlacerTracker:
     def passes_over(self, runner: Runner, call: RunnerCall) -> bool:
         """Return whether to skip the runner, without offering it the call, in this pass.
 
-        Only in the ``"release"`` back-off mode: a runner that refused a call as large as
-        this one as busy, less than ``release_hold`` ago and with none of this placer's
-        calls on it ended since, is passed over, in every pass of the call, its first too.
-        (Skipping only after a call's first pass, as first proposed, left 4.9 to 5.1
-        attempts per call at 90% utilisation, against 2.7: docs/benchmarks.md.)
+        Only in the ``"release"`` and ``"fifo"`` back-off modes: a runner that refused a
+        call as large as this one as busy, less than ``release_hold`` ago and with none of
+        this placer's calls on it ended since, is passed over, in every pass of the call,
+        its first too. (Skipping only after a call's first pass, as first proposed, left 4.9
+        to 5.1 attempts per call at 90% utilisation, against 2.7: docs/benchmarks.md.) In
+        the ``"fifo"`` mode, while calls wait, a call not yet in the queue passes over every
+        runner, to take its place behind them.
         """
         busy = self._busy
         if busy is None:
@@ -349,7 +346,7 @@ class PlacerTracker:
                 return False  # full, or it cannot serve this call in time: the 503 now
         elif queue.hopeless(ticket, now, limit - now):
             return False
-        await queue.wait_turn(ticket, call.model.memory, _now, min(queue.hold, limit - now))
+        await queue.wait_turn(ticket, call.model.memory, monotonic, min(queue.hold, limit - now))
         return monotonic() < limit
 
     def handle_find_runners_failure(self, error: BaseException) -> None:
