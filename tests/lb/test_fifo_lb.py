@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
@@ -15,7 +16,8 @@ async def test_a_full_fifo_queue_answers_503_with_retry_after_at_once(
     """One runner of one call, a queue of one: the third call's 503 comes before the first ends."""
     runner = processes.runner("--max-calls", "1")
     placer = {**FAST_PLACER, "placer_timeout": "30s", "backoff": "fifo", "queue_limit": 1}
-    lb = processes.lb([runner.address], placer_config=placer)
+    path = processes.config(json.dumps(placer), "fifo.json")
+    lb = processes.lb([runner.address], "--placer-config", str(path), placer_config=None)
     async with httpx.AsyncClient(base_url=lb.address, timeout=60) as client:
         first = asyncio.create_task(client.post("/invoke/slow", content=b"5"))
         await wait_active([runner.address], 1)
