@@ -484,7 +484,7 @@ def _lb_options(function: Any) -> Any:
                 callback=_load_placer_config,
                 help="JSON file with Fn's placer settings (retry_all_delay, placer_timeout, "
                 'detached_placer_timeout; Go nanoseconds or "10ms") and runnerpool\'s '
-                "(backoff, backoff_max_delay, release_hold, bounded_load_factor). "
+                "(backoff, backoff_max_delay, release_hold, bounded_load_factor, queue_limit). "
                 "Default: Fn's.",
             ),
             _factor_option,
