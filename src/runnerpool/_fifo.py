@@ -7,8 +7,8 @@ which every runner refused and keeps it until it is placed or gives up: whenever
 waits in its ticket's place. While any call waits, a new call tries no runner and takes the
 next ticket. A release wakes, in ticket order, the waiting calls that fit together in the
 memory released (or the first, if none fits): waking one call per release left the rest of
-a large release to whoever polled first, and the p99 wait 0.68x Fn's instead of 0.49x
-(docs/benchmarks.md). The runners that refused are passed over as in the ``"release"`` mode
+a large release to whoever polled first, and the p99 wait 0.62x Fn's instead of 0.49x
+(docs/decisions.md). The runners that refused are passed over as in the ``"release"`` mode
 (:class:`~runnerpool._busy.BusyRunners`, which this class extends).
 
 The queue is bounded, and it sheds early: a call whose expected wait exceeds the time it has
@@ -19,7 +19,8 @@ about how fast the queue drains). A woken call leaves the queue while it tries t
 a placed call's attempt lasts as long as the call runs, so only a call's next wait can say
 it was refused again.
 
-The clock is the tracker's: every method that needs the time takes it as ``now``.
+The clock is the tracker's: every method that needs the time takes it as ``now``, or, to
+read it after a wait, as ``clock``.
 """
 
 from __future__ import annotations
