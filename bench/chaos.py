@@ -142,7 +142,11 @@ class Cluster:
         host, _, port = self.addresses[index].rpartition(":")
         namespace = None if self.topology is None else self.topology.runner_ns[index]
         self.runners[index], _ = self._start(
-            ["runner", "--host", host, "--port", port, "--functions", "bench.recording:FUNCTIONS"],
+            # --insecure: in namespaces the benchmark made, runners listen beyond loopback.
+            [
+                *("runner", "--host", host, "--port", port, "--insecure"),
+                *("--functions", "bench.recording:FUNCTIONS"),
+            ],
             namespace,
             f"runner{index}",
         )

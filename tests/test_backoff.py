@@ -7,6 +7,7 @@ import itertools
 import random
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -62,7 +63,7 @@ def use_rng(monkeypatch: pytest.MonkeyPatch) -> Callable[[random.Random], None]:
 
 def exponential(**kwargs: float) -> PlacerConfig:
     """An exponential back-off config: base 10 ms and cap 200 ms unless told otherwise."""
-    values: dict[str, float] = {"retry_all_delay": 0.010, "backoff_max_delay": 0.2}
+    values: dict[str, Any] = {"retry_all_delay": 0.010, "backoff_max_delay": 0.2}
     values.update(kwargs)
     return PlacerConfig(backoff="exponential", **values)
 
@@ -310,7 +311,7 @@ class TestOneTryPerPass:
 
 def release(**kwargs: float) -> PlacerConfig:
     """A release back-off config: base 10 ms, cap 1 s and hold 10 s unless told otherwise."""
-    values: dict[str, float] = {"retry_all_delay": 0.010, "release_hold": 10.0}
+    values: dict[str, Any] = {"retry_all_delay": 0.010, "release_hold": 10.0}
     values.update(kwargs)
     return PlacerConfig(backoff="release", **values)
 

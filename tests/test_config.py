@@ -256,3 +256,29 @@ class TestReleaseAndFactorConfig:
         """Bad values in JSON are refused with the field's name."""
         with pytest.raises(ValueError, match=message):
             PlacerConfig.from_json(text)
+
+
+class TestFifoConfig:
+    def test_fifo_mode_and_queue_limit_round_trip(self) -> None:
+        """The fifo mode and its integer queue limit are written only when set, and read back."""
+        assert PlacerConfig().queue_limit == 1024
+        assert "queue_limit" not in PlacerConfig().to_json()
+        config = PlacerConfig(backoff="fifo", queue_limit=64)
+        text = config.to_json()
+        assert text.endswith(',"backoff":"fifo","queue_limit":64}')
+        assert PlacerConfig.from_json(text) == config
+        assert isinstance(PlacerConfig.from_json('{"queue_limit": 8.0}').queue_limit, int)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"queue_limit": 0}, "queue_limit must be >= 1"),
+            ({"queue_limit": 2.5}, "queue_limit must be a whole number"),
+            ({"queue_limit": math.inf}, "queue_limit must be a whole number"),
+            ({"queue_limit": True}, "queue_limit must be a number, not bool"),
+        ],
+    )
+    def test_bad_queue_limits_name_the_field(self, kwargs: dict[str, object], message: str) -> None:
+        """A queue limit below 1 or not whole is refused with the field's name."""
+        with pytest.raises(ValueError, match=message):
+            PlacerConfig(**kwargs)  # type: ignore[arg-type]

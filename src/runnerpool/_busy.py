@@ -60,8 +60,11 @@ class BusyRunners:
             return False
         return memory >= mark[1]
 
-    def released(self, address: str, memory: int) -> None:
-        """Record that a call of ``memory`` MB on the runner ended; wake one waiting call."""
+    def released(self, address: str, memory: int, now: float | None = None) -> None:
+        """Record that a call of ``memory`` MB on the runner ended; wake one waiting call.
+
+        ``now`` is for :class:`~runnerpool._fifo.FifoQueue`'s clock; this class needs none.
+        """
         self._marks.pop(address, None)
         waiters = self._waiters
         if not waiters:

@@ -14,15 +14,19 @@ __all__ = ["BackoffMode", "PlacerConfig", "parse_go_duration"]
 #: How a placer waits after a pass in which every runner refused: ``"fixed"`` is Fn's
 #: constant ``retry_all_delay``; ``"exponential"`` is exponential back-off with full jitter;
 #: ``"release"`` is exponential back-off that a release wakes early, and passes over the
-#: runners that refused until a release or ``release_hold``.
-BackoffMode: TypeAlias = Literal["fixed", "exponential", "release"]
+#: runners that refused until a release or ``release_hold``; ``"fifo"`` does the same, but
+#: waiting calls keep their place in a bounded queue, are woken in arrival order, and a call
+#: the queue cannot serve before its deadline is refused at once.
+BackoffMode: TypeAlias = Literal["fixed", "exponential", "release", "fifo"]
 _BACKOFF_MODES: tuple[str, ...] = get_args(BackoffMode)
 
 # Fn's keys: always written by to_json. Other keys are written only when not at their default,
 # so a default configuration's JSON is exactly Fn's.
 _FN_KEYS = frozenset({"retry_all_delay", "placer_timeout", "detached_placer_timeout"})
 # Keys whose JSON value is a plain number, not a duration.
-_NUMBER_KEYS = frozenset({"bounded_load_factor"})
+_NUMBER_KEYS = frozenset({"bounded_load_factor", "queue_limit"})
+# Keys whose value is a whole number.
+_INT_KEYS = frozenset({"queue_limit"})
 
 _NS_PER_SECOND = 1_000_000_000
 
@@ -104,6 +108,14 @@ class PlacerConfig:
             every pass of every call, until one of this placer's calls on them ends or
             ``release_hold`` passes. A runner that refused a call of ``m`` MB is passed
             over only by calls of at least ``m`` MB.
+            ``"fifo"`` passes over refusing runners as ``"release"`` does, but a call that
+            found every runner refusing joins a queue and keeps its place in it until it is
+            placed; while any call waits, new calls join at the back without trying runners.
+            A release wakes, in arrival order, the waiting calls that fit together in the
+            memory released (else the oldest), and a waiting call no release wakes tries
+            again after ``release_hold``. A call finding the queue full (``queue_limit``), or whose
+            expected wait (its place over the queue's recent drain rate) exceeds the time
+            to its deadline or the placer's timeout, is refused at once (503).
         backoff_max_delay: The cap of an exponential back-off's wait (keyword only); the
             fixed mode ignores it.
         release_hold: How long the ``"release"`` mode passes over a runner that refused
@@ -112,6 +124,8 @@ class PlacerConfig:
         bounded_load_factor: ``c`` of :class:`~runnerpool.BoundedLoadPlacer`: no runner
             takes more than ``ceil(c * average)`` of the placer's calls in flight while
             others have room (keyword only). At least 1; other placers ignore it.
+        queue_limit: The most calls waiting in the ``"fifo"`` mode's queue (keyword only).
+            At least 1; the other modes ignore it.
 
     Raises:
         ValueError: If a duration is negative, not finite, or not a number, ``backoff``
@@ -127,6 +141,7 @@ class PlacerConfig:
     backoff_max_delay: float = 1.0
     release_hold: float = 1.0
     bounded_load_factor: float = 1.25
+    queue_limit: int = 1024
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -145,6 +160,15 @@ class PlacerConfig:
                     f"{'' if field.name in _NUMBER_KEYS else ' of seconds'}, "
                     f"not {type(value).__name__}"
                 )
+            if field.name in _INT_KEYS:
+                if not (isinstance(value, int) or (math.isfinite(value) and value == int(value))):
+                    raise ValueError(
+                        f"PlacerConfig.{field.name} must be a whole number, got {value!r}"
+                    )
+                if value < 1:
+                    raise ValueError(f"PlacerConfig.{field.name} must be >= 1, got {value!r}")
+                object.__setattr__(self, field.name, int(value))
+                continue
             if field.name == "bounded_load_factor":
                 if not (math.isfinite(value) and value >= 1):
                     raise ValueError(
@@ -167,7 +191,7 @@ class PlacerConfig:
             text: A JSON object with any of Fn's ``retry_all_delay``, ``placer_timeout`` and
                 ``detached_placer_timeout``, and runnerpool's ``backoff`` (a string),
                 ``backoff_max_delay`` and ``release_hold`` (durations) and
-                ``bounded_load_factor`` (a number).
+                ``bounded_load_factor`` and ``queue_limit`` (numbers).
 
         Returns:
             The configuration.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from . import metrics
 from ._context import placement
 from ._errors import FuncError, NotPlacedError, RunnerBusyError
+from ._fifo import FifoQueue
 
 if TYPE_CHECKING:
     from ._busy import BusyRunners
@@ -93,6 +94,7 @@ class PlacerTracker:
         "_request_deadline",
         "_start",
         "_tags",
+        "_ticket",
         "_views",
     )
 
@@ -112,6 +114,7 @@ class PlacerTracker:
         self._limit = min(self._placer_deadline, self._request_deadline)
         self._attempts = 0
         self._placed = self._cancelled = False
+        self._ticket: int | None = None  # the call's place in a "fifo" queue
         # Reading the module attribute, not calling placer_views(): this runs on every call.
         views = self._views = metrics._placer_views
         self._tags = () if views is None else views.tags()
@@ -142,14 +145,22 @@ class PlacerTracker:
     def passes_over(self, runner: Runner, call: RunnerCall) -> bool:
         """Return whether to skip the runner, without offering it the call, in this pass.
 
-        Only in the ``"release"`` back-off mode: a runner that refused a call as large as
-        this one as busy, less than ``release_hold`` ago and with none of this placer's
-        calls on it ended since, is passed over, in every pass of the call, its first too.
-        (Skipping only after a call's first pass, as first proposed, left 4.9 to 5.1
-        attempts per call at 90% utilisation, against 2.7: docs/benchmarks.md.)
+        Only in the ``"release"`` and ``"fifo"`` back-off modes: a runner that refused a
+        call as large as this one as busy, less than ``release_hold`` ago and with none of
+        this placer's calls on it ended since, is passed over, in every pass of the call,
+        its first too. (Skipping only after a call's first pass, as first proposed, left 4.9
+        to 5.1 attempts per call at 90% utilisation, against 2.7: docs/benchmarks.md.) In
+        the ``"fifo"`` mode, while calls wait, a call not yet in the queue passes over every
+        runner, to take its place behind them.
         """
         busy = self._busy
-        return busy is not None and busy.held(runner.address, call.model.memory, monotonic())
+        if busy is None:
+            return False
+        # In the "fifo" mode a call that has no place in the queue does not go before those
+        # that wait: while any call waits, it tries no runner and takes its place at the back.
+        if self._ticket is None and busy.waiting and isinstance(busy, FifoQueue):
+            return True
+        return busy.held(runner.address, call.model.memory, monotonic())
 
     def mark_cancelled(self) -> None:
         """Record that the client cancelled the placement (the task was cancelled)."""
@@ -224,7 +235,7 @@ class PlacerTracker:
             if record is not None:
                 record.runner = runner.address
         if self._busy is not None and runner is not None and call is not None:
-            self._busy.released(runner.address, call.model.memory)
+            self._busy.released(runner.address, call.model.memory, monotonic())
         views = self._views
         if views is None:
             return
@@ -279,12 +290,14 @@ class PlacerTracker:
         The wait is ``retry_all_delay`` in the ``"fixed"`` back-off mode (Fn's rule), and
         :func:`backoff_delay` of the passes so far in the ``"exponential"`` and
         ``"release"`` modes; in the ``"release"`` mode (given the call) a release ends the
-        wait early. Either way it never goes past the placer's timeout or the request's
-        deadline.
+        wait early. In the ``"fifo"`` mode (given the call) the call waits in its place in
+        the placer's :class:`~runnerpool._fifo.FifoQueue`, at most ``release_hold``. Either
+        way it never goes past the placer's timeout or the request's deadline.
 
         Returns:
             ``False`` to stop: a user's 502 with no runners (fail fast), or the placer's
-            timeout or the request's deadline passed before or during the wait. ``True``
+            timeout or the request's deadline passed before or during the wait, or (in the
+            ``"fifo"`` mode) the queue is full or cannot serve the call before either. ``True``
             after the wait, to start the next pass.
         """
         if runner_count == 0:
@@ -311,6 +324,8 @@ class PlacerTracker:
             # outlasts it.
             if limit <= now:
                 return False
+            if isinstance(busy, FifoQueue):
+                return await self._wait_in_queue(busy, call, now, limit)
             woken = await busy.wait(call.model.memory, min(delay, limit - now))
             return woken or now + delay < limit
         if now + delay >= limit:
@@ -319,6 +334,20 @@ class PlacerTracker:
             return False
         await asyncio.sleep(delay)
         return True
+
+    async def _wait_in_queue(
+        self, queue: FifoQueue, call: RunnerCall, now: float, limit: float
+    ) -> bool:
+        # The call keeps one ticket, its place in the queue, from its first wait to its end.
+        ticket = self._ticket
+        if ticket is None:
+            ticket = self._ticket = queue.join(now, limit - now)
+            if ticket is None:
+                return False  # full, or it cannot serve this call in time: the 503 now
+        elif queue.hopeless(ticket, now, limit - now):
+            return False
+        await queue.wait_turn(ticket, call.model.memory, monotonic, min(queue.hold, limit - now))
+        return monotonic() < limit
 
     def handle_find_runners_failure(self, error: BaseException) -> None:
         """Record that placement failed with the pool's error.

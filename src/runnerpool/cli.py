@@ -595,7 +595,7 @@ def _lb_options(function: Any) -> Any:
                 callback=_load_placer_config,
                 help="JSON file with Fn's placer settings (retry_all_delay, placer_timeout, "
                 'detached_placer_timeout; Go nanoseconds or "10ms") and runnerpool\'s '
-                "(backoff, backoff_max_delay, release_hold, bounded_load_factor). "
+                "(backoff, backoff_max_delay, release_hold, bounded_load_factor, queue_limit). "
                 "Default: Fn's.",
             ),
             _factor_option,
@@ -1123,7 +1123,8 @@ _NO_MATPLOTLIB = (
     callback=_split_backoffs,
     help="Comma-separated back-off modes, each run with every placer: fixed (Fn's 10 ms), "
     "exponential (full jitter, 1 s cap), release (exponential, woken by releases, passing "
-    "over runners that refused).",
+    "over runners that refused), fifo (as release, but waiting calls keep their arrival "
+    "order in a bounded queue, and calls it cannot serve in time get their 503 at once).",
 )
 @click.option(
     "--release-hold",
@@ -1131,6 +1132,22 @@ _NO_MATPLOTLIB = (
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds the release mode passes over a refusing runner with no release.",
+)
+@click.option(
+    "--placer-timeout",
+    default=360.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a placer searches for a runner for a call (Fn's 360): the call's deadline "
+    "for its 503.",
+)
+@click.option(
+    "--lbs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Load balancers placing the workload, each with its own placer state; calls go to "
+    "them round robin.",
 )
 @_factor_option
 @click.option(
@@ -1155,16 +1172,19 @@ def simulate(
     utilisation: float,
     backoff: list[BackoffMode],
     release_hold: float,
+    placer_timeout: float,
+    lbs: int,
     bounded_load_factor: float | None,
     plots: str | None,
     progress: bool | None,
 ) -> None:
     """Simulate the placers on a synthetic Azure-like workload, in virtual time.
 
-    Deterministic for a seed. Prints a table per placer and back-off mode: calls, 503s,
-    warm-start %, attempts per call (mean, p99), queueing delay (p50, p99), peak in-flight
-    on a runner, the busiest runner's mean in-flight over the runners' mean, and the % of
-    functions whose first runner moved when the middle runner left.
+    Deterministic for a seed. Prints a table per placer and back-off mode: load balancers,
+    calls, 503s, % of calls shed before their deadline, 503s later than it, warm-start %,
+    attempts per call (mean, p99), queueing delay (p50, p99), peak in-flight on a runner, the
+    busiest runner's mean in-flight over the runners' mean, and the % of functions whose
+    first runner moved when the middle runner left.
     """
     import importlib.util
     from pathlib import Path
@@ -1193,6 +1213,8 @@ def simulate(
         backoff=backoff[0],
         release_hold=release_hold,
         bounded_load_factor=1.25 if bounded_load_factor is None else bounded_load_factor,
+        placer_timeout=placer_timeout,
+        lbs=lbs,
     )
     total = len(settings.workload().arrivals) * len(names) * len(backoff)
     if progress is None:

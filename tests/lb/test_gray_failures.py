@@ -142,6 +142,37 @@ class TestFrozenRunner:
             finally:
                 home.signal(signal.SIGCONT)
 
+    async def test_lb_drains_within_its_drain_timeout_while_a_runner_is_frozen(
+        self, processes: Processes
+    ) -> None:
+        """SIGTERM to the LB while a call hangs on a frozen runner: it exits by its drain timeout.
+
+        Keepalive is set long here, so that only the drain timeout can end the call.
+        """
+        runners = [processes.runner() for _ in range(2)]
+        lb = processes.lb(
+            [r.address for r in runners],
+            *("--runner-keepalive-timeout", "120", "--drain-timeout", "2"),
+            placer_config=PLACER,
+        )
+        home = runners[home_of("slow", 2)]
+        try:
+            async with httpx.AsyncClient(base_url=lb.address, timeout=60) as client:
+                call = asyncio.create_task(client.post("/invoke/slow", content=b"60"))
+                for _ in range(100):  # bounded: 100 x 0.05 s
+                    if (await runner_status(home.address)).requests_received:
+                        break
+                    await asyncio.sleep(0.05)
+                home.signal(signal.SIGSTOP)
+                lb.signal(signal.SIGTERM)
+                stopped_at = time.monotonic()
+                assert await lb.wait(30) == 0
+                assert time.monotonic() - stopped_at < 15  # 2 s of drain, not the call's 60
+                response = await call
+            assert response.status_code == 500  # cancelled: it may have run, never retried
+        finally:
+            home.signal(signal.SIGCONT)
+
 
 @pytest.fixture
 def topology() -> Iterator[Topology]:
@@ -163,7 +194,8 @@ class TestPartition:
         """A runner's link goes down mid-load (each process in its own namespace): as SIGSTOP."""
         runners = [
             processes.start(
-                ["--log-level", "warning", "runner", "--host", ip, "--port", "0"],
+                # Inside namespaces this test made: plain gRPC beyond loopback is the point.
+                ["--log-level", "warning", "runner", "--host", ip, "--port", "0", "--insecure"],
                 "runner listening on ",
                 prefix=topology.run_in(ns, []),
             )

@@ -19,6 +19,7 @@ from .._errors import (
     RunnerUnavailableError,
     ServerBusyError,
 )
+from .._fifo import FifoQueue
 from .._interfaces import Placer
 from .._tracker import PlacerTracker
 
@@ -48,7 +49,8 @@ class BasePlacer(Placer, ABC):
     In the ``"release"`` back-off mode the placer also remembers the runners that refused
     its calls (shared by all its calls: this load balancer's view), passes over them in a
     call's passes until one of its calls on them ends, and wakes a waiting call at
-    each such release (see :class:`PlacerConfig`).
+    each such release (see :class:`PlacerConfig`). The ``"fifo"`` mode does the same with a
+    bounded queue in which waiting calls keep their arrival order.
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
@@ -58,7 +60,13 @@ class BasePlacer(Placer, ABC):
 
     def __init__(self, config: PlacerConfig | None = None) -> None:
         self._config = config = PlacerConfig() if config is None else config
-        self._busy = BusyRunners(config.release_hold) if config.backoff == "release" else None
+        self._busy: BusyRunners | None = (
+            FifoQueue(config.release_hold, config.queue_limit)
+            if config.backoff == "fifo"
+            else BusyRunners(config.release_hold)
+            if config.backoff == "release"
+            else None
+        )
 
     @property
     def config(self) -> PlacerConfig:

@@ -27,6 +27,7 @@ class SimCall(FakeCall):
         committed_at: When a runner took it, or ``None``.
         warm: Whether it started on a hot instance (``None`` until committed).
         runner: The address of the runner that took it.
+        ended_at: When its placement ended (placed, or refused with a 503), or ``None``.
     """
 
     duration: float = 0.0
@@ -35,6 +36,7 @@ class SimCall(FakeCall):
     committed_at: float | None = None
     warm: bool | None = None
     runner: str = ""
+    ended_at: float | None = None
 
 
 class SimRunner(Runner):

@@ -56,6 +56,10 @@ class SimulationSettings:
         backoff: The placers' back-off mode.
         release_hold: The ``"release"`` mode's hold, seconds.
         bounded_load_factor: ``c`` of the bounded-load placer.
+        placer_timeout: Seconds a placer searches for a runner for a call: each call's
+            deadline for its 503.
+        lbs: How many load balancers place the workload, each with its own placer (own
+            state and counts); calls go to them round robin.
     """
 
     seed: int = 1
@@ -69,6 +73,8 @@ class SimulationSettings:
     backoff: BackoffMode = "fixed"
     release_hold: float = 1.0
     bounded_load_factor: float = 1.25
+    placer_timeout: float = 360.0
+    lbs: int = 1
 
     def workload(self) -> Workload:
         """Generate the workload these settings describe."""
@@ -102,6 +108,7 @@ class SimulationSettings:
             backoff=self.backoff if backoff is None else backoff,
             release_hold=self.release_hold,
             bounded_load_factor=self.bounded_load_factor,
+            placer_timeout=self.placer_timeout,
         )
 
 
@@ -114,7 +121,10 @@ class PlacerReport:
         backoff: The back-off mode.
         calls: Calls offered.
         placed: Calls a runner took.
-        rejected: Calls no runner took before the placer's timeout (503).
+        rejected: Calls no runner took (503): at the placer's timeout, or shed before it.
+        shed_early: Share of calls refused before their placer's timeout (a full queue, or
+            a wait the ``"fifo"`` queue could not meet).
+        late_503s: Refused calls whose 503 came after their placer's timeout.
         warm_rate: Warm starts over placed calls.
         attempts_mean: Runners tried per call, mean.
         attempts_p99: Runners tried per call, 99th percentile.
@@ -123,6 +133,7 @@ class PlacerReport:
         peak_in_flight: The most calls in flight on any runner at once.
         load_imbalance: The busiest runner's time-averaged in-flight over the runners' mean.
         homes_moved: Share of functions whose first runner changed when one runner left.
+        lbs: How many load balancers placed the calls.
     """
 
     placer: str
@@ -130,6 +141,8 @@ class PlacerReport:
     calls: int
     placed: int
     rejected: int
+    shed_early: float
+    late_503s: int
     warm_rate: float
     attempts_mean: float
     attempts_p99: float
@@ -138,6 +151,7 @@ class PlacerReport:
     peak_in_flight: int
     load_imbalance: float
     homes_moved: float
+    lbs: int = 1
 
 
 def first_runner(placer: BasePlacer, fn_id: str, runners: Sequence[Runner]) -> str:
@@ -186,6 +200,8 @@ async def _place(placer: BasePlacer, pool: SimPool, call: SimCall) -> bool:
         await placer.place_call(pool, call)
     except ServerBusyError:
         return False
+    finally:
+        call.ended_at = asyncio.get_running_loop().time()
     return True
 
 
@@ -200,7 +216,7 @@ async def _refresh_status(placer: LeastLoadedPlacer, pool: SimPool) -> None:
 
 
 async def _drive(
-    placer: BasePlacer,
+    placers: Sequence[BasePlacer],
     pool: SimPool,
     arrivals: Sequence[Arrival],
     progress: Callable[[int], None] | None,
@@ -208,11 +224,11 @@ async def _drive(
     loop = asyncio.get_running_loop()
     # The least-loaded placer ranks runners by their status where it is fresh, as an LB
     # polling its runners would.
-    refresher = (
+    refreshers = [
         loop.create_task(_refresh_status(placer, pool))
+        for placer in placers
         if isinstance(placer, LeastLoadedPlacer)
-        else None
-    )
+    ]
     calls: list[SimCall] = []
     tasks: list[asyncio.Task[bool]] = []
     for number, arrival in enumerate(arrivals):
@@ -225,11 +241,13 @@ async def _drive(
             arrival=loop.time(),
         )
         calls.append(call)
+        # Round robin over the load balancers, as a front load balancer would spread calls.
+        placer = placers[number % len(placers)]
         tasks.append(loop.create_task(_place(placer, pool, call)))
         if progress is not None and number % 1000 == 999:
             progress(1000)
     outcomes = await asyncio.gather(*tasks)
-    if refresher is not None:
+    for refresher in refreshers:
         refresher.cancel()
     if progress is not None:
         progress(len(arrivals) % 1000)
@@ -246,8 +264,9 @@ def run_placer(
     horizon: float | None = None,
     fn_ids: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    lbs: int = 1,
 ) -> PlacerReport:
-    """Run the arrivals through a fresh placer ``name`` over ``runners``; report.
+    """Run the arrivals through ``lbs`` fresh placers ``name`` over ``runners``; report.
 
     Args:
         name: The placer's name for :func:`~runnerpool.placers.create_placer`.
@@ -258,11 +277,25 @@ def run_placer(
         horizon: The time over which in-flight is averaged; the end of the run by default.
         fn_ids: The functions for :func:`homes_moved`; none by default.
         progress: Called with the number of arrivals started since the last call.
+        lbs: How many load balancers, each its own placer; calls go to them round robin.
+
+    Raises:
+        ValueError: If ``lbs`` is below 1.
     """
-    placer = create_placer(name, config)
+    if lbs < 1:
+        raise ValueError(f"lbs must be at least 1, got {lbs}")
+    placers = [create_placer(name, config) for _ in range(lbs)]
+    placer = placers[0]
     pool = SimPool(runners)
-    results, end = run_virtual(_drive(placer, pool, arrivals, progress), seed)
+    results, end = run_virtual(_drive(placers, pool, arrivals, progress), seed)
     placed = [call for call, ok in results if ok]
+    timeout = placer.config.placer_timeout
+    # A float's rounding must not make a 503 at the timeout look early or late.
+    refused = [
+        call.ended_at - call.arrival for call, ok in results if not ok and call.ended_at is not None
+    ]
+    shed = sum(1 for waited in refused if waited < timeout - 1e-6)
+    late = sum(1 for waited in refused if waited > timeout + 1e-6)
     warm = sum(1 for call in placed if call.warm)
     attempts = [float(call.attempts) for call, _ in results]
     queue = [call.committed_at - call.arrival for call in placed if call.committed_at is not None]
@@ -275,6 +308,8 @@ def run_placer(
         calls=len(results),
         placed=len(placed),
         rejected=len(results) - len(placed),
+        shed_early=shed / len(results) if results else 0.0,
+        late_503s=late,
         warm_rate=warm / len(placed) if placed else 0.0,
         attempts_mean=sum(attempts) / len(attempts) if attempts else 0.0,
         attempts_p99=percentile(attempts, 99),
@@ -283,6 +318,7 @@ def run_placer(
         peak_in_flight=max((runner.max_in_flight for runner in runners), default=0),
         load_imbalance=max(averages) / mean if mean > 0 else 0.0,
         homes_moved=homes_moved(name, fn_ids, runners, config=config) if fn_ids else 0.0,
+        lbs=lbs,
     )
 
 
@@ -315,6 +351,7 @@ def simulate(
             horizon=settings.duration,
             fn_ids=fn_ids,
             progress=progress,
+            lbs=settings.lbs,
         )
         for backoff in (backoffs or [settings.backoff])
         for name in placers
@@ -325,7 +362,10 @@ _COLUMNS: tuple[tuple[str, str, Callable[[PlacerReport], Any]], ...] = (
     ("placer", "{:<12}", lambda r: r.placer),
     ("backoff", "{:<11}", lambda r: r.backoff),
     ("calls", "{:>7}", lambda r: r.calls),
+    ("lbs", "{:>3}", lambda r: r.lbs),
     ("503s", "{:>5}", lambda r: r.rejected),
+    ("shed%", "{:>5.2f}", lambda r: 100 * r.shed_early),
+    ("late", "{:>4}", lambda r: r.late_503s),
     ("warm%", "{:>6.1f}", lambda r: 100 * r.warm_rate),
     ("att/call", "{:>8.2f}", lambda r: r.attempts_mean),
     ("att p99", "{:>7.0f}", lambda r: r.attempts_p99),
