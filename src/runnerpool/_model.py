@@ -2,11 +2,10 @@ r"""Fn's call model, the port of Go's ``models.Call``, and its JSON.
 
 Fn's load balancer sends a call to a runner as ``json.Marshal(call)`` in the gRPC field
 ``TryCall.models_call_json``, and the runner reads it with ``json.Unmarshal``. The codec is
-Python's :mod:`json` plus a check per field: :meth:`Call.from_json` reads every document Go
-writes for a call (escapes such as ``\u0026`` included), and :meth:`Call.to_json` writes
-JSON with Fn's field names and types, which Go reads. The bytes need not be Go's: keys are
-written in Go's order with Go's ``omitempty`` rules, but non-ASCII text is escaped and ``&``
-is not.
+orjson plus a check per field: :meth:`Call.from_json` reads every document Go writes for a
+call (escapes such as ``\u0026`` included), and :meth:`Call.to_json` writes JSON with Fn's
+field names and types, which Go reads. The bytes need not be Go's: keys are written in Go's
+order with Go's ``omitempty`` rules, but ``&``, ``<`` and ``>`` are not escaped.
 
 The few conversions Fn's model needs are here: times are Go's ``common.DateTime`` text
 (``""`` reads as the Unix epoch, Go's zero time as ``None``), ``cpus`` is ``"<n>m"``, and an
@@ -15,12 +14,13 @@ annotation value is kept as compact JSON text.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import orjson
 
 from ._times import format_time, parse_time
 
@@ -35,23 +35,7 @@ _INT32 = ("int32", -(2**31), 2**31 - 1)
 _UINT32 = ("uint32", 0, 2**32 - 1)
 _INT64 = ("int64", -(2**63), 2**63 - 1)
 _UINT64 = ("uint64", 0, 2**64 - 1)
-# A \uD800-\uDFFF escape may leave a lone surrogate, which no UTF-8 consumer can take.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _MILLI_CPUS = re.compile(r"(\d{1,7})m", re.ASCII)
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +75,9 @@ class Call:
             JSON writes it as ``"<n>m"`` and also accepts fractional CPUs such as ``"0.1"``.
         config: The environment given to the function.
         annotations: Each annotation's value as JSON text, such as ``'"v"'`` for the string
-            ``v``. :meth:`from_json` keeps it compact (``json.dumps`` with no spaces and
-            ``ensure_ascii=False``, as the load balancer builds it), so Go's ``"\u0026"``
-            reads as ``"&"``. Values must be valid JSON, or :meth:`to_json` refuses them.
+            ``v``. :meth:`from_json` writes it compact, in UTF-8, with only the escapes JSON
+            needs (so Go's ``"\u0026"`` reads as ``"&"``); integers beyond 64 bits read as
+            floats. :meth:`to_json` writes the text as it is, once checked to be JSON.
         headers: The headers of the request that made the call.
         syslog_url: Where to send the call's logs.
         completed_at: When the call ended.
@@ -140,7 +124,7 @@ class Call:
         r"""Encode the call as JSON that Go's ``json.Unmarshal`` reads into ``models.Call``.
 
         Keys follow Go's order, and fields Go tags ``omitempty`` are left out at their zero
-        value. Text is ASCII, anything else escaped as ``\uXXXX``.
+        value.
 
         Returns:
             Compact JSON.
@@ -148,7 +132,8 @@ class Call:
         Raises:
             ValueError: If a field holds what Go could not read: an integer outside its Go
                 type, ``cpus`` outside 0 to :data:`MAX_MILLI_CPUS`, an annotation value that
-                is not JSON, or a naive datetime. The message names the field.
+                is not JSON, or a naive datetime (the message names the field); or text that
+                is not Unicode (a lone surrogate).
         """
         doc: dict[str, object] = {"id": self.id, "status": self.status}
         _put(doc, "image", self.image)
@@ -179,7 +164,10 @@ class Call:
         doc["app_name"] = self.app_name
         doc["trigger_id"] = self.trigger_id
         doc["fn_id"] = self.fn_id
-        return json.dumps(doc, separators=(",", ":"))
+        try:
+            return orjson.dumps(doc).decode()
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot encode Call: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Call:
@@ -196,23 +184,17 @@ class Call:
             The decoded call.
 
         Raises:
-            ValueError: If the document is not a JSON object, holds an unpaired surrogate
-                escape, or a field has the wrong type, an integer out of its Go type's range,
-                or a bad ``cpus`` or time string. The message names the field.
+            ValueError: If the document is not a JSON object (or not UTF-8, or holds a lone
+                surrogate escape, a number beyond a double or nesting past 1024), or if a field
+                has the wrong type, an integer out of its Go type's range, or a bad ``cpus``
+                or time string. The message names the field.
         """
         try:
-            if isinstance(text, bytes):
-                text = text.decode()
-            document = _DECODER.decode(text)
-        except (ValueError, RecursionError) as exc:
+            document = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
             raise ValueError(f"invalid Call JSON: {exc}") from None
         if type(document) is not dict:
             raise ValueError(f"invalid Call JSON: want an object, got {_kind(document)}")
-        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-            try:
-                json.dumps(document, ensure_ascii=False).encode()
-            except UnicodeEncodeError:
-                raise ValueError("invalid Call JSON: unpaired surrogate escape") from None
         fields: dict[str, object] = {}
         for key, value in document.items():
             read = _READERS.get(key)
@@ -250,11 +232,12 @@ def _time(path: str, value: datetime | None) -> str:
         raise _encode_error(path, str(exc)) from None
 
 
-def _raw(key: str, raw: str) -> object:
+def _raw(key: str, raw: str) -> orjson.Fragment:
     try:
-        return _DECODER.decode(raw)
-    except (ValueError, RecursionError) as exc:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise _encode_error(f"annotations[{key!r}]", f"not valid JSON: {exc}") from None
+    return orjson.Fragment(raw)
 
 
 def _stat_doc(path: str, stat: Stat) -> dict[str, object]:
@@ -330,27 +313,29 @@ def _read_object(path: str, value: object) -> dict[str, object]:
 
 
 def _read_config(path: str, value: object) -> dict[str, str]:
-    return {k: _read_text(f"{path}[{k!r}]", v) for k, v in _read_object(path, value).items()}
+    config = _read_object(path, value)
+    for key, item in config.items():
+        if type(item) is not str:
+            raise _want(f"{path}[{key!r}]", item, "a string")
+    return config  # type: ignore[return-value]  # checked just above
 
 
 def _read_annotations(path: str, value: object) -> dict[str, str]:
-    return {
-        key: json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-        for key, item in _read_object(path, value).items()
-    }
+    return {key: orjson.dumps(item).decode() for key, item in _read_object(path, value).items()}
 
 
 def _read_headers(path: str, value: object) -> dict[str, list[str]]:
-    headers: dict[str, list[str]] = {}
-    for key, values in _read_object(path, value).items():
-        where = f"{path}[{key!r}]"
+    headers = _read_object(path, value)
+    for key, values in headers.items():
         if values is None:  # Go writes a nil value slice as null
             headers[key] = []
-        elif type(values) is list:
-            headers[key] = [_read_text(f"{where}[{i}]", v) for i, v in enumerate(values)]
+        elif type(values) is not list:
+            raise _want(f"{path}[{key!r}]", values, "an array of strings")
         else:
-            raise _want(where, values, "an array of strings")
-    return headers
+            for i, item in enumerate(values):
+                if type(item) is not str:
+                    raise _want(f"{path}[{key!r}][{i}]", item, "a string")
+    return headers  # type: ignore[return-value]  # checked just above
 
 
 _read_uint64 = _integer(_UINT64)
