@@ -8,7 +8,8 @@ the ones Go's ``json.Marshal`` writes for each call (``&`` written ``\u0026`` an
 
 Calls:
 
-* ``plain``: the spec's sync call (section 6.3): no query string, no annotations, no cpus.
+* ``plain``: the Engage benchmark's call (``bench.grpc_stacks.CALL_JSON``, the spec's sync call
+  of section 6.3): no query string, no annotations, no cpus.
 * ``query+annotations``: the trigger call Fn's LB built in the recorded session (a URL with a
   query string, in the URL and a header; four annotations, one an object), with ``cpus``.
 
@@ -22,25 +23,25 @@ Run: ``python -m bench.codec`` (``--help`` for the knobs).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import subprocess
 import sys
 import tempfile
 import timeit
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench.grpc_stacks import CALL_JSON
 from runnerpool import Call
 
 BASELINE_REV = "1c701f0"
 """The last commit with the Go-exact codec."""
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_FILES = ("_gojson.py", "_model.py", "_model_fast.py")
-T0 = datetime(2026, 12, 2, 11, 22, 49, 478000, tzinfo=UTC)
 APP_ID = "01M8V7QVBPR00040JY20000001"
 FN_ID = "01M8V7R8KNR00040JY20000003"
 TRIGGER_URL = "http://127.0.0.1:24082/t/myapp/hello?a=1&a=2"
@@ -48,24 +49,8 @@ TRIGGER_URL = "http://127.0.0.1:24082/t/myapp/hello?a=1&a=2"
 
 def calls() -> dict[str, dict[str, Any]]:
     """Each benchmark call's fields, by name."""
-    plain: dict[str, Any] = {
-        "id": "01CALLID0000000000000000",
-        "status": "running",
-        "image": "img:1",
-        "type": "sync",
-        "url": "http://lb/invoke/fn1",
-        "method": "POST",
-        "timeout": 30,
-        "idle_timeout": 30,
-        "memory": 128,
-        "config": {"FN_APP_ID": "app1", "FN_FN_ID": "fn1", "FN_MEMORY": "128", "FN_TYPE": "sync"},
-        "headers": {"Content-Type": ["text/plain"]},
-        "created_at": T0,
-        "started_at": T0,
-        "app_id": "app1",
-        "app_name": "myapp",
-        "fn_id": "fn1",
-    }
+    template = Call.from_json(CALL_JSON)
+    plain: dict[str, Any] = {f.name: getattr(template, f.name) for f in dataclasses.fields(Call)}
     query: dict[str, Any] = {
         **plain,
         "id": "01M8V7WC86R00040JY28000001",
