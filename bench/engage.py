@@ -16,6 +16,9 @@ doing calls back to back. Cases:
   serving the in-process example ``echo``; here, per call, a new
   ``BufferedCall(Call(...), body=b"hello")`` (the floor's call model, with its own id) goes
   through ``GrpcRunner.try_exec``, and every response is checked to be 200 ``hello``.
+  ``--call query`` gives the call a URL with a query string (in the URL and a header), four
+  annotations and ``cpus``, as Fn's LB builds a trigger call: the call that missed the old
+  codec's fast path (``bench/codec.py`` times the codec alone).
 * ``CHPlacer``: the same call through ``CHPlacer().place_call`` over a
   ``StaticRunnerPool([address])`` (its own connection to the same runner): the placer's cost
   on top of ``GrpcRunner``.
@@ -177,16 +180,36 @@ def processes(
 # --------------------------------------------------------------------------- clients
 
 
-def template_call() -> Call:
-    """The floor's call model, for the echo image: a realistic sync call of Fn's LB."""
-    return dataclasses.replace(Call.from_json(CALL_JSON), image=IMAGE)
+QUERY_URL = "http://127.0.0.1:24082/t/myapp/hello?a=1&a=2"
+QUERY_FIELDS = {
+    "url": QUERY_URL,
+    "cpus": 100,
+    "annotations": {
+        "example.com/team": '"blue"',
+        "example.com/shared": '"fn"',
+        "example.com/fnonly": '{"n":1}',
+        "fnproject.io/fn/invokeEndpoint": '"http://127.0.0.1:24080/invoke/fn1"',
+    },
+}
+
+
+def template_call(kind: str = "plain") -> Call:
+    """The floor's call model, for the echo image: a realistic sync call of Fn's LB.
+
+    ``kind`` ``"query"`` adds a query string, annotations and ``cpus`` (:data:`QUERY_FIELDS`).
+    """
+    call = dataclasses.replace(Call.from_json(CALL_JSON), image=IMAGE)
+    if kind == "query":
+        headers = {**call.headers, "Fn-Http-Request-Url": [QUERY_URL]}
+        call = dataclasses.replace(call, headers=headers, **QUERY_FIELDS)  # type: ignore[arg-type]
+    return call
 
 
 class CallFactory:
     """A fresh ``BufferedCall`` per call, as an LB makes one per request."""
 
-    def __init__(self) -> None:
-        template = template_call()
+    def __init__(self, kind: str = "plain") -> None:
+        template = template_call(kind)
         # Call(**fields) costs a third of dataclasses.replace; maps and lists are shared,
         # which is safe: the LB side never changes them.
         self.fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(Call)}
@@ -210,8 +233,8 @@ def check_response(call: BufferedCall) -> None:
 class RunnerpoolClient:
     """runnerpool's LB side: ``GrpcRunner.try_exec``, or ``CHPlacer.place_call`` on a pool."""
 
-    def __init__(self, address: str, placer: bool) -> None:
-        self.calls = CallFactory()
+    def __init__(self, address: str, placer: bool, kind: str = "plain") -> None:
+        self.calls = CallFactory(kind)
         self.runner: GrpcRunner | None = None
         self.pool: StaticRunnerPool | None = None
         if placer:
@@ -296,6 +319,7 @@ async def run_benchmark(
     repeats: int,
     warmup: int,
     profile_lb: str | None,
+    kind: str = "plain",
 ) -> list[Cell]:
     """Warm every case up, then measure every cell ``repeats`` times; keep each cell's best."""
     built: list[Case] = []
@@ -308,7 +332,7 @@ async def run_benchmark(
                 built.append(Case(name, client.call, floor.proc.pid, client.close))
             else:
                 assert runner is not None
-                ours = RunnerpoolClient(runner.address, placer=name == "CHPlacer")
+                ours = RunnerpoolClient(runner.address, placer=name == "CHPlacer", kind=kind)
                 built.append(Case(name, ours.call, runner.pid, ours.close))
         for case in built:  # connect, fill caches, let both sides settle
             await drive(case.call, warmup, max(concurrencies))
@@ -399,6 +423,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="warm-up calls per case")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument(
+        "--call",
+        choices=("plain", "query"),
+        default="plain",
+        help="the call model: plain, or with a query string, annotations and cpus",
+    )
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB side into FILE")
     args = parser.parse_args(argv)
@@ -407,8 +437,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(describe_environment())
     print(
         f"{args.calls} calls per cell, best of {args.repeats} interleaved repeats, "
-        f"{args.warmup} warm-up calls per case; one LB process (this one), one server "
-        "process per side, one connection per case"
+        f"{args.warmup} warm-up calls per case, {args.call} call; one LB process (this one), "
+        "one server process per side, one connection per case"
     )
     started = time.perf_counter()
     with (
@@ -425,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.repeats,
                 args.warmup,
                 args.profile_lb,
+                args.call,
             )
         )
     print()

@@ -24,6 +24,15 @@ class TestEngageBenchmark:
                 assert row is not None, f"no row for {label} at concurrency {concurrency}"
         assert "target: >= 3500 calls/s" in out
 
+    def test_query_call_has_query_string_annotations_and_cpus(self) -> None:
+        """The query call model carries what the old codec's fast path refused, and reads back."""
+        call = engage.template_call("query")
+        assert "?" in call.url
+        assert call.annotations
+        assert call.cpus
+        assert type(call).from_json(call.to_json()) == call
+        assert engage.template_call().annotations == {}
+
     def test_process_cpu_reads_this_process(self) -> None:
         """/proc's CPU figure for this process is close to process_time()."""
         deadline = time.process_time() + 0.05

@@ -1,4 +1,4 @@
-"""Tests for the call model and its Go-exact JSON (``runnerpool._model``)."""
+"""Tests for the call model and its JSON codec (``runnerpool._model``)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runnerpool._model import MAX_MILLI_CPUS, Call, Stat
 
-# The example TryCall JSON of the spec (section 6.3), which the spec marks as verified on Fn.
+# Documents as Go's json.Marshal writes models.Call (Go 1.13, HTML-safe escapes, sorted maps).
+# The spec's TryCall JSON (section 6.3), verified on Fn.
 SPEC_EXAMPLE = (
     '{"id":"01CALLID0000000000000000","status":"running","image":"img:1","type":"sync",'
     '"url":"http://lb/invoke/fn1","method":"POST","timeout":30,"idle_timeout":30,"memory":128,'
@@ -22,11 +24,36 @@ SPEC_EXAMPLE = (
     '"created_at":"2026-11-27T20:04:45.158Z","started_at":"2026-11-27T20:04:45.158Z",'
     '"app_id":"app1","app_name":"myapp","trigger_id":"","fn_id":"fn1"}'
 )
-ZERO = "0001-01-01T00:00:00.000Z"
-ZERO_CALL_JSON = (
-    f'{{"id":"","status":"","completed_at":"{ZERO}","created_at":"{ZERO}",'
-    f'"started_at":"{ZERO}","app_id":"","app_name":"","trigger_id":"","fn_id":""}}'
+# The trigger call of fn-api-and-triggers.md section 3 (a query string, annotations), with
+# cpus and HTML characters added, in Go's bytes.
+GO_TRIGGER_CALL = (
+    '{"id":"01M8V7WC86R00040JY28000001","status":"running","image":"httpinfo:0.0.1",'
+    '"type":"sync","url":"http://127.0.0.1:24082/t/myapp/hello?a=1\\u0026a=2","method":"POST",'
+    '"timeout":20,"idle_timeout":40,"memory":256,"cpus":"100m","config":{"APP_CFG":"a1",'
+    '"FN_APP_ID":"01M8V7QVBPR00040JY20000001","FN_CFG":"f1","FN_FN_ID":"01M8V7R8KNR00040JY20000003",'
+    '"FN_MEMORY":"256","FN_TYPE":"sync","SHARED":"from-fn"},"annotations":{"example.com/fnonly":'
+    '{"n":1},"example.com/html":"\\u003cb\\u003e\\u0026amp;\\u003c/b\\u003e","example.com/shared":'
+    '"fn","example.com/team":"blue","fnproject.io/fn/invokeEndpoint":'
+    '"http://127.0.0.1:24080/invoke/01M8V7R8KNR00040JY20000003"},"headers":{"Content-Type":'
+    '["text/plain"],"Fn-Http-H-Accept":["\\u003cx\\u003e"],"Fn-Http-H-X-Dup":["d1","d2"],'
+    '"Fn-Http-Request-Url":["http://127.0.0.1:24082/t/myapp/hello?a=1\\u0026a=2"]},'
+    '"syslog_url":"tcp://127.0.0.1:24999","completed_at":"0001-01-01T00:00:00.000Z",'
+    '"created_at":"2026-12-02T11:22:49.478Z","started_at":"2026-12-02T11:22:49.478Z",'
+    '"app_id":"01M8V7QVBPR00040JY20000001","app_name":"myapp",'
+    '"trigger_id":"01M8V7RGCTR00040JY20000008","fn_id":"01M8V7R8KNR00040JY20000003"}'
 )
+# A finished call: control and line-separator escapes, stats with an offset and a uint64
+# metric, a nil header slice and a nil metrics map (Go writes both as null).
+GO_FINISHED_CALL = (
+    '{"id":"c2","status":"success","delay":-1,"payload":"a\\u2028b\\u0001\\"\\\\é😀",'
+    '"tmpfs_size":4294967295,"cpus":"1024000m","headers":{"X":null},'
+    '"completed_at":"2026-12-02T11:22:49.478Z","created_at":"0001-01-01T00:00:00.000Z",'
+    '"started_at":"0001-01-01T00:00:00.000Z","execution_duration":1500000000,"stats":'
+    '[{"timestamp":"2026-12-02T12:00:00.005+05:30","metrics":{"cpu_user":18446744073709551615}},'
+    '{"timestamp":"0001-01-01T00:00:00.000Z","metrics":null}],'
+    '"error":"boom \\u003cfn\\u003e","app_id":"","app_name":"","trigger_id":"","fn_id":""}'
+)
+ZERO = "0001-01-01T00:00:00.000Z"
 # The JSON tags of Go's models.Call, in declaration order (api/models/call.go).
 GO_FIELD_ORDER = [
     "id", "status", "image", "delay", "type", "payload", "url", "method", "timeout",
@@ -37,24 +64,8 @@ GO_FIELD_ORDER = [
 ALWAYS_PRESENT = ["id", "status", "completed_at", "created_at", "started_at"]
 ALWAYS_PRESENT += ["app_id", "app_name", "trigger_id", "fn_id"]
 T0 = datetime(2026, 11, 27, 20, 4, 45, 158000, tzinfo=UTC)
-
-
-def utc(
-    year: int,
-    month: int,
-    day: int,
-    hour: int = 0,
-    minute: int = 0,
-    second: int = 0,
-    microsecond: int = 0,
-) -> datetime:
-    """Return a UTC datetime."""
-    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
-
-
-def zone(**offset: int) -> timezone:
-    """Return a fixed-offset zone, from timedelta arguments."""
-    return timezone(timedelta(**offset))
+T1 = datetime(2026, 12, 2, 11, 22, 49, 478000, tzinfo=UTC)
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 def keys(document: str) -> list[str]:
@@ -75,364 +86,180 @@ def full_call() -> Call:
     )  # fmt: skip
 
 
-class TestCallJson:
-    def test_spec_example_round_trips_byte_for_byte(self) -> None:
-        """The spec's TryCall JSON parses and re-serializes to the identical bytes."""
+class TestGoWrittenDocuments:
+    def test_spec_example(self) -> None:
+        """The spec's TryCall JSON reads with its values, and writes back to the same JSON."""
         call = Call.from_json(SPEC_EXAMPLE)
-        assert call.to_json() == SPEC_EXAMPLE
-        assert call.created_at == T0
+        assert call.created_at == call.started_at == T0
         assert call.completed_at is None
         assert call.headers == {"Content-Type": ["text/plain"]}
         assert (call.timeout, call.idle_timeout, call.memory) == (30, 30, 128)
+        assert json.loads(call.to_json()) == json.loads(SPEC_EXAMPLE)
 
-    def test_zero_call(self) -> None:
-        """A zero call writes exactly the always-present keys, with Go's zero time."""
-        assert Call().to_json() == ZERO_CALL_JSON
+    def test_trigger_call_with_escapes_annotations_and_cpus(self) -> None:
+        r"""Go's \u0026 and \u003c escapes, raw annotation values and "100m" read correctly."""
+        call = Call.from_json(GO_TRIGGER_CALL)
+        url = "http://127.0.0.1:24082/t/myapp/hello?a=1&a=2"
+        assert call.url == url
+        assert call.headers["Fn-Http-Request-Url"] == [url]
+        assert call.headers["Fn-Http-H-Accept"] == ["<x>"]
+        assert call.cpus == 100
+        assert call.annotations == {
+            "example.com/fnonly": '{"n":1}',
+            "example.com/html": '"<b>&amp;</b>"',
+            "example.com/shared": '"fn"',
+            "example.com/team": '"blue"',
+            "fnproject.io/fn/invokeEndpoint": (
+                '"http://127.0.0.1:24080/invoke/01M8V7R8KNR00040JY20000003"'
+            ),
+        }
+        assert call.config["FN_MEMORY"] == "256"
+        assert (call.created_at, call.completed_at) == (T1, None)
+        assert call.trigger_id == "01M8V7RGCTR00040JY20000008"
 
-    def test_zero_call_reads_back_as_zero(self) -> None:
-        """The zero call's JSON decodes to a zero call."""
-        assert Call.from_json(ZERO_CALL_JSON) == Call()
+    def test_finished_call_with_stats_and_nulls(self) -> None:
+        """Control escapes, U+2028, stats, uint64 metrics and Go's null slices and maps read."""
+        call = Call.from_json(GO_FINISHED_CALL.encode())
+        assert call.payload == 'a\u2028b\x01"\\é😀'
+        assert call.error == "boom <fn>"
+        assert (call.delay, call.tmpfs_size, call.cpus) == (-1, 2**32 - 1, MAX_MILLI_CPUS)
+        assert call.headers == {"X": []}
+        assert call.execution_duration == 1_500_000_000
+        when = datetime(2026, 12, 2, 12, 0, 0, 5000, tzinfo=IST)
+        assert call.stats == [Stat(when, {"cpu_user": 2**64 - 1}), Stat()]
+        assert call.stats[0].timestamp is not None
+        assert call.stats[0].timestamp.utcoffset() == timedelta(hours=5, minutes=30)
 
+    @pytest.mark.parametrize("document", [SPEC_EXAMPLE, GO_TRIGGER_CALL, GO_FINISHED_CALL])
+    def test_rewritten_documents_keep_their_values(self, document: str) -> None:
+        """What we write for a Go-written call holds the same JSON values Go wrote."""
+        call = Call.from_json(document)
+        ours = json.loads(call.to_json())
+        go = json.loads(document)
+        go["headers"] = {k: v or [] for k, v in go.get("headers", {}).items()}
+        for stat in go.get("stats", []):
+            stat["metrics"] = stat["metrics"] or {}
+        assert ours == go
+        assert Call.from_json(call.to_json()) == call
+
+
+class TestEncoding:
     def test_fields_follow_go_declaration_order(self) -> None:
         """Dataclass fields and JSON keys both follow Go's declaration order."""
         assert [f.name for f in dataclasses.fields(Call)] == GO_FIELD_ORDER
         assert keys(full_call().to_json()) == GO_FIELD_ORDER
 
-    def test_full_call_encoding(self) -> None:
-        """Every field encodes with Go's representation."""
-        t = '"2026-11-27T20:04:45.158Z"'
-        assert full_call().to_json() == (
-            '{"id":"i","status":"s","image":"img","delay":1,"type":"sync","payload":"p",'
-            '"url":"u","method":"POST","timeout":2,"idle_timeout":3,"tmpfs_size":4,"memory":5,'
-            '"cpus":"6m","config":{"k":"v"},"annotations":{"a":1},"headers":{"h":["v"]},'
-            f'"syslog_url":"tcp://x","completed_at":{t},"created_at":{t},"started_at":{t},'
-            f'"execution_duration":7,"stats":[{{"timestamp":{t},"metrics":{{"m":1}}}}],'
-            '"error":"e","app_id":"a","app_name":"n","trigger_id":"t","fn_id":"f"}'
-        )
-
     def test_full_call_round_trips(self) -> None:
         """A call with every field set decodes back to itself."""
         assert Call.from_json(full_call().to_json()) == full_call()
 
-    def test_map_keys_are_sorted_by_code_point(self) -> None:
-        """Map keys are sorted as Go sorts them (UTF-8 byte order)."""
-        call = Call(config={"é": "1", "a": "2", "Z": "3", "B": "4"})
-        assert '"config":{"B":"4","Z":"3","a":"2","é":"1"}' in call.to_json()
+    def test_zero_call(self) -> None:
+        """A zero call writes the always-present keys, with Go's zero time, and reads back."""
+        assert keys(Call().to_json()) == ALWAYS_PRESENT
+        assert json.loads(Call().to_json())["created_at"] == ZERO
+        assert Call.from_json(Call().to_json()) == Call()
 
-    def test_empty_header_list_is_an_empty_array(self) -> None:
-        """A header with no values is written as an empty array."""
-        assert '"headers":{"X":[]}' in Call(headers={"X": []}).to_json()
-
-    def test_stat_with_no_metrics_or_time(self) -> None:
-        """A zero stat keeps both its keys, as neither has omitempty in Go."""
-        assert (
-            f'"stats":[{{"timestamp":"{ZERO}","metrics":{{}}}}]' in Call(stats=[Stat()]).to_json()
-        )
-
-
-class TestOmitEmpty:
-    @pytest.mark.parametrize(
-        ("name", "value"),
-        [
-            ("image", "i"), ("delay", -1), ("type", "sync"), ("payload", "p"), ("url", "u"),
-            ("method", "GET"), ("timeout", 1), ("idle_timeout", 1), ("tmpfs_size", 1),
-            ("memory", 1), ("cpus", 1), ("config", {"a": ""}), ("annotations", {"a": "0"}),
-            ("headers", {"a": []}), ("syslog_url", "s"), ("execution_duration", -1),
-            ("stats", [Stat()]), ("error", "e"),
-        ],
-    )  # fmt: skip
-    def test_field_is_written_only_when_set(self, name: str, value: Any) -> None:
-        """An omitempty field appears when set and is left out at its zero value."""
-        assert name in keys(Call(**{name: value}).to_json())
-        assert name not in keys(Call().to_json())
-
-    @pytest.mark.parametrize("name", ALWAYS_PRESENT)
-    def test_field_is_always_written(self, name: str) -> None:
-        """Fields without omitempty, and all times, are written even when zero."""
-        assert name in keys(Call().to_json())
-
-    def test_set_fields_keep_zero_valued_neighbours_out(self) -> None:
+    def test_omitempty_fields_left_out_when_zero(self) -> None:
         """Setting one field does not bring in other omitempty fields."""
         assert keys(Call(memory=128).to_json()) == [
             "id", "status", "memory", "completed_at", "created_at", "started_at",
             "app_id", "app_name", "trigger_id", "fn_id",
         ]  # fmt: skip
 
+    def test_types_go_reads(self) -> None:
+        """The cpus field is "<n>m"; times carry ms and a zone; annotations are JSON values."""
+        call = Call(cpus=100, annotations={"a": ' { "x" : [1, 2] } '}, started_at=T0)
+        call.created_at = datetime(
+            2020, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(-timedelta(hours=8))
+        )
+        document = json.loads(call.to_json())
+        assert document["cpus"] == "100m"
+        assert document["annotations"] == {"a": {"x": [1, 2]}}
+        assert document["started_at"] == "2026-11-27T20:04:45.158Z"
+        assert document["created_at"] == "2020-01-02T03:04:05.999-08:00"
 
-class TestCpus:
+    def test_text_is_utf8_and_lone_surrogates_refused(self) -> None:
+        """Text is written as UTF-8 with JSON's escapes only; a lone surrogate is refused."""
+        text = Call(id='é😀\u2028"\x01', config={"k": "<&>"}).to_json()
+        assert '"id":"é😀\u2028\\"\\u0001"' in text
+        assert '"config":{"k":"<&>"}' in text
+        with pytest.raises(ValueError, match="cannot encode Call"):
+            Call(id="\ud800").to_json()
+
     @pytest.mark.parametrize(
-        ("cpus", "text"), [(100, '"100m"'), (1, '"1m"'), (1024000, '"1024000m"')]
-    )
-    def test_written_as_milli_cpus(self, cpus: int, text: str) -> None:
-        """Milli-CPUs are written as a quoted "<n>m" string."""
-        assert f'"cpus":{text}' in Call(cpus=cpus).to_json()
+        ("call", "field"),
+        [
+            (Call(timeout=2**31), "timeout"), (Call(delay=-(2**31) - 1), "delay"),
+            (Call(tmpfs_size=-1), "tmpfs_size"), (Call(memory=2**64), "memory"),
+            (Call(execution_duration=-(2**63) - 1), "execution_duration"),
+            (Call(cpus=MAX_MILLI_CPUS + 1), "cpus"), (Call(cpus=-1), "cpus"),
+            (Call(annotations={"bad": "{"}), r"annotations\['bad'\]"),
+            (Call(annotations={"bad": "NaN"}), r"annotations\['bad'\]"),
+            (Call(started_at=datetime(2020, 1, 2)), "started_at"),
+            (Call(stats=[Stat(None, {"m": -1})]), r"stats\[0\]\.metrics\['m'\]"),
+            (Call(stats=[Stat(datetime(2020, 1, 1), {})]), r"stats\[0\]\.timestamp"),
+        ],
+    )  # fmt: skip
+    def test_unencodable_values_name_the_field(self, call: Call, field: str) -> None:
+        """to_json refuses values Go could not read, naming the field."""
+        with pytest.raises(ValueError, match=field):
+            call.to_json()
 
+
+class TestDecoding:
     @pytest.mark.parametrize(
         ("text", "cpus"),
         [
             ('"100m"', 100), ('"0100m"', 100), ('"0m"', 0), ('"1024000m"', MAX_MILLI_CPUS),
             ('"0.1"', 100), ('"1.5"', 1500), ('"1"', 1000), ('"1024"', MAX_MILLI_CPUS),
-            ('".5"', 500), ('"2."', 2000), ('"1e-3"', 1), ('"-0"', 0), ('"+0.25"', 250),
-            ('"1_0.5"', 10500), ('"0x1p-2"', 250), ('" 100m "', 100), ('"\u00a00.1"', 100),
-            ('""', 0), ('"  "', 0), ("null", 0),
+            ('" 100m "', 100), ('""', 0), ("null", 0),
         ],
     )  # fmt: skip
-    def test_parsed(self, text: str, cpus: int) -> None:
-        """Milli-CPUs, fractional CPUs, empty strings and null parse as Go parses them."""
+    def test_cpus(self, text: str, cpus: int) -> None:
+        """Milli-CPUs, fractional CPUs, empty strings and null read as Fn reads them."""
         assert Call.from_json(f'{{"cpus":{text}}}').cpus == cpus
-
-    def test_null_resets_an_earlier_value(self) -> None:
-        """A later null cpus sets it back to zero, as Go's UnmarshalJSON does."""
-        assert Call.from_json('{"cpus":"5m","cpus":null}').cpus == 0
-
-    @pytest.mark.parametrize(
-        "text",
-        [
-            '"1024001m"', '"1024.001"', '"1025"', '"-0.1"', '"-1m"', '"+1m"', '"abc"', '"m"',
-            '"1.5m"', '"1_000m"', '"\\u0031m"', '"NaN"', '"inf"', '"Infinity"', '"1e400"',
-            '"_1"', '"1__0"', '"0x1"', '"1e"', "100", "0.1", "true", "[]", "{}",
-            '"99999999999999999999999999999m"',
-        ],
-    )  # fmt: skip
-    def test_invalid_rejected(self, text: str) -> None:
-        """Out-of-range, malformed and non-string CPU values are refused, naming the field."""
-        with pytest.raises(ValueError, match="cpus"):
-            Call.from_json(f'{{"cpus":{text}}}')
-
-    @pytest.mark.parametrize("cpus", [MAX_MILLI_CPUS + 1, -1])
-    def test_out_of_range_not_encoded(self, cpus: int) -> None:
-        """to_json refuses CPUs Go's MarshalJSON would refuse."""
-        with pytest.raises(ValueError, match="cpus"):
-            Call(cpus=cpus).to_json()
-
-
-class TestEscaping:
-    @pytest.mark.parametrize(
-        ("text", "escaped"),
-        [
-            ("<a&b>", "\\u003ca\\u0026b\\u003e"), ("\u2028\u2029", "\\u2028\\u2029"),
-            ("\b\f", "\\u0008\\u000c"), ("\n\r\t", "\\n\\r\\t"), ("\x00\x1f", "\\u0000\\u001f"),
-            ('"\\', '\\"\\\\'), ("\x7f", "\x7f"), ("é☃😀", "é☃😀"), ("/", "/"),
-            ("\ud800", "\\ufffd"),
-        ],
-    )  # fmt: skip
-    def test_strings_escaped_as_go(self, text: str, escaped: str) -> None:
-        """Strings get Go 1.13's escapes: HTML-safe, controls as u00XX, raw UTF-8 otherwise."""
-        assert f'"id":"{escaped}"' in Call(id=text).to_json()
-
-    def test_map_keys_and_values_escaped(self) -> None:
-        """Map keys and values, header values included, are escaped the same way."""
-        call = Call(config={"<k>": "&"}, headers={"a&b": ["<"]})
-        document = call.to_json()
-        assert '"config":{"\\u003ck\\u003e":"\\u0026"}' in document
-        assert '"headers":{"a\\u0026b":["\\u003c"]}' in document
-
-    def test_annotation_values_html_escaped(self) -> None:
-        """Go escapes <, >, & and U+2028/9 in raw annotation values too, and nothing else."""
-        call = Call(annotations={"a": '{"x":"<&>\u2028","y":"\\b\\u00e9"}'})
-        assert '"annotations":{"a":{"x":"\\u003c\\u0026\\u003e\\u2028","y":"\\b\\u00e9"}}' in (
-            call.to_json()
-        )
-
-    def test_escaped_text_reads_back(self) -> None:
-        """Escaped strings decode back to the original text."""
-        text = "<a&b>\u2028\b\f\n\x00\x7f é😀"
-        assert Call.from_json(Call(id=text, config={text: text}).to_json()).config == {text: text}
-
-
-class TestAnnotations:
-    @pytest.mark.parametrize(
-        ("text", "raw"),
-        [
-            ('{ "a" : 1e3 }', '{"a":1e3}'), ("[ 1 ,\n\t2 ]", "[1,2]"), ('" a  b "', '" a  b "'),
-            ('"\\u0041\\/"', '"\\u0041\\/"'), ('{"b":1,"a":2}', '{"b":1,"a":2}'),
-            ("-0.0E+01", "-0.0E+01"), ("1234567890123456789012345", "1234567890123456789012345"),
-            ('"<&>"', '"<&>"'), ("null", "null"), ("true", "true"),
-            ('{ "s" : "x \\" } ", "t": [ ] }', '{"s":"x \\" } ","t":[]}'),
-        ],
-    )  # fmt: skip
-    def test_raw_value_compacted_and_kept(self, text: str, raw: str) -> None:
-        """Annotation values keep their exact text, minus whitespace outside strings."""
-        call = Call.from_json(f'{{"annotations":{{"k":{text}}}}}')
-        assert call.annotations == {"k": raw}
-
-    def test_duplicate_keys_merge_and_last_wins(self) -> None:
-        """Repeated annotations objects merge, later keys winning, as Go's map decoding does."""
-        call = Call.from_json('{"annotations":{"a":1,"b":2},"annotations":{"b":3}}')
-        assert call.annotations == {"a": "1", "b": "3"}
-
-    def test_null_empties(self) -> None:
-        """A null annotations map empties it."""
-        assert Call.from_json('{"annotations":{"a":1},"annotations":null}').annotations == {}
-
-    def test_to_json_compacts_user_values(self) -> None:
-        """Values set in Python are compacted on output, as Go's encoder compacts them."""
-        call = Call(annotations={"b": '{ "x" : [ 1 , 2 ] }', "a": ' "v" '})
-        assert '"annotations":{"a":"v","b":{"x":[1,2]}}' in call.to_json()
-
-    @pytest.mark.parametrize("raw", ["", "{", "nope", "1 2", "NaN", "'a'", '"\x01"'])
-    def test_invalid_value_not_encoded(self, raw: str) -> None:
-        """A value that is not one JSON value is refused, naming the annotation."""
-        with pytest.raises(ValueError, match=r"annotations\['bad'\]"):
-            Call(annotations={"bad": raw}).to_json()
-
-
-class TestTimes:
-    @pytest.mark.parametrize(
-        ("value", "text"),
-        [
-            (utc(2020, 1, 2, 3, 4, 5, 999999), "2020-01-02T03:04:05.999Z"),
-            (utc(2020, 1, 2, 3, 4, 5), "2020-01-02T03:04:05.000Z"),
-            (utc(5, 1, 2), "0005-01-02T00:00:00.000Z"),
-            (
-                datetime(2020, 1, 2, 3, 4, 5, 1000, tzinfo=zone(hours=5, minutes=30)),
-                "2020-01-02T03:04:05.001+05:30",
-            ),
-            (datetime(2020, 1, 2, tzinfo=zone(hours=-8)), "2020-01-02T00:00:00.000-08:00"),
-            (datetime(2020, 1, 2, tzinfo=zone(seconds=-30)), "2020-01-02T00:00:00.000+00:00"),
-            (datetime(2020, 1, 2, tzinfo=zone(seconds=-90)), "2020-01-02T00:00:00.000-00:01"),
-            (None, ZERO),
-        ],
-    )  # fmt: skip
-    def test_formatted_as_go(self, value: datetime | None, text: str) -> None:
-        """Times are truncated to milliseconds and written with Z or Go's +hh:mm offset."""
-        assert f'"created_at":"{text}"' in Call(created_at=value).to_json()
 
     @pytest.mark.parametrize(
         ("text", "expected"),
         [
-            ("2020-01-02T03:04:05Z", utc(2020, 1, 2, 3, 4, 5)),
-            ("2020-01-02T03:04:05.1Z", utc(2020, 1, 2, 3, 4, 5, 100000)),
-            ("2020-01-02T03:04:05.123456789123Z", utc(2020, 1, 2, 3, 4, 5, 123456)),
-            ("2020-01-02T3:04:05Z", utc(2020, 1, 2, 3, 4, 5)),
-            ("2020-01-02T03:04:05.+12Z", utc(2020, 1, 2, 3, 4, 5, 12000)),
-            ("2020-01-02T03:04:05.+12345Z", utc(2020, 1, 2, 3, 4, 5, 12345)),
-            ("2020-01-02T03:04:05.-00Z", utc(2020, 1, 2, 3, 4, 5)),
-            ("2020-01-02T05:34:05+02:30", utc(2020, 1, 2, 3, 4, 5)),
-            ("2020-01-02T02:04:05+-1:00", utc(2020, 1, 2, 3, 4, 5)),
-            ("2020-01-02T03:04:05+00:00", utc(2020, 1, 2, 3, 4, 5)),
-            ("", utc(1970, 1, 1)),
+            ("2020-01-02T03:04:05Z", datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)),
+            ("2020-01-02T03:04:05.1Z", datetime(2020, 1, 2, 3, 4, 5, 100000, tzinfo=UTC)),
+            ("2020-01-02T03:04:05.123456789Z", datetime(2020, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+            ("2020-01-02T05:34:05+02:30", datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)),
+            ("0005-01-02T00:00:00.000Z", datetime(5, 1, 2, tzinfo=UTC)),
+            ("", datetime(1970, 1, 1, tzinfo=UTC)),
         ],
     )  # fmt: skip
-    def test_parsed_as_go(self, text: str, expected: datetime) -> None:
-        """Go's accepted layouts parse, quirks included, and "" is the Unix epoch."""
+    def test_times(self, text: str, expected: datetime) -> None:
+        """RFC 3339 times read with their zone; "" is the Unix epoch, as in Fn."""
         assert Call.from_json(f'{{"created_at":"{text}"}}').created_at == expected
 
-    def test_offset_kept(self) -> None:
-        """A parsed offset is kept, so the time is written back with it."""
-        text = "2020-01-02T03:04:05.678-07:00"
-        call = Call.from_json(f'{{"started_at":"{text}"}}')
-        assert call.started_at is not None
-        assert call.started_at.utcoffset() == timedelta(hours=-7)
-        assert f'"started_at":"{text}"' in call.to_json()
+    def test_missing_null_and_unknown_keys(self) -> None:
+        """Missing keys, null values and unknown keys leave fields at their zero values."""
+        document = '{"nope":[1,{"x":null}],"id":"a","timeout":null,"config":null,"stats":[null]}'
+        assert Call.from_json(document) == Call(id="a", stats=[Stat()])
 
-    def test_zero_time_is_none(self) -> None:
-        """Go's zero time reads as None; an equal instant with an offset keeps its offset."""
-        assert Call.from_json(f'{{"created_at":"{ZERO}"}}').created_at is None
-        zero_plus_one = "0001-01-01T01:00:00.000+01:00"
-        call = Call.from_json(f'{{"created_at":"{zero_plus_one}"}}')
-        assert f'"created_at":"{zero_plus_one}"' in call.to_json()
+    def test_annotations_are_compact_unescaped_json(self) -> None:
+        """Annotation values read as the compact JSON the load balancer builds itself."""
+        call = Call.from_json('{"annotations":{"a":{ "b" : [ 1 , "\\u0026é" ] },"n":null}}')
+        assert call.annotations == {"a": '{"b":[1,"&é"]}', "n": "null"}
 
-    def test_null_leaves_time_unchanged(self) -> None:
-        """A null time leaves the field as it was, as Go does for a TextUnmarshaler."""
-        call = Call.from_json('{"created_at":"2020-01-02T03:04:05Z","created_at":null}')
-        assert call.created_at == datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-    @pytest.mark.parametrize(
-        "text",
-        [
-            "x", "2020-01-02", "2020-01-02t03:04:05Z", "2020-01-02T03:04:05z",
-            "2020-01-02T03:04:05", "2020-13-02T03:04:05Z", "2020-02-30T03:04:05Z",
-            "2020-01-02T24:04:05Z", "2020-01-02T03:60:05Z", "2020-01-02T03:04:60Z",
-            "2020-01-02T03:04:05.Z", "2020-01-02T03:04:05.-12Z", "2020-01-02T03:04:05+0100",
-            "2020-01-02T03:04:05Z ", "0000-01-02T03:04:05Z", "2020-01-02T03:04:05+24:00",
-            "2020-1-02T03:04:05Z", "2020-01-02T123:04:05Z",
-        ],
-    )  # fmt: skip
-    def test_invalid_rejected(self, text: str) -> None:
-        """Times Go refuses, or that datetime cannot hold, are refused naming the field."""
-        with pytest.raises(ValueError, match="created_at"):
-            Call.from_json(f'{{"created_at":"{text}"}}')
-
-    def test_naive_datetime_not_encoded(self) -> None:
-        """A naive datetime is refused, naming the field, since Go times carry a zone."""
-        with pytest.raises(ValueError, match="started_at"):
-            Call(started_at=datetime(2020, 1, 2)).to_json()
-
-
-class TestDecoding:
-    def test_missing_keys_get_zero_values(self) -> None:
-        """Keys left out decode to Go's zero values."""
-        assert Call.from_json("{}") == Call()
-
-    def test_unknown_keys_ignored(self) -> None:
-        """Unknown keys, whatever their value, are ignored."""
-        assert Call.from_json('{"nope":[1,{"x":null}],"id":"a","extra":{}}') == Call(id="a")
-
-    def test_keys_match_case_insensitively(self) -> None:
-        """Keys match fields case-insensitively, with Go's long-s folding."""
-        call = Call.from_json('{"ID":"a","App_Id":"b","\u017ftatus":"c","FN_ID":"d"}')
-        assert (call.id, call.app_id, call.status, call.fn_id) == ("a", "b", "c", "d")
-
-    def test_later_duplicate_wins(self) -> None:
-        """A repeated key's last value wins."""
-        assert Call.from_json('{"id":"a","Id":"b"}').id == "b"
-
-    def test_null_leaves_scalars_unchanged(self) -> None:
-        """A null string or integer leaves the field as it was."""
-        call = Call.from_json('{"id":"a","id":null,"timeout":3,"timeout":null}')
-        assert (call.id, call.timeout) == ("a", 3)
-
-    def test_maps_merge_and_null_empties(self) -> None:
-        """Repeated maps merge, null members are zero values, and a null map empties it."""
-        call = Call.from_json('{"config":{"a":"1"},"config":{"b":null},"headers":{"h":null}}')
-        assert call.config == {"a": "1", "b": ""}
-        assert call.headers == {"h": []}
-        assert Call.from_json('{"config":{"a":"1"},"config":null}').config == {}
-
-    def test_stats(self) -> None:
-        """Stats decode with their timestamps and uint64 metrics."""
-        call = Call.from_json(
-            '{"stats":[{"timestamp":"2020-01-02T03:04:05.006Z","metrics":{"cpu":18446744073709551615}},'
-            '{"Metrics":{"m":null},"timestamp":null},null]}'
-        )
-        when = datetime(2020, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
-        assert call.stats == [Stat(when, {"cpu": 2**64 - 1}), Stat(None, {"m": 0}), Stat()]
-
-    def test_null_document_is_a_zero_call(self) -> None:
-        """A null document decodes to a zero call, as Go's Unmarshal leaves the struct as is."""
-        assert Call.from_json(" null ") == Call()
-
-    def test_bytes_invalid_utf8_become_replacement_characters(self) -> None:
-        """Bytes are UTF-8; each invalid byte becomes one U+FFFD, as in Go."""
-        assert Call.from_json(b'{"id":"\xff\xe2\x82A\xc3\xa9"}').id == "\ufffd\ufffd\ufffdA\u00e9"
-
-    def test_unpaired_surrogate_escape_becomes_replacement_character(self) -> None:
-        """An unpaired surrogate escape decodes to U+FFFD, as in Go; a pair decodes normally."""
-        assert Call.from_json('{"id":"\\ud800x\\ud83d\\ude00"}').id == "\ufffdx\U0001f600"
-
-    def test_whitespace_around_tokens(self) -> None:
-        """JSON whitespace is allowed anywhere between tokens."""
-        text = ' \n{ "timeout" :\t30 , "cpus" : "1m" , "annotations" : { "a" : [ ] } }\r\n'
-        assert Call.from_json(text) == Call(timeout=30, cpus=1, annotations={"a": "[]"})
-
-
-class TestErrors:
     @pytest.mark.parametrize(
         ("document", "field"),
         [
             ('{"timeout":2147483648}', "timeout"), ('{"delay":-2147483649}', "delay"),
-            ('{"idle_timeout":1.0}', "idle_timeout"), ('{"timeout":1e2}', "timeout"),
-            ('{"tmpfs_size":-1}', "tmpfs_size"), ('{"tmpfs_size":4294967296}', "tmpfs_size"),
-            ('{"memory":18446744073709551616}', "memory"), ('{"memory":-0}', "memory"),
-            ('{"execution_duration":9223372036854775808}', "execution_duration"),
-            ('{"timeout":"30"}', "timeout"), ('{"id":5}', "id"), ('{"fn_id":true}', "fn_id"),
+            ('{"idle_timeout":1.0}', "idle_timeout"), ('{"tmpfs_size":-1}', "tmpfs_size"),
+            ('{"memory":18446744073709551616}', "memory"), ('{"timeout":"30"}', "timeout"),
+            ('{"timeout":true}', "timeout"), ('{"id":5}', "id"), ('{"fn_id":true}', "fn_id"),
             ('{"config":[]}', "config"), ('{"config":{"a":1}}', "config"),
             ('{"headers":{"a":"b"}}', "headers"), ('{"headers":{"a":[1]}}', "headers"),
             ('{"annotations":[]}', "annotations"), ('{"stats":{}}', "stats"),
             ('{"stats":[1]}', "stats"), ('{"stats":[{"metrics":{"m":-1}}]}', "stats"),
             ('{"stats":[{"timestamp":"x"}]}', "stats"), ('{"created_at":5}', "created_at"),
-            ('{"cpus":"x"}', "cpus"),
+            ('{"created_at":"2020-01-02T03:04:05"}', "created_at"),
+            ('{"created_at":"2020-02-30T03:04:05Z"}', "created_at"),
+            ('{"cpus":"x"}', "cpus"), ('{"cpus":"1024001m"}', "cpus"), ('{"cpus":"-0.1"}', "cpus"),
+            ('{"cpus":"NaN"}', "cpus"), ('{"cpus":100}', "cpus"),
         ],
     )  # fmt: skip
     def test_field_errors_name_the_field(self, document: str, field: str) -> None:
@@ -443,111 +270,83 @@ class TestErrors:
     @pytest.mark.parametrize(
         "document",
         [
-            "", " ", "{", "{}x", "{} {}", '{"a"}', '{"a":}', '{"a":1,}', "{'a':1}", '{"a":NaN}',
-            '{"a":-Infinity}', '{"a":01}', '{"a":1.}', '{"a":"\x01"}', '{"a":"\\x"}',
-            "\ufeff{}", b"\xef\xbb\xbf{}", b'{"a":1}\xff', "[]", '"x"', "1", "true",
+            "", "{", "{}x", '{"a":1,}', "{'a':1}", '{"a":NaN}', '{"a":1e400}', '{"a":"\x01"}',
+            b'{"a":1}\xff', "[]", "null", "1", '{"id":"\\ud800"}',
+            '{"annotations":{"a":' + "[" * 100_000 + "]" * 100_000 + "}}",
         ],
     )  # fmt: skip
     def test_malformed_documents_rejected(self, document: str | bytes) -> None:
-        """Text that is not JSON, or not an object, raises ValueError."""
-        with pytest.raises(ValueError):  # noqa: PT011 - any message; there is no field to name
+        """Text that is not a JSON object, or holds a lone surrogate, raises ValueError."""
+        with pytest.raises(ValueError, match="invalid Call JSON"):
             Call.from_json(document)
-
-    def test_deep_nesting_rejected(self) -> None:
-        """Nesting too deep for Python's parser is a ValueError, not a RecursionError."""
-        with pytest.raises(ValueError, match="deep"):
-            Call.from_json('{"annotations":{"a":' + "[" * 100_000 + "]" * 100_000 + "}}")
-
-    @pytest.mark.parametrize(
-        ("call", "field"),
-        [
-            (Call(timeout=2**31), "timeout"), (Call(delay=-(2**31) - 1), "delay"),
-            (Call(tmpfs_size=-1), "tmpfs_size"), (Call(memory=2**64), "memory"),
-            (Call(execution_duration=-(2**63) - 1), "execution_duration"),
-            (Call(stats=[Stat(None, {"m": -1})]), r"stats\[0\]\.metrics\['m'\]"),
-            (Call(stats=[Stat(datetime(2020, 1, 1), {})]), r"stats\[0\]\.timestamp"),
-        ],
-    )  # fmt: skip
-    def test_unencodable_values_name_the_field(self, call: Call, field: str) -> None:
-        """to_json refuses values Go's types cannot hold, naming the field."""
-        with pytest.raises(ValueError, match=field):
-            call.to_json()
 
 
 def _truncate_to_ms(t: datetime) -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-_ZONES = st.sampled_from(
-    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11, minutes=-59))]
-)
+_ZONES = st.sampled_from([UTC, IST, timezone(timedelta(hours=-11, minutes=-59))])
 _TIMES = st.none() | st.datetimes(
     min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=_ZONES
 ).map(_truncate_to_ms)
-_ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
-# Go escapes these in raw annotation values, so such values come back in escaped form.
-_SAFE_TEXT = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="<>&\u2028\u2029"), max_size=8
-)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 
 
-def _json_values(text: st.SearchStrategy[str]) -> st.SearchStrategy[object]:
+def _json_values() -> st.SearchStrategy[object]:
     scalars = (
         st.none()
         | st.booleans()
-        | st.integers()
+        | st.integers(-(2**63), 2**64 - 1)  # orjson writes 64-bit integers
         | st.floats(allow_nan=False, allow_infinity=False)
-        | text
+        | _TEXT
     )
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
         max_leaves=8,
     )
 
 
-def _calls(text: st.SearchStrategy[str]) -> st.SearchStrategy[Call]:
-    raw_json = _json_values(text).map(
-        lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
-    )
+def _calls() -> st.SearchStrategy[Call]:
+    # The decoder writes annotation values in orjson's compact form; start from that.
+    raw_json = _json_values().map(lambda v: orjson.dumps(v).decode())
     uint64 = st.integers(0, 2**64 - 1)
+    int32 = st.integers(-(2**31), 2**31 - 1)
     return st.builds(
         Call,
-        id=_ANY_TEXT, status=_ANY_TEXT, image=_ANY_TEXT, delay=st.integers(-(2**31), 2**31 - 1),
-        type=_ANY_TEXT, payload=_ANY_TEXT, url=_ANY_TEXT, method=_ANY_TEXT,
-        timeout=st.integers(-(2**31), 2**31 - 1), idle_timeout=st.integers(-(2**31), 2**31 - 1),
-        tmpfs_size=st.integers(0, 2**32 - 1), memory=uint64, cpus=st.integers(0, MAX_MILLI_CPUS),
-        config=st.dictionaries(_ANY_TEXT, _ANY_TEXT, max_size=3),
-        annotations=st.dictionaries(_ANY_TEXT, raw_json, max_size=3),
-        headers=st.dictionaries(_ANY_TEXT, st.lists(_ANY_TEXT, max_size=3), max_size=3),
-        syslog_url=_ANY_TEXT, completed_at=_TIMES, created_at=_TIMES, started_at=_TIMES,
+        id=_TEXT, status=_TEXT, image=_TEXT, delay=int32, type=_TEXT, payload=_TEXT, url=_TEXT,
+        method=_TEXT, timeout=int32, idle_timeout=int32, tmpfs_size=st.integers(0, 2**32 - 1),
+        memory=uint64, cpus=st.integers(0, MAX_MILLI_CPUS),
+        config=st.dictionaries(_TEXT, _TEXT, max_size=3),
+        annotations=st.dictionaries(_TEXT, raw_json, max_size=3),
+        headers=st.dictionaries(_TEXT, st.lists(_TEXT, max_size=3), max_size=3),
+        syslog_url=_TEXT, completed_at=_TIMES, created_at=_TIMES, started_at=_TIMES,
         execution_duration=st.integers(-(2**63), 2**63 - 1),
         stats=st.lists(
-            st.builds(Stat, _TIMES, st.dictionaries(_ANY_TEXT, uint64, max_size=3)), max_size=2
+            st.builds(Stat, _TIMES, st.dictionaries(_TEXT, uint64, max_size=3)), max_size=2
         ),
-        error=_ANY_TEXT, app_id=_ANY_TEXT, app_name=_ANY_TEXT, trigger_id=_ANY_TEXT,
-        fn_id=_ANY_TEXT,
+        error=_TEXT, app_id=_TEXT, app_name=_TEXT, trigger_id=_TEXT, fn_id=_TEXT,
     )  # fmt: skip
 
 
 def _parse_time(text: str) -> datetime | None:
-    parsed = datetime.fromisoformat(text)
-    return None if text == ZERO else parsed
+    return None if text == ZERO else datetime.fromisoformat(text)
 
 
 class TestProperties:
     @settings(max_examples=300, deadline=None)
-    @given(_calls(_SAFE_TEXT))
+    @given(_calls())
     def test_round_trip(self, call: Call) -> None:
         """Any call with millisecond times decodes from its own JSON to an equal call."""
         assert Call.from_json(call.to_json()) == call
 
     @settings(max_examples=300, deadline=None)
-    @given(_calls(_ANY_TEXT))
-    def test_output_is_json_with_the_same_values(self, call: Call) -> None:
-        """The output is valid JSON that Python's parser reads back with the call's values."""
-        document = json.loads(call.to_json())
-        assert keys(call.to_json()) == [k for k in GO_FIELD_ORDER if k in document]
+    @given(_calls())
+    def test_output_is_json_with_fn_names_and_types(self, call: Call) -> None:
+        """A plain JSON parser reads the output with Fn's keys, in Go's order, and the values."""
+        text = call.to_json()
+        document = json.loads(text)
+        assert keys(text) == [k for k in GO_FIELD_ORDER if k in document]
         for name in ["id", "status", "app_id", "app_name", "trigger_id", "fn_id"]:
             assert document[name] == getattr(call, name)
         for name in ["image", "type", "payload", "url", "method", "syslog_url", "error"]:
@@ -565,11 +364,3 @@ class TestProperties:
             assert _parse_time(document[name]) == getattr(call, name)
         stats = [Stat(_parse_time(s["timestamp"]), s["metrics"]) for s in document.get("stats", [])]
         assert stats == call.stats
-
-    @settings(deadline=None)
-    @given(_json_values(_ANY_TEXT))
-    def test_annotation_compaction_matches_compact_dumps(self, value: object) -> None:
-        """Any spacing of an annotation value compacts to the compact serialization."""
-        spaced = json.dumps({"annotations": {"k": value}}, indent=2, ensure_ascii=False)
-        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        assert Call.from_json(spaced).annotations == {"k": compact}

@@ -1,50 +1,28 @@
-"""Fn's call model, the port of Go's ``models.Call``, with the exact JSON Fn reads and writes.
+r"""Fn's call model, the port of Go's ``models.Call``, and its JSON.
 
 Fn's load balancer sends a call to a runner as ``json.Marshal(call)`` in the gRPC field
-``TryCall.models_call_json``, and the runner reads it with ``json.Unmarshal``.
-:meth:`Call.to_json` writes the bytes Go writes, and :meth:`Call.from_json` reads what Go
-reads, with Go's quirks: keys match fields case-insensitively, ``null`` leaves a field as it
-was (but empties maps and lists and zeroes ``cpus``), a later duplicate key wins (map members
-merge), and an empty time string is the Unix epoch.
+``TryCall.models_call_json``, and the runner reads it with ``json.Unmarshal``. The codec is
+orjson plus a check per field: :meth:`Call.from_json` reads every document Go writes for a
+call (escapes such as ``\u0026`` included), and :meth:`Call.to_json` writes JSON with Fn's
+field names and types, which Go reads. The bytes need not be Go's: keys are written in Go's
+order with Go's ``omitempty`` rules, but ``&``, ``<`` and ``>`` are not escaped.
 
-Where Python cannot hold what Go holds, the port differs slightly: a header list or a metrics
-map given as ``null`` reads as empty and is written ``[]`` or ``{}``, not ``null``; invalid
-UTF-8 and lone surrogates become U+FFFD, in raw annotation values too; ``cpus`` of ``"NaN"``,
-year 0 and zone offsets of 24 hours or more are refused; and a repeated ``stats`` key replaces
-the list where Go would merge it element by element.
+The few conversions Fn's model needs are here: times are Go's ``common.DateTime`` text
+(``""`` reads as the Unix epoch, Go's zero time as ``None``), ``cpus`` is ``"<n>m"``, and an
+annotation value is kept as compact JSON text.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
 
-from ._gojson import (
-    INT32,
-    INT64,
-    UINT32,
-    UINT64,
-    GoInt,
-    Member,
-    Number,
-    Object,
-    clean,
-    compact,
-    encode_map,
-    escape_html,
-    fold_key,
-    format_time,
-    kind,
-    parse_float,
-    parse_int,
-    parse_object,
-    parse_time,
-    quote,
-    validate,
-)
-from ._model_fast import decode_plain
+import orjson
+
+from ._times import format_time, parse_time
 
 __all__ = ["MAX_MILLI_CPUS", "Call", "Stat"]
 
@@ -52,8 +30,12 @@ MAX_MILLI_CPUS = 1_024_000
 """The most milli-CPUs a call may ask for: 1024 CPUs (Go's ``models.MaxMilliCPUs``)."""
 
 _ZERO_TIME_JSON = "0001-01-01T00:00:00.000Z"
-_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT32 = ("int32", -(2**31), 2**31 - 1)
+_UINT32 = ("uint32", 0, 2**32 - 1)
+_INT64 = ("int64", -(2**63), 2**63 - 1)
+_UINT64 = ("uint64", 0, 2**64 - 1)
+_MILLI_CPUS = re.compile(r"(\d{1,7})m", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +53,7 @@ class Stat:
 
 @dataclass(slots=True)
 class Call:
-    """One invocation of a function: every field of Go's ``models.Call``, in Go's order.
+    r"""One invocation of a function: every field of Go's ``models.Call``, in Go's order.
 
     The defaults are Go's zero values. Integers must fit the Go type noted below, or
     :meth:`to_json` refuses them. Times must be timezone-aware; ``None`` is Go's zero time.
@@ -92,12 +74,10 @@ class Call:
         cpus: The CPU the call may use, in milli-CPUs, 0 (no limit) to :data:`MAX_MILLI_CPUS`.
             JSON writes it as ``"<n>m"`` and also accepts fractional CPUs such as ``"0.1"``.
         config: The environment given to the function.
-        annotations: Each annotation's value as raw, compact JSON text, exactly as Go keeps
-            it: ``'"v"'`` for the string ``v``, ``'{"a":1e3}'`` for an object. The text is
-            not normalised beyond whitespace, so ``1e3`` stays ``1e3`` and escapes stay as
-            written. Values must be valid JSON; :meth:`to_json` compacts them and escapes
-            ``<``, ``>``, ``&``, U+2028 and U+2029 as Go does, so a value holding those reads
-            back in its escaped form.
+        annotations: Each annotation's value as JSON text, such as ``'"v"'`` for the string
+            ``v``. :meth:`from_json` writes it compact, in UTF-8, with only the escapes JSON
+            needs (so Go's ``"\u0026"`` reads as ``"&"``); integers beyond 64 bits read as
+            floats. :meth:`to_json` writes the text as it is, once checked to be JSON.
         headers: The headers of the request that made the call.
         syslog_url: Where to send the call's logs.
         completed_at: When the call ended.
@@ -141,30 +121,61 @@ class Call:
     fn_id: str = ""
 
     def to_json(self) -> str:
-        """Encode the call exactly as Go's ``json.Marshal(&call)`` does in Fn.
+        r"""Encode the call as JSON that Go's ``json.Unmarshal`` reads into ``models.Call``.
+
+        Keys follow Go's order, and fields Go tags ``omitempty`` are left out at their zero
+        value.
 
         Returns:
-            Compact JSON with Go's key order, omissions and escaping.
+            Compact JSON.
 
         Raises:
-            ValueError: If a field holds what Go could not encode: an integer outside its
-                Go type, ``cpus`` above :data:`MAX_MILLI_CPUS`, an annotation value that is
-                not JSON, or a naive datetime. The message names the field.
+            ValueError: If a field holds what Go could not read: an integer outside its Go
+                type, ``cpus`` outside 0 to :data:`MAX_MILLI_CPUS`, an annotation value that
+                is not JSON, or a naive datetime (the message names the field); or text that
+                is not Unicode (a lone surrogate).
         """
-        members = []
-        for name, codec in _FIELDS.items():
-            encoded = codec.encode(self)
-            if encoded is not None:
-                members.append(f'"{name}":{encoded}')
-        return "{" + ",".join(members) + "}"
+        doc: dict[str, object] = {"id": self.id, "status": self.status}
+        _put(doc, "image", self.image)
+        _put(doc, "delay", _in_range("delay", self.delay, _INT32))
+        _put(doc, "type", self.type)
+        _put(doc, "payload", self.payload)
+        _put(doc, "url", self.url)
+        _put(doc, "method", self.method)
+        _put(doc, "timeout", _in_range("timeout", self.timeout, _INT32))
+        _put(doc, "idle_timeout", _in_range("idle_timeout", self.idle_timeout, _INT32))
+        _put(doc, "tmpfs_size", _in_range("tmpfs_size", self.tmpfs_size, _UINT32))
+        _put(doc, "memory", _in_range("memory", self.memory, _UINT64))
+        if not 0 <= self.cpus <= MAX_MILLI_CPUS:
+            raise _encode_error("cpus", f"{self.cpus} is not between 0 and {MAX_MILLI_CPUS}")
+        _put(doc, "cpus", f"{self.cpus}m" if self.cpus else "")
+        _put(doc, "config", self.config)
+        _put(doc, "annotations", {k: _raw(k, v) for k, v in self.annotations.items()})
+        _put(doc, "headers", self.headers)
+        _put(doc, "syslog_url", self.syslog_url)
+        doc["completed_at"] = _time("completed_at", self.completed_at)
+        doc["created_at"] = _time("created_at", self.created_at)
+        doc["started_at"] = _time("started_at", self.started_at)
+        duration = _in_range("execution_duration", self.execution_duration, _INT64)
+        _put(doc, "execution_duration", duration)
+        _put(doc, "stats", [_stat_doc(f"stats[{i}]", s) for i, s in enumerate(self.stats)])
+        _put(doc, "error", self.error)
+        doc["app_id"] = self.app_id
+        doc["app_name"] = self.app_name
+        doc["trigger_id"] = self.trigger_id
+        doc["fn_id"] = self.fn_id
+        try:
+            return orjson.dumps(doc).decode()
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot encode Call: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Call:
-        """Decode a call as Go's ``json.Unmarshal`` does in Fn.
+        """Decode a call from the JSON Go's ``json.Marshal`` writes for ``models.Call``.
 
-        Missing keys keep their zero values and unknown keys are ignored. A time given as
-        ``""`` becomes the Unix epoch (Go's ``ParseDateTime`` does that), and Go's zero time
-        becomes ``None``. A ``null`` document gives a zero call, as in Go.
+        Missing keys, keys given as ``null`` and unknown keys leave their field at its zero
+        value. A time given as ``""`` becomes the Unix epoch (as Go's ``ParseDateTime``
+        has it), and Go's zero time becomes ``None``.
 
         Args:
             text: The JSON document; bytes are read as UTF-8.
@@ -173,25 +184,23 @@ class Call:
             The decoded call.
 
         Raises:
-            ValueError: If the document is not JSON or not an object, or a field has the
-                wrong type, an integer out of its Go type's range, or a bad ``cpus`` or
-                time string. The message names the field.
+            ValueError: If the document is not a JSON object (or not UTF-8, or holds a lone
+                surrogate escape, a number beyond a double or nesting past 1024), or if a field
+                has the wrong type, an integer out of its Go type's range, or a bad ``cpus``
+                or time string. The message names the field.
         """
-        plain = decode_plain(text)
-        if plain is not None:
-            return cls(**plain)  # type: ignore[arg-type]
-        return cls._from_json_exact(text)
-
-    @classmethod
-    def _from_json_exact(cls, text: str | bytes) -> Call:
-        """Decode with Go's rules in full (the path for anything but plain JSON)."""
-        call = cls()
-        for member in parse_object(text, "models.Call") or ():
-            name = fold_key(member.key)
-            codec = _FIELDS.get(name)
-            if codec is not None:
-                codec.decode(call, name, member)
-        return call
+        try:
+            document = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"invalid Call JSON: {exc}") from None
+        if type(document) is not dict:
+            raise ValueError(f"invalid Call JSON: want an object, got {_kind(document)}")
+        fields: dict[str, object] = {}
+        for key, value in document.items():
+            read = _READERS.get(key)
+            if read is not None and value is not None:
+                fields[key] = read(key, value)
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def _encode_error(path: str, reason: str) -> ValueError:
@@ -202,237 +211,190 @@ def _decode_error(path: str, reason: str) -> ValueError:
     return ValueError(f"invalid Call JSON: {path}: {reason}")
 
 
-def _type_error(path: str, value: object, go_type: str) -> ValueError:
-    return _decode_error(path, f"cannot unmarshal {kind(value)} into Go {go_type}")
+def _put(doc: dict[str, object], name: str, value: object) -> None:
+    if value:  # Go's omitempty: zero numbers, empty strings, maps and lists are left out
+        doc[name] = value
 
 
-def _in_range(path: str, value: int, go: GoInt) -> int:
-    if not go.low <= value <= go.high:
-        raise _encode_error(path, f"{value} is out of range for Go's {go.name}")
+def _in_range(path: str, value: int, go: tuple[str, int, int]) -> int:
+    name, low, high = go
+    if not low <= value <= high:
+        raise _encode_error(path, f"{value} is out of range for Go's {name}")
     return value
-
-
-def _int(path: str, value: int, go: GoInt) -> str | None:
-    return str(_in_range(path, value, go)) if value else None
-
-
-def _text(value: str) -> str | None:
-    return quote(value) if value else None
-
-
-def _cpus(value: int) -> str | None:
-    if not 0 <= value <= MAX_MILLI_CPUS:
-        raise _encode_error("cpus", f"{value} is not between 0 and {MAX_MILLI_CPUS}")
-    return f'"{value}m"' if value else None
 
 
 def _time(path: str, value: datetime | None) -> str:
     if value is None:
-        return f'"{_ZERO_TIME_JSON}"'
-    if value.utcoffset() is None:
-        raise _encode_error(path, "naive datetime; Go times always have a zone")
-    return f'"{format_time(value)}"'
-
-
-def _annotation(key: str, raw: str) -> str:
+        return _ZERO_TIME_JSON
     try:
-        validate(raw)
+        return format_time(value)
     except ValueError as exc:
-        raise _encode_error(f"annotations[{key!r}]", f"not valid JSON: {exc}") from exc
-    return escape_html(compact(raw))
+        raise _encode_error(path, str(exc)) from None
 
 
-def _list(values: list[str]) -> str:
-    return "[" + ",".join(map(quote, values)) + "]"
+def _raw(key: str, raw: str) -> orjson.Fragment:
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _encode_error(f"annotations[{key!r}]", f"not valid JSON: {exc}") from None
+    return orjson.Fragment(raw)
 
 
-def _stat_json(path: str, stat: Stat) -> str:
-    metrics = encode_map(
-        stat.metrics, lambda key, value: str(_in_range(f"{path}.metrics[{key!r}]", value, UINT64))
+def _stat_doc(path: str, stat: Stat) -> dict[str, object]:
+    for metric, value in stat.metrics.items():
+        _in_range(f"{path}.metrics[{metric!r}]", value, _UINT64)
+    return {"timestamp": _time(f"{path}.timestamp", stat.timestamp), "metrics": stat.metrics}
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "bool", int: "number", float: "number", str: "string", list: "array"}.get(
+        type(value), "object"
     )
-    timestamp = _time(f"{path}.timestamp", stat.timestamp)
-    return f'{{"timestamp":{timestamp},"metrics":{metrics or "{}"}}}'
 
 
-def _stats(stats: list[Stat]) -> str | None:
-    items = [_stat_json(f"stats[{i}]", stat) for i, stat in enumerate(stats)]
-    return f"[{','.join(items)}]" if items else None
+def _want(path: str, value: object, what: str) -> ValueError:
+    return _decode_error(path, f"want {what}, got {_kind(value)}")
 
 
-def _string(path: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _type_error(path, value, "string")
-    return clean(value)
-
-
-def _go_int(path: str, value: object, go: GoInt) -> int:
-    if not isinstance(value, Number):
-        raise _type_error(path, value, go.name)
-    number = parse_int(value.text, go)
-    if number is None:
-        raise _decode_error(path, f"cannot unmarshal number {value.text} into Go {go.name}")
-    return number
-
-
-def _go_time(path: str, value: object) -> datetime | None:
-    if not isinstance(value, str):
-        raise _type_error(path, value, "common.DateTime")
-    if not value:
-        return _EPOCH
-    try:
-        parsed = parse_time(value)
-    except ValueError as exc:
-        raise _decode_error(path, str(exc)) from exc
-    return None if parsed == _ZERO_TIME and not parsed.utcoffset() else parsed
-
-
-def _go_cpus(raw: str) -> int:
-    # MilliCPUs.UnmarshalJSON works on the raw JSON text, so escapes are not decoded.
-    text = raw.strip()
-    if text == "null":
-        return 0
-    if text.startswith('"'):
-        text = text[1:-1].strip()
-        if not text:
-            return 0
-        if text.endswith("m"):
-            digits = text[:-1]
-            # ParseUint takes leading zeros; the length check keeps int() off huge inputs.
-            short = len(digits.lstrip("0")) <= 7
-            if digits.isascii() and digits.isdigit() and short and int(digits) <= MAX_MILLI_CPUS:
-                return int(digits)
-        else:
-            # Go's ParseFloat also reads "NaN", which slips through its range check as an
-            # undefined number; parse_float refuses it, like the infinities.
-            cpus = parse_float(text)
-            if cpus is not None and 0 <= cpus <= MAX_MILLI_CPUS // 1000:
-                return int(cpus * 1000)
-    raise _decode_error("cpus", f'invalid CPUs {raw}: want a string such as "100m" or "0.1"')
-
-
-_Decoder = Callable[[Call, str, Member], None]
-
-
-def _unless_null(read: Callable[[str, object], object]) -> _Decoder:
-    def decode(call: Call, name: str, member: Member) -> None:
-        if member.value is not None:  # Go leaves a scalar field as it was on null
-            setattr(call, name, read(name, member.value))
-
-    return decode
-
-
-def _int_setter(go: GoInt) -> _Decoder:
-    return _unless_null(lambda path, value: _go_int(path, value, go))
-
-
-_set_text = _unless_null(_string)
-_set_time = _unless_null(_go_time)
-
-
-def _set_cpus(call: Call, name: str, member: Member) -> None:
-    call.cpus = _go_cpus(member.raw)
-
-
-def _object(path: str, value: object, go_type: str) -> Object:
-    if not isinstance(value, Object):
-        raise _type_error(path, value, go_type)
+def _read_text(path: str, value: object) -> str:
+    if type(value) is not str:
+        raise _want(path, value, "a string")
     return value
 
 
-def _set_config(call: Call, name: str, member: Member) -> None:
-    if member.value is None:
-        call.config = {}
-        return
-    for key, value in _object(name, member.value, "models.Config"):
-        path = f"config[{key!r}]"
-        call.config[clean(key)] = "" if value is None else _string(path, value)
+def _integer(go: tuple[str, int, int]) -> Callable[[str, object], int]:
+    name, low, high = go
+
+    def read(path: str, value: object) -> int:
+        if type(value) is not int:
+            raise _want(path, value, f"an integer ({name})")
+        if not low <= value <= high:
+            raise _decode_error(path, f"{value} is out of range for Go's {name}")
+        return value
+
+    return read
 
 
-def _set_annotations(call: Call, name: str, member: Member) -> None:
-    if member.value is None:
-        call.annotations = {}
-        return
-    _object(name, member.value, "models.Annotations")
-    for annotation in parse_object(member.raw, "models.Annotations") or ():
-        call.annotations[clean(annotation.key)] = clean(compact(annotation.raw))
+def _read_time(path: str, value: object) -> datetime | None:
+    text = _read_text(path, value)
+    if not text:
+        return _EPOCH
+    if text == _ZERO_TIME_JSON:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise _decode_error(path, str(exc)) from None
 
 
-def _set_headers(call: Call, name: str, member: Member) -> None:
-    if member.value is None:
-        call.headers = {}
-        return
-    for key, values in _object(name, member.value, "http.Header"):
-        path = f"headers[{key!r}]"
-        if values is None:
-            values = []
-        elif not isinstance(values, list):
-            raise _type_error(path, values, "[]string")
-        call.headers[clean(key)] = [
-            "" if v is None else _string(f"{path}[{i}]", v) for i, v in enumerate(values)
-        ]
+def _read_cpus(path: str, value: object) -> int:
+    text = _read_text(path, value).strip()
+    if not text:
+        return 0
+    match = _MILLI_CPUS.fullmatch(text)
+    if match is not None and int(match[1]) <= MAX_MILLI_CPUS:
+        return int(match[1])
+    # Fn also reads fractional CPUs, such as "0.1" for 100m.
+    try:
+        cpus = float(text) if match is None and text.isascii() else math.nan
+    except ValueError:
+        cpus = math.nan
+    if 0 <= cpus <= MAX_MILLI_CPUS // 1000:
+        return int(cpus * 1000)
+    raise _decode_error(path, f'invalid CPUs {text!r}: want a string such as "100m" or "0.1"')
 
 
-def _stat(path: str, value: object) -> Stat:
+def _read_object(path: str, value: object) -> dict[str, object]:
+    if type(value) is not dict:
+        raise _want(path, value, "an object")
+    return value
+
+
+def _read_config(path: str, value: object) -> dict[str, str]:
+    config = _read_object(path, value)
+    for key, item in config.items():
+        if type(item) is not str:
+            raise _want(f"{path}[{key!r}]", item, "a string")
+    return config  # type: ignore[return-value]  # checked just above
+
+
+def _read_annotations(path: str, value: object) -> dict[str, str]:
+    return {key: orjson.dumps(item).decode() for key, item in _read_object(path, value).items()}
+
+
+def _read_headers(path: str, value: object) -> dict[str, list[str]]:
+    headers = _read_object(path, value)
+    for key, values in headers.items():
+        if values is None:  # Go writes a nil value slice as null
+            headers[key] = []
+        elif type(values) is not list:
+            raise _want(f"{path}[{key!r}]", values, "an array of strings")
+        else:
+            for i, item in enumerate(values):
+                if type(item) is not str:
+                    raise _want(f"{path}[{key!r}][{i}]", item, "a string")
+    return headers  # type: ignore[return-value]  # checked just above
+
+
+_read_uint64 = _integer(_UINT64)
+
+
+def _read_stat(path: str, value: object) -> Stat:
     if value is None:
         return Stat()
-    timestamp = None
-    metrics: dict[str, int] = {}
-    for key, item in _object(path, value, "stats.Stat"):
-        name = fold_key(key)
-        if name == "timestamp" and item is not None:
-            timestamp = _go_time(f"{path}.timestamp", item)
-        elif name == "metrics" and item is None:
-            metrics = {}
-        elif name == "metrics":
-            for metric, number in _object(f"{path}.metrics", item, "map[string]uint64"):
-                where = f"{path}.metrics[{metric!r}]"
-                metrics[clean(metric)] = 0 if number is None else _go_int(where, number, UINT64)
-    return Stat(timestamp, metrics)
+    stat = _read_object(path, value)
+    timestamp = stat.get("timestamp")
+    metrics = stat.get("metrics")
+    return Stat(
+        None if timestamp is None else _read_time(f"{path}.timestamp", timestamp),
+        {}
+        if metrics is None  # Go writes a nil metrics map as null
+        else {
+            k: _read_uint64(f"{path}.metrics[{k!r}]", v)
+            for k, v in _read_object(f"{path}.metrics", metrics).items()
+        },
+    )
 
 
-def _set_stats(call: Call, name: str, member: Member) -> None:
-    values = [] if member.value is None else member.value
-    if not isinstance(values, list):
-        raise _type_error(name, values, "stats.Stats")
-    call.stats = [_stat(f"stats[{i}]", v) for i, v in enumerate(values)]
+def _read_stats(path: str, value: object) -> list[Stat]:
+    if type(value) is not list:
+        raise _want(path, value, "an array")
+    return [_read_stat(f"{path}[{i}]", item) for i, item in enumerate(value)]
 
 
-class _Codec(NamedTuple):
-    encode: Callable[[Call], str | None]
-    decode: _Decoder
-
-
-# Go's declaration order, which is also the dataclass's; JSON names equal attribute names.
-_FIELDS: dict[str, _Codec] = {
-    "id": _Codec(lambda c: quote(c.id), _set_text),
-    "status": _Codec(lambda c: quote(c.status), _set_text),
-    "image": _Codec(lambda c: _text(c.image), _set_text),
-    "delay": _Codec(lambda c: _int("delay", c.delay, INT32), _int_setter(INT32)),
-    "type": _Codec(lambda c: _text(c.type), _set_text),
-    "payload": _Codec(lambda c: _text(c.payload), _set_text),
-    "url": _Codec(lambda c: _text(c.url), _set_text),
-    "method": _Codec(lambda c: _text(c.method), _set_text),
-    "timeout": _Codec(lambda c: _int("timeout", c.timeout, INT32), _int_setter(INT32)),
-    "idle_timeout": _Codec(
-        lambda c: _int("idle_timeout", c.idle_timeout, INT32), _int_setter(INT32)
+_READERS: dict[str, Callable[[str, object], object]] = {
+    **dict.fromkeys(
+        (
+            "id",
+            "status",
+            "image",
+            "type",
+            "payload",
+            "url",
+            "method",
+            "syslog_url",
+            "error",
+            "app_id",
+            "app_name",
+            "trigger_id",
+            "fn_id",
+        ),
+        _read_text,
     ),
-    "tmpfs_size": _Codec(lambda c: _int("tmpfs_size", c.tmpfs_size, UINT32), _int_setter(UINT32)),
-    "memory": _Codec(lambda c: _int("memory", c.memory, UINT64), _int_setter(UINT64)),
-    "cpus": _Codec(lambda c: _cpus(c.cpus), _set_cpus),
-    "config": _Codec(lambda c: encode_map(c.config, lambda _, v: quote(v)), _set_config),
-    "annotations": _Codec(lambda c: encode_map(c.annotations, _annotation), _set_annotations),
-    "headers": _Codec(lambda c: encode_map(c.headers, lambda _, v: _list(v)), _set_headers),
-    "syslog_url": _Codec(lambda c: _text(c.syslog_url), _set_text),
-    "completed_at": _Codec(lambda c: _time("completed_at", c.completed_at), _set_time),
-    "created_at": _Codec(lambda c: _time("created_at", c.created_at), _set_time),
-    "started_at": _Codec(lambda c: _time("started_at", c.started_at), _set_time),
-    "execution_duration": _Codec(
-        lambda c: _int("execution_duration", c.execution_duration, INT64), _int_setter(INT64)
-    ),
-    "stats": _Codec(lambda c: _stats(c.stats), _set_stats),
-    "error": _Codec(lambda c: _text(c.error), _set_text),
-    "app_id": _Codec(lambda c: quote(c.app_id), _set_text),
-    "app_name": _Codec(lambda c: quote(c.app_name), _set_text),
-    "trigger_id": _Codec(lambda c: quote(c.trigger_id), _set_text),
-    "fn_id": _Codec(lambda c: quote(c.fn_id), _set_text),
+    "delay": _integer(_INT32),
+    "timeout": _integer(_INT32),
+    "idle_timeout": _integer(_INT32),
+    "tmpfs_size": _integer(_UINT32),
+    "memory": _read_uint64,
+    "execution_duration": _integer(_INT64),
+    "cpus": _read_cpus,
+    "config": _read_config,
+    "annotations": _read_annotations,
+    "headers": _read_headers,
+    "completed_at": _read_time,
+    "created_at": _read_time,
+    "started_at": _read_time,
+    "stats": _read_stats,
 }

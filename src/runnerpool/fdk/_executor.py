@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
+from .._headers import HOP_BY_HOP
 from .._resource import AsyncResource
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
@@ -64,21 +65,7 @@ DEFAULT_MEMORY_MB = 128
 #: The listener Fn's containers see; the slot key is computed with it, as Fn does.
 _FN_LISTENER = "unix:/tmp/iofs/lsnr.sock"
 #: Hop-by-hop headers (Go's StripHopHeaders), and those the transport sets itself.
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "host",
-    }
-)
+_NOT_FORWARDED = HOP_BY_HOP | {"content-length", "host"}
 #: How much of a failing function's 502 body its error message carries.
 _ERROR_TEXT = 1000
 

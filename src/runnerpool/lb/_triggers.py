@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .._errors import APIError
+from .._headers import HOP_BY_HOP
 from ._calls import canonical_header
 
 __all__ = [
@@ -32,21 +33,6 @@ __all__ = [
 #: The prefix of the client's headers as the function sees them, and of its HTTP headers.
 FN_HTTP_PREFIX = "Fn-Http-H-"
 
-#: Removed from the client's request (Go's ``httputil`` hop-by-hop list); ``Te: trailers``
-#: survives.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 #: ``strconv.Atoi``'s syntax: an optional sign, then decimal digits.
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 
@@ -92,7 +78,7 @@ def trigger_headers(
             te_trailers = te_trailers or any(
                 token.strip().lower() == "trailers" for token in value.split(",")
             )
-        elif lower == "host" or lower in _HOP_BY_HOP:
+        elif lower == "host" or lower in HOP_BY_HOP:
             pass
         elif lower == "content-type":
             rewritten.append(("Content-Type", value))

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from .._errors import APIError, FuncError, RunnerBusyError
-from .._gojson import format_time, parse_time
 from .._status import RunnerStatus
+from .._times import format_time, parse_time
 from ._proto import runner_pb2 as pb
 
 __all__ = [
