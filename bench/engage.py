@@ -256,9 +256,9 @@ class RunnerpoolClient:
     async def close(self) -> None:
         """Close the connection."""
         if self.runner is not None:
-            await self.runner.close()
+            await self.runner.aclose()
         if self.pool is not None:
-            await self.pool.shutdown()
+            await self.pool.aclose()
 
 
 def floor_stubs() -> Stubs:

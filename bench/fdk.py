@@ -365,7 +365,7 @@ class RunnerPath:
 
     async def close(self) -> None:
         """Close the connection (the runner process is stopped by its owner)."""
-        await self.runner.close()
+        await self.runner.aclose()
 
 
 # --------------------------------------------------------------------------- start-to-ready

@@ -582,7 +582,7 @@ class DirectCaller:
 
     async def close(self) -> None:
         """Close the connection."""
-        await self.runner.close()
+        await self.runner.aclose()
 
 
 async def drive_for(

@@ -71,7 +71,7 @@ class _MemoryRunner:
     async def status(self) -> RunnerStatus:
         return RunnerStatus()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
 
 
@@ -84,7 +84,7 @@ class _Pool:
     async def runners(self, call: object) -> Sequence[_MemoryRunner]:
         return self._runners
 
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         return None
 
 

@@ -9,6 +9,7 @@ from runnerpool import fdk, metrics, runner, testing
 
 PINNED = {
     "APIError",
+    "AsyncResource",
     "BasePlacer",
     "BoundedLoadPlacer",
     "BufferedCall",

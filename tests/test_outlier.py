@@ -192,4 +192,4 @@ class TestReadiness:
                 503,
                 {"ready": False, "reachable": 0, "runners": 2},
             )
-        await pool.shutdown()
+        await pool.aclose()

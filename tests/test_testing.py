@@ -45,30 +45,30 @@ class TestFakeRunner:
         assert runner.in_flight == 0
 
     async def test_close_waits_then_refuses(self) -> None:
-        """close() waits for calls in flight; afterwards attempts get RunnerClosedError."""
+        """aclose() waits for calls in flight; afterwards attempts get RunnerClosedError."""
         runner = FakeRunner("r", then=succeed(delay=0.02))
         task = asyncio.create_task(runner.try_exec(FakeCall()))
         await asyncio.sleep(0)
-        await runner.close()
+        await runner.aclose()
         assert task.done()
         with pytest.raises(RunnerClosedError):
             await runner.try_exec(FakeCall())
 
 
 class TestFakeRunnerPool:
-    async def test_shutdown_closes_runners_and_reports_first_error(self) -> None:
-        """Shutdown closes every runner handed out and raises the first close error."""
+    async def test_aclose_closes_runners_and_reports_first_error(self) -> None:
+        """aclose() closes every runner handed out and raises the first close error."""
 
         class BadClose(FakeRunner):
-            async def close(self) -> None:
-                await super().close()
+            async def aclose(self) -> None:
+                await super().aclose()
                 raise OSError(f"{self.address} would not close")
 
         good, bad1, bad2 = FakeRunner("good"), BadClose("bad1"), BadClose("bad2")
         pool = FakeRunnerPool([good, bad1, bad2])
         await pool.runners(FakeCall())
         with pytest.raises(OSError, match="bad1"):
-            await pool.shutdown()
+            await pool.aclose()
         assert [good.closed, bad1.closed, bad2.closed] == [True, True, True]
 
 

@@ -34,6 +34,7 @@ from ._interfaces import Runner as Runner
 from ._interfaces import RunnerCall as RunnerCall
 from ._interfaces import RunnerPool as RunnerPool
 from ._model import Call as Call
+from ._resource import AsyncResource as AsyncResource
 from ._status import RunnerStatus as RunnerStatus
 from ._tracker import PlacerTracker as PlacerTracker
 from .placers import BasePlacer as BasePlacer
@@ -58,6 +59,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "APIError",
+    "AsyncResource",
     "BasePlacer",
     "BoundedLoadPlacer",
     "BufferedCall",

@@ -105,6 +105,10 @@ class Runner(Protocol):
       :class:`~runnerpool.RunnerBusyError`) means the runner did not take the call, and the
       placer may try another runner;
     * raising anything else means the call was committed and failed. It is never retried.
+
+    A runner closes with :meth:`aclose`. The project's runners also close at the end of
+    ``async with`` (they subclass :class:`~runnerpool.AsyncResource`); a user's own runner
+    needs only :meth:`aclose`.
     """
 
     @property
@@ -122,12 +126,19 @@ class Runner(Protocol):
     async def status(self) -> RunnerStatus:
         """Ask the runner for its health and load."""
 
-    async def close(self) -> None:
-        """Stop taking calls, let the calls in flight finish, then release the connection."""
+    async def aclose(self) -> None:
+        """Stop taking calls, let the calls in flight finish, then release the connection.
+
+        Closing twice is harmless. ``close()`` is a deprecated name for it.
+        """
 
 
 class RunnerPool(Protocol):
-    """The runners a call may go to. The port of Go's ``RunnerPool``."""
+    """The runners a call may go to. The port of Go's ``RunnerPool``.
+
+    Like a :class:`Runner`, a pool closes with :meth:`aclose` (Go's ``Shutdown``); the
+    project's pools also close at the end of ``async with``.
+    """
 
     async def runners(self, call: RunnerCall) -> Sequence[Runner]:
         """Return the runners that may take the call, in no particular order.
@@ -141,8 +152,11 @@ class RunnerPool(Protocol):
                 :class:`~runnerpool.PartialRunnersError` gives runners and an error together.
         """
 
-    async def shutdown(self) -> None:
-        """Close every runner; report the first error after trying them all."""
+    async def aclose(self) -> None:
+        """Close every runner; report the first error after trying them all.
+
+        Closing twice is harmless. ``shutdown()`` is a deprecated name for it.
+        """
 
 
 class Placer(Protocol):

@@ -452,7 +452,7 @@ async def _status(address: str, ssl_context: Any) -> dict[str, Any]:
     try:
         return dataclasses.asdict(await runner.status())
     finally:
-        await runner.close()
+        await runner.aclose()
 
 
 @main.command()

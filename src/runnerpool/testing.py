@@ -26,6 +26,7 @@ from typing import TypeAlias, cast
 from ._call import BufferedCall, BufferedResponse
 from ._errors import NotPlacedError, PartialRunnersError, RunnerBusyError, RunnerClosedError
 from ._interfaces import Runner, RunnerCall, RunnerPool
+from ._resource import AsyncResource, aclose_resource, warn_renamed
 from ._status import RunnerStatus
 
 __all__ = [
@@ -169,7 +170,7 @@ class Attempt:
     sequence: int = field(default_factory=lambda: next(_SEQUENCE))
 
 
-class FakeRunner(Runner):
+class FakeRunner(AsyncResource, Runner):
     """A runner that plays scripted outcomes, one per attempt, and records each attempt.
 
     Each attempt first reads the whole request body (as a real runner streams it), then
@@ -185,7 +186,7 @@ class FakeRunner(Runner):
 
     Attributes:
         attempts: Every attempt, in order, NACKs from capacity included.
-        closed: Whether :meth:`close` was called.
+        closed: Whether :meth:`aclose` was called.
     """
 
     def __init__(
@@ -257,7 +258,12 @@ class FakeRunner(Runner):
         )
 
     async def close(self) -> None:
-        """Refuse new attempts, then wait for the ones in flight."""
+        """Deprecated name of :meth:`aclose`."""
+        warn_renamed(self, "close()")
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Refuse new attempts, then wait for the ones in flight; closing twice is harmless."""
         self.closed = True
         await self._idle.wait()
 
@@ -265,7 +271,7 @@ class FakeRunner(Runner):
 PoolAnswer: TypeAlias = "Sequence[Runner] | BaseException | tuple[Sequence[Runner], BaseException]"
 
 
-class FakeRunnerPool(RunnerPool):
+class FakeRunnerPool(AsyncResource, RunnerPool):
     """A pool that answers scripted runner lists and errors, one per ``runners`` call.
 
     Each answer is a list of runners, an exception (raised: no runners), or a pair of both
@@ -278,14 +284,14 @@ class FakeRunnerPool(RunnerPool):
 
     Attributes:
         calls: How many times :meth:`runners` was called.
-        shut_down: Whether :meth:`shutdown` was called.
+        closed: Whether :meth:`aclose` was called.
     """
 
     def __init__(self, then: PoolAnswer = (), *, script: Sequence[PoolAnswer] = ()) -> None:
         self._then = then
         self._script = list(script)
         self.calls = 0
-        self.shut_down = False
+        self.closed = False
         self._seen: dict[int, Runner] = {}
 
     async def runners(self, call: RunnerCall) -> Sequence[Runner]:
@@ -311,17 +317,30 @@ class FakeRunnerPool(RunnerPool):
         for runner in runners:
             self._seen[id(runner)] = runner
 
+    @property
+    def shut_down(self) -> bool:
+        """Deprecated name of :attr:`closed`."""
+        warn_renamed(self, "shut_down", "closed")
+        return self.closed
+
     async def shutdown(self) -> None:
+        """Deprecated name of :meth:`aclose`."""
+        warn_renamed(self, "shutdown()")
+        await self.aclose()
+
+    async def aclose(self) -> None:
         """Close every runner this pool has handed out; raise the first error after all.
 
+        Closing twice is harmless if the runners' own close is.
+
         Raises:
-            Exception: The first error a runner's ``close`` raised.
+            Exception: The first error a runner's ``aclose`` raised.
         """
-        self.shut_down = True
+        self.closed = True
         first: Exception | None = None
         for runner in self._seen.values():
             try:
-                await runner.close()
+                await aclose_resource(runner, "close")
             except Exception as exc:
                 first = first or exc
         if first is not None:

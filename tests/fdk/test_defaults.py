@@ -125,7 +125,7 @@ async def test_runner_with_no_options_nacks_once_its_memory_is_used(
         await asyncio.gather(*running)
     finally:
         if client is not None:
-            await client.close()
+            await client.aclose()
         runner.send_signal(signal.SIGTERM)
         await asyncio.to_thread(runner.wait, 30)
         if runner.stdout is not None:

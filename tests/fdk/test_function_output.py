@@ -342,7 +342,7 @@ class TestRunnerLog:
                 call = BufferedCall(model, body=token.encode())
                 await client.try_exec(call)
             finally:
-                await client.close()
+                await client.aclose()
 
             def entries() -> list[dict[str, object]]:
                 lines = runner.stderr().splitlines()
@@ -375,7 +375,7 @@ class TestRunnerLog:
                 await client.try_exec(call)
                 assert bytes(call.response_writer.body) == b"done"
             finally:
-                await client.close()
+                await client.aclose()
             notice = "line(s) of function flood not logged"
             await eventually(lambda: notice in runner.stderr())
             lines = runner.stderr().splitlines()

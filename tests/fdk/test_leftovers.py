@@ -138,7 +138,7 @@ async def test_next_runner_reclaims_a_killed_runners_socket_directories(
         )
         await client.try_exec(call)
     finally:
-        await client.close()
+        await client.aclose()
     [left] = roots(tmp)
     assert [path for path in left.iterdir() if path.name.startswith("iofs")]
     functions = descendants(first.pid)

@@ -47,7 +47,7 @@ async def test_call_status_and_logs(server: RunnerServer) -> None:
         status = await runner.status()
         assert status.custom_status["processes"] == "1"
     finally:
-        await runner.close()
+        await runner.aclose()
     host, port = server.address.rsplit(":", 1)
     channel = Channel(host, int(port))
     try:

@@ -194,7 +194,7 @@ async def runner(
         yield runner
         await runner.victim_works()
     finally:
-        await runner.client.close()
+        await runner.client.aclose()
         await server.aclose()
 
 

@@ -251,7 +251,7 @@ async def runner_status(address: str) -> RunnerStatus:
     try:
         return await runner.status()
     finally:
-        await runner.close()
+        await runner.aclose()
 
 
 async def statuses(addresses: Sequence[str]) -> list[RunnerStatus]:

@@ -46,8 +46,8 @@ async def test_poll_records_each_runners_active_calls(start_runner: StartRunner)
         assert placer.runner_load(busy.address) == 0
     finally:
         await running
-        await other_lb.shutdown()
-        await pool.shutdown()
+        await other_lb.aclose()
+        await pool.aclose()
 
 
 async def test_background_polling_starts_and_stops(start_runner: StartRunner) -> None:
@@ -64,7 +64,7 @@ async def test_background_polling_starts_and_stops(start_runner: StartRunner) ->
                 await asyncio.sleep(0.01)
     finally:
         await poller.aclose()
-        await pool.shutdown()
+        await pool.aclose()
     rounds = poller.rounds
     await asyncio.sleep(0.3)
     assert poller.rounds == rounds

@@ -67,7 +67,7 @@ async def occupy(address: str, seconds: float) -> asyncio.Task[None]:
         try:
             await runner.try_exec(call("slow", str(seconds).encode()))
         finally:
-            await runner.close()
+            await runner.aclose()
 
     task = asyncio.create_task(run())
     await asyncio.sleep(0.1)
@@ -92,7 +92,7 @@ class TestRetriesAndCommits:
         full_status = await full.service.status()
         assert (full_status.requests_received, full_status.requests_handled) == (2, 0)
         await busy
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_unavailable_after_try_is_not_retried(
         self, start_runner: StartRunner, start_scripted: StartScripted, placer: BasePlacer
@@ -104,7 +104,7 @@ class TestRetriesAndCommits:
         with pytest.raises(RunnerConnectionError):
             await placer.place_call(pool, call("echo"))
         assert (await other.service.status()).requests_received == 0
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_user_502_is_not_retried(
         self, start_runner: StartRunner, placer: BasePlacer
@@ -116,7 +116,7 @@ class TestRetriesAndCommits:
             await placer.place_call(pool, call("fail"))
         assert info.value.status_code == 502
         assert (await second.service.status()).requests_received == 0
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_all_busy_gives_503_after_the_placer_timeout(
         self, start_runner: StartRunner, placer: BasePlacer
@@ -130,7 +130,7 @@ class TestRetriesAndCommits:
             await placer.place_call(pool, call("echo"))
         assert time.monotonic() - start >= 0.3
         await asyncio.gather(*busy)
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_unreachable_runner_is_skipped(
         self, start_runner: StartRunner, placer: BasePlacer
@@ -143,18 +143,18 @@ class TestRetriesAndCommits:
         await placer.place_call(pool, echo)
         assert bytes(echo.response_writer.body) == b"hi"
         assert counts(views) == {"attempt": 2, "retry_error": 1, "placed_ok": 1}
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_closed_runner_is_skipped(self, start_runner: StartRunner) -> None:
         """A closed runner refuses without contacting its server; the next one runs the call."""
         first, second = await start_runner(), await start_runner()
         pool = StaticRunnerPool([first.address, second.address])
         closed = (await pool.runners(call("x")))[0]
-        await closed.close()
+        await closed.aclose()
         await FirstRunnerFirst(FAST).place_call(pool, call("echo"))
         assert (await first.service.status()).requests_received == 0
         assert (await second.service.status()).requests_handled == 1
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_detached_acknowledged_at_start(
         self, start_runner: StartRunner, placer: BasePlacer
@@ -169,7 +169,7 @@ class TestRetriesAndCommits:
         assert not task.done()
         await task
         assert detached.response_writer.body == b""
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_oversized_request(self, start_runner: StartRunner, placer: BasePlacer) -> None:
         """A body over the runner's limit is refused with 413, and not retried."""
@@ -178,7 +178,7 @@ class TestRetriesAndCommits:
         with pytest.raises(FuncError) as info:
             await placer.place_call(pool, call("echo", b"x" * 5000))
         assert (info.value.status_code, info.value.message) == (413, RequestTooLargeError().message)
-        await pool.shutdown()
+        await pool.aclose()
 
 
 class TestCapacity:
@@ -201,7 +201,7 @@ class TestCapacity:
         assert small_status.active_request_count == large_status.active_request_count == 0
         assert views.retry_busy_count.value() == 5
         assert views.placed_ok_count.value() == 8
-        await pool.shutdown()
+        await pool.aclose()
 
 
 class TestDrain:
@@ -228,7 +228,7 @@ class TestDrain:
         after = call("echo", b"after")
         await placer.place_call(pool, after)
         assert bytes(after.response_writer.body) == b"after"
-        await pool.shutdown()
+        await pool.aclose()
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ class TestRunnerProcess:
         survivor = call("echo", b"next")
         await placer.place_call(pool, survivor)
         assert bytes(survivor.response_writer.body) == b"next"
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_sigterm_drains(
         self, runner_process: Callable[[], tuple[subprocess.Popen[str], str]]
@@ -296,4 +296,4 @@ class TestRunnerProcess:
         await task
         assert bytes(slow.response_writer.body) == b"slept 0.5s"
         assert await asyncio.to_thread(process.wait, 10) == 0
-        await runner.close()
+        await runner.aclose()

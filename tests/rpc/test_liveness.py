@@ -117,7 +117,7 @@ class TestConnect:
         # Within the hold after the failure, the next call is refused without waiting.
         with pytest.raises(RunnerUnavailableError, match="could not connect just now"):
             await runner.try_exec(slow_call(0))
-        await runner.close()
+        await runner.aclose()
 
 
 class TestKeepalive:
@@ -137,7 +137,7 @@ class TestKeepalive:
             assert time.monotonic() - start < 5
             assert runner.connections == 0
         finally:
-            await runner.close()
+            await runner.aclose()
             await proxy.aclose()
 
     async def test_idle_connection_pinged_stays_up(self, start_runner: StartRunner) -> None:
@@ -147,7 +147,7 @@ class TestKeepalive:
         call = slow_call(1.5)  # several keepalive periods with no frame from the call
         await runner.try_exec(call)
         assert bytes(call.response_writer.body) == b"slept 1.5s"
-        await runner.close()
+        await runner.aclose()
 
 
 class TestNoHiddenQueue:
@@ -166,7 +166,7 @@ class TestNoHiddenQueue:
             await asyncio.sleep(0.02)
         await asyncio.gather(*calls)
         assert peak == 150
-        await runner.close()
+        await runner.aclose()
 
     async def test_every_connection_full_is_a_refusal(self, start_runner: StartRunner) -> None:
         """With one connection allowed and full, the next call is refused as busy at once."""
@@ -177,4 +177,4 @@ class TestNoHiddenQueue:
         with pytest.raises(RunnerBusyError, match="connections are full"):
             await runner.try_exec(slow_call(0))
         await asyncio.gather(*calls)
-        await runner.close()
+        await runner.aclose()

@@ -42,7 +42,7 @@ class TestRealRunner:
         assert bytes(echo.response_writer.body) == b"hello"
         assert echo.user_execution_time is not None
         assert echo.user_execution_time > 0
-        await runner.close()
+        await runner.aclose()
 
     async def test_status_and_every_header(self, start_runner: StartRunner) -> None:
         """A function's status and all its headers travel in result_start."""
@@ -52,7 +52,7 @@ class TestRealRunner:
         await runner.try_exec(result)
         assert result.response_writer.status_code == 201
         assert sorted(result.response_writer.headers) == [("X-One", "1"), ("X-Two", "2")]
-        await runner.close()
+        await runner.aclose()
 
     async def test_large_body_both_ways(self, start_runner: StartRunner) -> None:
         """A 1 MB response streams back whole, in frames, to the writer."""
@@ -64,7 +64,7 @@ class TestRealRunner:
         echo = call("echo", bytes(range(256)) * 4000)
         await runner.try_exec(echo)
         assert bytes(echo.response_writer.body) == bytes(range(256)) * 4000
-        await runner.close()
+        await runner.aclose()
 
     async def test_nack(self, start_runner: StartRunner) -> None:
         """Finished with errorCode 503 (the runner is full): RunnerBusyError, not placed."""
@@ -77,7 +77,7 @@ class TestRealRunner:
         await running
         status = await runner.status()
         assert (status.requests_received, status.requests_handled) == (2, 1)
-        await runner.close()
+        await runner.aclose()
 
     async def test_never_fits(self, start_runner: StartRunner) -> None:
         """A call too big for the runner: committed APIError 400, not a NACK."""
@@ -90,7 +90,7 @@ class TestRealRunner:
             "Requested CPU/Memory cannot be allocated",
         )
         assert not isinstance(info.value, FuncError)
-        await runner.close()
+        await runner.aclose()
 
     @pytest.mark.parametrize(
         ("image", "kind", "code", "message"),
@@ -110,7 +110,7 @@ class TestRealRunner:
             await runner.try_exec(call(image))
         assert type(info.value) is kind
         assert (info.value.status_code, info.value.message) == (code, message)
-        await runner.close()
+        await runner.aclose()
 
     async def test_short_write(self, start_runner: StartRunner) -> None:
         """The writer refusing data is a committed error (the response is too large)."""
@@ -120,7 +120,7 @@ class TestRealRunner:
         big.response_writer = BufferedResponse(max_size=50_000)
         with pytest.raises(ResponseTooLargeError):
             await runner.try_exec(big)
-        await runner.close()
+        await runner.aclose()
 
     async def test_deadline_cancels_the_call_on_the_runner(self, start_runner: StartRunner) -> None:
         """Cancelling try_exec (the client's deadline) ends the call on the runner too."""
@@ -134,13 +134,13 @@ class TestRealRunner:
                 break
             await asyncio.sleep(0.02)
         assert (await runner.status()).active_request_count == 0
-        await runner.close()
+        await runner.aclose()
 
     async def test_closed_runner(self, start_runner: StartRunner) -> None:
         """A closed runner raises RunnerClosedError: not placed."""
         server = await start_runner()
         runner = GrpcRunner(server.address)
-        await runner.close()
+        await runner.aclose()
         with pytest.raises(RunnerClosedError, match="Runner is closed"):
             await runner.try_exec(call("echo"))
         assert (await server.service.status()).requests_received == 0
@@ -152,7 +152,7 @@ class TestRealRunner:
         slow = call("slow", b"0.2")
         task = asyncio.create_task(runner.try_exec(slow))
         await asyncio.sleep(0.05)
-        await runner.close()
+        await runner.aclose()
         assert task.done()
         await task
         assert bytes(slow.response_writer.body) == b"slept 0.2s"
@@ -164,7 +164,7 @@ class TestRealRunner:
             await runner.try_exec(call("echo"))
         with pytest.raises(RunnerUnavailableError):
             await runner.status()
-        await runner.close()
+        await runner.aclose()
 
     def test_bad_address(self) -> None:
         """An address without a port is refused when the runner is made."""
@@ -179,7 +179,7 @@ class TestMisbehavingRunner:
         runner = GrpcRunner(address)
         with pytest.raises(RunnerBusyError):
             await runner.try_exec(call("any"))
-        await runner.close()
+        await runner.aclose()
 
     async def test_status_error_after_try_is_committed(self, start_scripted: StartScripted) -> None:
         """A gRPC error on receive (Internal) after the TryCall: committed, not placed."""
@@ -188,7 +188,7 @@ class TestMisbehavingRunner:
         with pytest.raises(RunnerConnectionError) as info:
             await runner.try_exec(call("any"))
         assert info.value.grpc_status == 13
-        await runner.close()
+        await runner.aclose()
 
     async def test_unavailable_after_try_is_committed(self, start_scripted: StartScripted) -> None:
         """Unavailable after the TryCall was sent is committed (Fn does not retry it)."""
@@ -197,7 +197,7 @@ class TestMisbehavingRunner:
         with pytest.raises(RunnerConnectionError) as info:
             await runner.try_exec(call("any"))
         assert info.value.grpc_status == 14
-        await runner.close()
+        await runner.aclose()
 
     async def test_eof_before_finished(self, start_scripted: StartScripted) -> None:
         """A stream that ends without CallFinished: committed protocol error 'EOF'."""
@@ -205,7 +205,7 @@ class TestMisbehavingRunner:
         runner = GrpcRunner(address)
         with pytest.raises(RunnerProtocolError, match=r"^EOF$"):
             await runner.try_exec(call("any"))
-        await runner.close()
+        await runner.aclose()
 
     async def test_message_after_finished(self, start_scripted: StartScripted) -> None:
         """Any message after CallFinished: committed 'Purerunner missing EOF response'."""
@@ -213,7 +213,7 @@ class TestMisbehavingRunner:
         runner = GrpcRunner(address)
         with pytest.raises(RunnerProtocolError, match="Purerunner missing EOF response"):
             await runner.try_exec(call("any"))
-        await runner.close()
+        await runner.aclose()
 
     async def test_framing_and_metadata(self, start_scripted: StartScripted) -> None:
         """The TryCall carries the model, slot and extensions; the body comes in 10 KiB frames."""
@@ -236,7 +236,7 @@ class TestMisbehavingRunner:
         frames = [(len(m.data.data), m.data.eof) for m in handler.received[1:]]
         assert frames == [(10240, False), (10240, False), (5120, False), (0, True)]
         assert handler.metadata["fn_request_id"] == "req-7"
-        await runner.close()
+        await runner.aclose()
 
     async def test_every_attempt_sends_the_whole_body(self, start_scripted: StartScripted) -> None:
         """Two attempts of one call each send the full body from its start."""
@@ -249,7 +249,7 @@ class TestMisbehavingRunner:
         await runner.try_exec(sent)
         second = b"".join(m.data.data for m in handler.received[1:])
         assert first == second == sent.body
-        await runner.close()
+        await runner.aclose()
 
     async def test_status_error(self, start_scripted: StartScripted) -> None:
         """A runner whose Status fails gives RunnerConnectionError with the gRPC status."""
@@ -258,4 +258,4 @@ class TestMisbehavingRunner:
         with pytest.raises(RunnerConnectionError) as info:
             await runner.status()
         assert info.value.grpc_status == 12  # UNIMPLEMENTED
-        await runner.close()
+        await runner.aclose()

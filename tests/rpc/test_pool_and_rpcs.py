@@ -25,20 +25,20 @@ class TestStaticRunnerPool:
         pool = StaticRunnerPool(addresses)
         runners = await pool.runners(BufferedCall())
         assert [r.address for r in runners] == addresses
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_empty_pool(self) -> None:
         """Port of TestEmptyPool: no addresses, no runners, a clean shutdown."""
         pool = StaticRunnerPool()
         assert list(await pool.runners(BufferedCall())) == []
-        await pool.shutdown()
+        await pool.aclose()
 
     async def test_shutdown_closes_every_runner(self, start_runner: StartRunner) -> None:
         """After shutdown every runner refuses new calls (RunnerClosedError)."""
         server = await start_runner()
         pool = StaticRunnerPool([server.address, server.address])
         runners = await pool.runners(BufferedCall())
-        await pool.shutdown()
+        await pool.aclose()
         for runner in runners:
             with pytest.raises(RunnerClosedError):
                 await runner.try_exec(BufferedCall(Call(image="echo")))

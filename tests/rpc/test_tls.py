@@ -100,7 +100,7 @@ async def echo(server: RunnerServer, context: ssl.SSLContext | None) -> Buffered
     try:
         await runner.try_exec(call)
     finally:
-        await runner.close()
+        await runner.aclose()
     return call
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runnerpool import (
+    AsyncResource,
     CHPlacer,
     FakeDetachedPlacer,
     NaivePlacer,
@@ -15,9 +16,10 @@ from runnerpool import (
     RunnerCall,
     RunnerPool,
     RunnerStatus,
+    StaticRunnerPool,
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
-from runnerpool.runner import Executor, InProcessExecutor
+from runnerpool.runner import Executor, InProcessExecutor, RunnerServer, RunnerService
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
 
 
@@ -33,7 +35,7 @@ class UserRunner:
         """Report an idle runner."""
         return RunnerStatus()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing to close."""
 
 
@@ -44,8 +46,8 @@ class UserPool:
         """The one runner."""
         return [UserRunner()]
 
-    async def shutdown(self) -> None:
-        """Nothing to shut."""
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 runner: Runner = UserRunner()
@@ -65,3 +67,19 @@ executors: list[Executor] = [
     InProcessExecutor({}),
     FdkExecutor(Bundles(Path("examples")), Environments(Path("envs"))),
 ]
+
+
+async def closing() -> None:
+    """Every resource closes with aclose() and under async with, which returns its own type."""
+    async with StaticRunnerPool(["127.0.0.1:9190"]) as static_pool:
+        closing_pool: RunnerPool = static_pool
+        await closing_pool.aclose()
+    async with FakeRunner("r") as runner_in_block, FakeRunnerPool() as pool_in_block:
+        closing_runner: Runner = runner_in_block
+        await closing_runner.aclose()
+        await pool_in_block.aclose()
+    async with RunnerServer(RunnerService(InProcessExecutor({}))) as server:
+        print(server.address)
+    resources: list[AsyncResource] = [InProcessExecutor({}), server]
+    for resource in resources:
+        await resource.aclose()

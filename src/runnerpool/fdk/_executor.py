@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._headers import HOP_BY_HOP
+from .._resource import AsyncResource
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
 from ..runner._syslog import SyslogShipper
@@ -117,7 +118,7 @@ class _Ticket:
             self.process = None
 
 
-class FdkExecutor:
+class FdkExecutor(AsyncResource):
     """Runs calls in hot processes of Fn FDK functions, one call at a time per process.
 
     Args:
@@ -431,7 +432,9 @@ class FdkExecutor:
         if self.sandbox is not None and self.sandbox.cgroups is not None:
             self.sandbox.cgroups.close()
         if self._own_root is not None:
+            # Once only: a second os.close of the lock's fd could close an unrelated file.
             self._own_root.remove()
+            self._own_root = None
 
 
 def process_config(model: Call) -> dict[str, str]:

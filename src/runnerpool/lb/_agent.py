@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .. import metrics
 from .._context import placement, runner_address
 from .._errors import APIError, ServerBusyError
+from .._resource import AsyncResource, aclose_resource
 from .._tasks import watch
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class DetachedResponse:
         """Discard output: the client is not waiting for it."""
 
 
-class LBAgent:
+class LBAgent(AsyncResource):
     """Admits, places and accounts for the load balancer's calls.
 
     Args:
@@ -89,6 +90,8 @@ class LBAgent:
         pool: The runners.
         detached_headroom: Extra seconds a detached call may take beyond its placer timeout
             and its own timeout before its reservation expires.
+
+    The agent owns the pool: :meth:`aclose` (or the end of ``async with``) closes it.
     """
 
     def __init__(
@@ -352,7 +355,10 @@ class LBAgent:
         return len(tasks)
 
     async def aclose(self) -> None:
-        """Close the gate, let every call in flight (detached ones too) finish, shut the pool."""
+        """Close the gate, let every call in flight (detached ones too) finish, close the pool.
+
+        Closing twice is harmless (if the pool's own close is).
+        """
         self.close_gate()
         await self._idle.wait()
-        await self.pool.shutdown()
+        await aclose_resource(self.pool, "shutdown")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._interfaces import Runner, RunnerPool
+from .._resource import AsyncResource, warn_renamed
 from ..rpc._channel import Keepalive
 from ..rpc._client import DEFAULT_MAX_CONNECTIONS, GrpcRunner
 from ._outlier import OutlierDetector, OutlierPolicy
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["StaticRunnerPool"]
 
 
-class StaticRunnerPool(RunnerPool):
+class StaticRunnerPool(AsyncResource, RunnerPool):
     """The same runners for every call, one :class:`~runnerpool.GrpcRunner` per address.
 
     Creating the pool never fails for an unreachable address: runners connect when first
@@ -27,7 +28,7 @@ class StaticRunnerPool(RunnerPool):
     The pool watches its runners (see :class:`~runnerpool.pools.OutlierDetector`): a runner
     that keeps failing is ejected, and placers pass over it until a probe finds it answering
     again. Probing starts with the first :meth:`runners` call (or :meth:`start`) and stops
-    at :meth:`shutdown`.
+    at :meth:`aclose` (or the end of ``async with``).
 
     Args:
         addresses: ``host:port`` of each runner, in order (duplicates are kept, as in Fn).
@@ -87,14 +88,21 @@ class StaticRunnerPool(RunnerPool):
         return self._runners
 
     async def shutdown(self) -> None:
+        """Deprecated name of :meth:`aclose`."""
+        warn_renamed(self, "shutdown()")
+        await self.aclose()
+
+    async def aclose(self) -> None:
         """Stop probing; close every runner (calls in flight finish first); raise the first error.
+
+        Closing twice is harmless.
 
         Raises:
             Exception: The first error a runner raised while closing.
         """
         await self.detector.aclose()
         results = await asyncio.gather(
-            *(runner.close() for runner in self._runners), return_exceptions=True
+            *(runner.aclose() for runner in self._runners), return_exceptions=True
         )
         for result in results:
             if isinstance(result, Exception):

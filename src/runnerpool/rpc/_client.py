@@ -31,6 +31,7 @@ from .._errors import (
     RunnerUnavailableError,
 )
 from .._interfaces import Runner
+from .._resource import AsyncResource, warn_renamed
 from ._channel import Keepalive, RunnerChannel
 from ._codec import error_from_finished, frames, seconds, status_from_pb, try_message
 from ._proto import runner_pb2 as pb
@@ -104,7 +105,7 @@ class HealthReport(Protocol):
         """Record that the runner answered."""
 
 
-class GrpcRunner(Runner):
+class GrpcRunner(AsyncResource, Runner):
     """A runner reached over gRPC with Fn's runner protocol.
 
     Creating one never fails for an unreachable address: connections are made on first
@@ -394,7 +395,15 @@ class GrpcRunner(Runner):
         return status_from_pb(reply)
 
     async def close(self) -> None:
-        """Refuse new calls, let the calls in flight finish, then close the connections."""
+        """Deprecated name of :meth:`aclose`."""
+        warn_renamed(self, "close()")
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Refuse new calls, let the calls in flight finish, then close the connections.
+
+        Closing twice is harmless.
+        """
         self._closed = True
         await self._idle.wait()
         for channel in list(self._channels):

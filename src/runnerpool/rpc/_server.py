@@ -13,8 +13,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from google.protobuf import json_format
 from grpclib.const import Status
@@ -22,6 +21,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from .._context import request_id
+from .._resource import AsyncResource
 from ._codec import ProtocolViolation, status_to_pb
 from ._proto import runner_pb2 as pb
 from ._proto.runner_grpc import RunnerProtocolBase
@@ -140,7 +140,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class RunnerServer:
+class RunnerServer(AsyncResource):
     """Serves a :class:`~runnerpool.runner.RunnerService` with Fn's runner protocol.
 
     Use it as an async context manager, or call :meth:`start` and :meth:`aclose`::
@@ -155,6 +155,8 @@ class RunnerServer:
         ssl: TLS (see :func:`~runnerpool.server_tls`); plain TCP if None.
         drain_timeout: How long :meth:`aclose` waits for calls in flight before it cancels
             them; ``None`` waits for as long as they run.
+
+    Entering ``async with`` starts the server; leaving it closes it. Closing twice is harmless.
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class RunnerServer:
         self._drain_timeout = drain_timeout
         self._server = Server([_Handler(service)])
         self._bound_port: int | None = None
+        self._closed = False
 
     @property
     def port(self) -> int:
@@ -199,6 +202,9 @@ class RunnerServer:
 
     async def aclose(self) -> None:
         """Drain, then stop: new calls get the NACK, calls in flight finish, then close."""
+        if self._closed:
+            return
+        self._closed = True
         self.service.start_drain()
         try:
             async with asyncio.timeout(self._drain_timeout):
@@ -209,14 +215,6 @@ class RunnerServer:
         await self._server.wait_closed()
         await self.service.executor.aclose()
 
-    async def __aenter__(self) -> RunnerServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

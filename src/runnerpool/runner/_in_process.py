@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import APIError, CallTimeoutError, FuncError, FunctionFailedError
+from .._resource import AsyncResource
 
 if TYPE_CHECKING:
     from .._interfaces import LogWriter
@@ -61,7 +62,7 @@ class FunctionResponse:
 Handler: TypeAlias = Callable[[FunctionRequest], Awaitable["FunctionResponse | bytes | str"]]
 
 
-class InProcessExecutor:
+class InProcessExecutor(AsyncResource):
     """Runs registered async Python callables, each under its call's ``timeout``.
 
     Args:

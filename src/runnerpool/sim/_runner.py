@@ -155,7 +155,7 @@ class SimRunner(Runner):
         """Return the runner's status with its in-flight count."""
         return RunnerStatus(active_request_count=self.in_flight)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing to close."""
 
 
@@ -169,5 +169,5 @@ class SimPool:
         """Return the runners."""
         return self.members
 
-    async def shutdown(self) -> None:
-        """Nothing to shut down."""
+    async def aclose(self) -> None:
+        """Nothing to close."""
