@@ -130,3 +130,36 @@ class TestLBAgent:
         with pytest.deprecated_call(match=r"OldPool has shutdown\(\) but no aclose\(\)"):
             await agent.aclose()
         assert pool.shut_down
+
+
+ONE_FUNCTION = """
+[[apps]]
+name = "a"
+
+[[functions]]
+id = "f"
+name = "f"
+app = "a"
+image = "echo"
+"""
+
+
+class TestInternalResources:
+    async def test_lb_and_runner_helpers_close_under_async_with_and_twice(self) -> None:
+        """The file source, the function log, the syslog shipper and the hot pool close so too."""
+        from runnerpool.fdk._function_log import FunctionLog
+        from runnerpool.fdk._pool import HotPool
+        from runnerpool.lb._registry import Registry
+        from runnerpool.lb._sources import FileSource
+        from runnerpool.runner._syslog import SyslogShipper
+
+        resources: list[AsyncResource] = [
+            FileSource(Registry.from_toml(ONE_FUNCTION, "fns.toml")),
+            FunctionLog(),
+            SyslogShipper(),
+            HotPool(connection_idle=5.0),
+        ]
+        for resource in resources:
+            async with resource as entered:
+                assert entered is resource
+            await resource.aclose()  # closing again does nothing

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import watchfiles
 
+from ._resource import AsyncResource
 from .lb._bundle_registry import bundle_directories
 from .lb._registry import Registry
 
@@ -99,7 +100,7 @@ def changes(old: Registry, new: Registry) -> list[str]:
     return said
 
 
-class FunctionWatcher:
+class FunctionWatcher(AsyncResource):
     """Reloads a live registry whenever a bundle under a directory, or a file, changes.
 
     Files are watched with ``watchfiles`` (inotify, in a thread); a burst of changes (an

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from .._logging import FUNCTION_LOGGER
+from .._resource import AsyncResource
 from ..runner._syslog import SyslogShipper, fn_syslog_line
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def clip(line: bytes, limit: int = MAX_LINE) -> bytes:
     return line[:limit] + b"... [%d bytes cut]" % (len(line) - limit)
 
 
-class FunctionLog:
+class FunctionLog(AsyncResource):
     """Where functions' lines go besides their calls: the runner's log and apps' syslog.
 
     Args:

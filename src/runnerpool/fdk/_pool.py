@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from .._resource import AsyncResource
 from .._tasks import watch
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ __all__ = ["HotPool"]
 logger = logging.getLogger(__name__)
 
 
-class HotPool:
+class HotPool(AsyncResource):
     """The runner's function processes, busy and idle.
 
     Args:

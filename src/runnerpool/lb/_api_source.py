@@ -36,6 +36,7 @@ import stamina
 from stamina.instrumentation import RetryDetails
 
 from .._errors import APIError
+from .._resource import AsyncResource
 from ._cache import LookupCache
 from ._registry import App, ConfigError, Function, Trigger
 from ._sources import (
@@ -139,7 +140,7 @@ def api_base_url(api_url: str) -> str:
     return f"{scheme}://{parts.netloc}/v2/"
 
 
-class ApiSource:
+class ApiSource(AsyncResource):
     """A function source reading Fn's API server, with Fn's cache and retries.
 
     Args:

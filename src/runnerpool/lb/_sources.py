@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from .._errors import APIError
+from .._resource import AsyncResource
 from ._registry import Registry
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class FunctionSource(Protocol):
         ...
 
 
-class FileSource:
+class FileSource(AsyncResource):
     """A function source answering from a registry (the functions file).
 
     The registry is one attribute, so that swapping it for a re-read one is a single

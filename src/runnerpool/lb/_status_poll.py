@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._call import BufferedCall
 from .._model import Call
+from .._resource import AsyncResource
 
 if TYPE_CHECKING:
     from .._interfaces import RunnerPool
@@ -26,7 +27,7 @@ __all__ = ["StatusPoller"]
 logger = logging.getLogger(__name__)
 
 
-class StatusPoller:
+class StatusPoller(AsyncResource):
     """Asks every runner of a pool for its status, periodically, for a least-loaded placer.
 
     Args:

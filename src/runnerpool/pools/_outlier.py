@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .._resource import AsyncResource
+
 __all__ = ["OutlierDetector", "OutlierPolicy", "RunnerHealth"]
 
 logger = logging.getLogger(__name__)
@@ -185,7 +187,7 @@ def _forget(probing: dict[str, asyncio.Task[None]], address: str, _: object) -> 
 Probe = Callable[[str], Awaitable[object]]
 
 
-class OutlierDetector(Collector):
+class OutlierDetector(Collector, AsyncResource):
     """The health of a fixed list of runners, their probes, and the panic threshold.
 
     It is also a Prometheus collector (register it on the registry ``/metrics`` serves):

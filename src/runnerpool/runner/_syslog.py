@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .._resource import AsyncResource
+
 __all__ = ["SyslogShipper", "fn_syslog_line"]
 
 logger = logging.getLogger(__name__)
@@ -241,7 +243,7 @@ class _Destination:
             self._stream = self._reader = None
 
 
-class SyslogShipper:
+class SyslogShipper(AsyncResource):
     """Sends lines to syslog servers in the background, one connection per URL, bounded.
 
     A slow or dead server never blocks the caller of :meth:`send` and never grows memory
