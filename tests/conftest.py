@@ -23,7 +23,7 @@ settings.register_profile(
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
-# Copied from ../shared/reference: the suite reads nothing outside the repository.
+# Copies of the reference vectors: the suite reads nothing outside the repository.
 DATA = Path(__file__).resolve().parent / "data"
 
 
