@@ -215,20 +215,7 @@ def start_stack(
         env={"TMPDIR": str(tmpdir)},
     )
     config = processes.config(REGISTRY, "e2e.toml")
-    lb = processes.start(
-        [
-            "--log-level",
-            "warning",
-            "lb",
-            "--port",
-            "0",
-            "--config",
-            str(config),
-            "--runner-addresses",
-            runner.address,
-        ],
-        "load balancer listening on ",
-    )
+    lb = processes.lb([runner.address], placer_config=None, log_level="warning", config=config)
     return Stack(runner, lb, tmpdir)
 
 

@@ -267,20 +267,7 @@ def stack(
     with short_tmpdir() as tmpdir:
         runner = start_runner(processes, bundles, state_dir, tmpdir, ca=listeners.ca_file)
         config = processes.config(REGISTRY.format(**listeners.ports), "functions.toml")
-        lb = processes.start(
-            [
-                "--log-level",
-                "warning",
-                "lb",
-                "--port",
-                "0",
-                "--config",
-                str(config),
-                "--runner-addresses",
-                runner.address,
-            ],
-            "load balancer listening on ",
-        )
+        lb = processes.lb([runner.address], placer_config=None, log_level="warning", config=config)
         yield Stack(runner, lb, listeners)
 
 

@@ -183,6 +183,7 @@ class Processes:
         *args: str,
         placer_config: Mapping[str, str] | None = FAST_PLACER,
         log_level: str = "warning",
+        config: Path | None = None,
     ) -> Process:
         """Start ``runnerpool lb`` on port 0, serving :data:`FUNCTIONS_TOML` on ``runners``.
 
@@ -191,8 +192,10 @@ class Processes:
             *args: More options.
             placer_config: The ``--placer-config`` JSON, or ``None`` for Fn's defaults.
             log_level: The process's log level.
+            config: Another functions file to serve.
         """
-        options = ["--config", str(self.config()), "--runner-addresses", ",".join(runners)]
+        config = self.config() if config is None else config
+        options = ["--config", str(config), "--runner-addresses", ",".join(runners)]
         if placer_config is not None:
             options += ["--placer-config", str(self.config(json.dumps(placer_config), "p.json"))]
         return self.start(

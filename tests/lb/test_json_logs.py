@@ -235,20 +235,7 @@ class TestAccessLogSwitch:
         runner = processes.runner()
         trigger = '\n[[triggers]]\nname = "t"\napp = "tests"\nfunction = "echo"\nsource = "/e"\n'
         config = processes.config(FUNCTIONS_TOML + trigger, "triggers.toml")
-        lb = processes.start(
-            [
-                "--log-level",
-                "info",
-                "lb",
-                "--port",
-                "0",
-                "--config",
-                str(config),
-                "--runner-addresses",
-                runner.address,
-            ],
-            "load balancer listening on ",
-        )
+        lb = processes.lb([runner.address], placer_config=None, log_level="info", config=config)
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.post(f"{lb.address}/t/tests/e", content=b"via trigger")
         assert response.status_code == 200, response.text

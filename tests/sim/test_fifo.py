@@ -7,24 +7,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from runnerpool import PlacerConfig, ServerBusyError
+from runnerpool import PlacerConfig
 from runnerpool._model import Call
-from runnerpool.placers import BasePlacer, create_placer
+from runnerpool.placers import create_placer
 from runnerpool.sim import SimRunner, SimulationSettings, run_virtual, simulate
 from runnerpool.sim._runner import SimCall, SimPool
+from runnerpool.sim._simulate import _place
 
 # No waiting call polls during these scenarios: only releases wake them.
 QUIET = PlacerConfig(backoff="fifo", release_hold=1000.0, placer_timeout=500.0)
-
-
-async def _place(placer: BasePlacer, pool: SimPool, call: SimCall) -> bool:
-    try:
-        await placer.place_call(pool, call)
-    except ServerBusyError:
-        return False
-    finally:
-        call.ended_at = asyncio.get_running_loop().time()
-    return True
 
 
 def _call(number: int, duration: float, memory: int = 1024, fn_id: str = "f") -> SimCall:
