@@ -23,9 +23,9 @@ from runnerpool import (
     PlacerTracker,
     ServerBusyError,
 )
-from runnerpool._busy import BusyRunners
 from runnerpool._interfaces import Runner, RunnerCall
-from runnerpool._tracker import backoff_delay
+from runnerpool.placers._busy import BusyRunners
+from runnerpool.placers._tracker import backoff_delay
 from runnerpool.sim import run_virtual
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, refuse, succeed
 from tests.helpers import counts, register_views

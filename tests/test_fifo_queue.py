@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runnerpool._fifo import MIN_WAKES, FifoQueue
+from runnerpool.placers._fifo import MIN_WAKES, FifoQueue
 
 
 def _clock() -> float:

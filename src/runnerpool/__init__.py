@@ -36,7 +36,6 @@ from ._interfaces import RunnerPool as RunnerPool
 from ._model import Call as Call
 from ._resource import AsyncResource as AsyncResource
 from ._status import RunnerStatus as RunnerStatus
-from ._tracker import PlacerTracker as PlacerTracker
 from .placers import BasePlacer as BasePlacer
 from .placers import BoundedLoadPlacer as BoundedLoadPlacer
 from .placers import CHPlacer as CHPlacer
@@ -45,6 +44,7 @@ from .placers import LeastLoadedPlacer as LeastLoadedPlacer
 from .placers import NaivePlacer as NaivePlacer
 from .placers import RendezvousPlacer as RendezvousPlacer
 from .placers import create_placer as create_placer
+from .placers._tracker import PlacerTracker as PlacerTracker
 from .pools import OutlierPolicy as OutlierPolicy
 from .pools import StaticRunnerPool as StaticRunnerPool
 from .rpc import GrpcRunner as GrpcRunner

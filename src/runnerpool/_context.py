@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._tracker import PlacerTracker
+    from .placers._tracker import PlacerTracker
 
 __all__ = ["Placement", "placement", "request_id", "runner_address"]
 

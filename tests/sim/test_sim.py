@@ -51,7 +51,7 @@ def test_virtual_sleep_takes_no_real_time() -> None:
 
 def test_tracker_reads_the_virtual_clock() -> None:
     from runnerpool import PlacerConfig
-    from runnerpool._tracker import PlacerTracker
+    from runnerpool.placers._tracker import PlacerTracker
     from runnerpool.testing import FakeCall
 
     async def expiry() -> tuple[bool, bool]:

@@ -10,7 +10,6 @@ from abc import ABC
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .._busy import BusyRunners
 from .._config import PlacerConfig
 from .._errors import (
     NoRunnerReachableError,
@@ -19,9 +18,10 @@ from .._errors import (
     RunnerUnavailableError,
     ServerBusyError,
 )
-from .._fifo import FifoQueue
 from .._interfaces import Placer
-from .._tracker import PlacerTracker
+from ._busy import BusyRunners
+from ._fifo import FifoQueue
+from ._tracker import PlacerTracker
 
 if TYPE_CHECKING:
     from .._interfaces import Runner, RunnerCall, RunnerPool

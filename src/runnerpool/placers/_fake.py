@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from .._interfaces import Placer
-from .._tracker import PlacerTracker
+from ._tracker import PlacerTracker
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig

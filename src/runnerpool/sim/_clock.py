@@ -50,10 +50,10 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 @contextlib.contextmanager
 def virtual_time(loop: VirtualEventLoop, seed: int = 0) -> Iterator[None]:
     """Make the placers read ``loop``'s clock and back off with a seeded generator."""
-    from .._tracker import PlacerTracker
+    from ..placers._tracker import PlacerTracker
 
     with (
-        mock.patch("runnerpool._tracker.monotonic", loop.time),
+        mock.patch("runnerpool.placers._tracker.monotonic", loop.time),
         mock.patch("runnerpool.placers._least_loaded.monotonic", loop.time),
         mock.patch.object(PlacerTracker, "backoff_rng", random.Random(seed)),
     ):

@@ -19,15 +19,15 @@ import random
 from time import monotonic
 from typing import TYPE_CHECKING, ClassVar
 
-from . import metrics
-from ._context import placement
-from ._errors import FuncError, NotPlacedError, RunnerBusyError
+from .. import metrics
+from .._context import placement
+from .._errors import FuncError, NotPlacedError, RunnerBusyError
 from ._fifo import FifoQueue
 
 if TYPE_CHECKING:
+    from .._config import PlacerConfig
+    from .._interfaces import Runner, RunnerCall
     from ._busy import BusyRunners
-    from ._config import PlacerConfig
-    from ._interfaces import Runner, RunnerCall
 
 __all__ = ["PlacerTracker", "backoff_delay"]
 
@@ -73,7 +73,7 @@ class PlacerTracker:
         config: The placer's configuration.
         call: The call being placed. Its ``deadline`` is the request's deadline; a
             ``"detached"`` model type selects ``config.detached_placer_timeout``.
-        busy: The placer's :class:`~runnerpool._busy.BusyRunners`, for the ``"release"``
+        busy: The placer's :class:`~runnerpool.placers._busy.BusyRunners`, for the ``"release"``
             back-off mode (keyword only). Without it that mode waits as ``"exponential"``
             does and passes over no runner.
     """
@@ -291,7 +291,7 @@ class PlacerTracker:
         :func:`backoff_delay` of the passes so far in the ``"exponential"`` and
         ``"release"`` modes; in the ``"release"`` mode (given the call) a release ends the
         wait early. In the ``"fifo"`` mode (given the call) the call waits in its place in
-        the placer's :class:`~runnerpool._fifo.FifoQueue`, at most ``release_hold``. Either
+        the placer's :class:`~runnerpool.placers._fifo.FifoQueue`, at most ``release_hold``. Either
         way it never goes past the placer's timeout or the request's deadline.
 
         Returns:

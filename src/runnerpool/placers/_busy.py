@@ -63,7 +63,7 @@ class BusyRunners:
     def released(self, address: str, memory: int, now: float | None = None) -> None:
         """Record that a call of ``memory`` MB on the runner ended; wake one waiting call.
 
-        ``now`` is for :class:`~runnerpool._fifo.FifoQueue`'s clock; this class needs none.
+        ``now`` is for :class:`~runnerpool.placers._fifo.FifoQueue`'s clock; this class needs none.
         """
         self._marks.pop(address, None)
         waiters = self._waiters

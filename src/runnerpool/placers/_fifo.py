@@ -9,7 +9,7 @@ next ticket. A release wakes, in ticket order, the waiting calls that fit togeth
 memory released (or the first, if none fits): waking one call per release left the rest of
 a large release to whoever polled first, and the p99 wait 0.62x Fn's instead of 0.49x
 (docs/decisions.md). The runners that refused are passed over as in the ``"release"`` mode
-(:class:`~runnerpool._busy.BusyRunners`, which this class extends).
+(:class:`~runnerpool.placers._busy.BusyRunners`, which this class extends).
 
 The queue is bounded, and it sheds early: a call whose expected wait exceeds the time it has
 left is refused at once, not at its deadline. The expected wait is the number of calls
