@@ -13,6 +13,8 @@ Every process it starts is stopped (SIGTERM, then SIGKILL) when it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import re
 import sys
@@ -85,6 +87,7 @@ class ClusterRun:
         attempts_count: Its count (calls placed or refused).
         process_starts: Function processes each runner started, by runner address.
         seconds: Wall-clock seconds from the first arrival to the last answer.
+        round_trips: Seconds of ``Status`` round trips to the runners sampled during the run.
     """
 
     calls: list[CallRecord]
@@ -92,6 +95,7 @@ class ClusterRun:
     attempts_count: float = 0.0
     process_starts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    round_trips: list[float] = field(default_factory=list)
 
 
 def functions_file(functions: Sequence[Function], idle_timeout: int, timeout: int) -> str:
@@ -125,7 +129,12 @@ def _cluster(
     """Start the runners and the load balancer; stop them all at the end."""
     with ExitStack() as stack:
         started: list[Service] = []
-        stack.callback(lambda: [service.close() for service in reversed(started)])
+
+        def stop() -> None:
+            for service in reversed(started):
+                service.close()
+
+        stack.callback(stop)
         for index in range(runners):
             argv = _runnerpool("runner", "--port", "0", "--bundles", str(BUNDLES))
             argv += ["--wheelhouse", str(wheelhouse), "--state-dir", str(work)]
@@ -145,9 +154,7 @@ def _cluster(
         yield lb, started[:-1], access
 
 
-async def _call(
-    client: httpx.AsyncClient, record: CallRecord, start: float, wall: float
-) -> None:
+async def _call(client: httpx.AsyncClient, record: CallRecord, start: float, wall: float) -> None:
     record.sent = time.monotonic() - start
     try:
         answer = await client.post(
@@ -165,8 +172,44 @@ async def _call(
         record.age = seen["age"]
 
 
-async def _drive(url: str, calls: Sequence[CallRecord]) -> float:
-    """Send every call at its arrival time; return the seconds until the last answer."""
+#: Seconds between two samples of the runners' round trip.
+SAMPLE_INTERVAL = 0.1
+
+
+async def _sample_round_trips(addresses: Sequence[str], into: list[float]) -> None:
+    """Time ``Status`` calls to the runners, in turn, until cancelled.
+
+    The round trip of a ``TryCall`` and its NACK, from a process on the same loaded machine.
+    """
+    runners = [GrpcRunner(address) for address in addresses]
+    try:
+        for runner in itertools.cycle(runners):
+            began = time.monotonic()
+            await runner.status()
+            into.append(time.monotonic() - began)
+            await asyncio.sleep(SAMPLE_INTERVAL)
+    finally:
+        for runner in runners:
+            await runner.aclose()
+
+
+async def _drive(
+    url: str, calls: Sequence[CallRecord], addresses: Sequence[str], round_trips: list[float]
+) -> float:
+    """Send every call at its arrival time; return the seconds until the last answer.
+
+    Meanwhile, samples the runners' round trip into ``round_trips``.
+    """
+    sampler = asyncio.create_task(_sample_round_trips(addresses, round_trips))
+    try:
+        return await _send_all(url, calls)
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+
+
+async def _send_all(url: str, calls: Sequence[CallRecord]) -> float:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=2)
     timeout = httpx.Timeout(CLIENT_TIMEOUT)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
@@ -262,6 +305,7 @@ def run_cluster(
         CallRecord(arrival.fn_id, arrival.time, arrival.duration, arrival.memory)
         for arrival in arrivals
     ]
+    round_trips: list[float] = []
     with _cluster(
         work,
         runners=runners,
@@ -274,9 +318,10 @@ def run_cluster(
     ) as (lb, runner_services, access_log):
         url = lb.address
         with asyncio.Runner() as loop:
-            seconds = loop.run(_drive(url, calls))
+            addresses = [service.address for service in runner_services]
+            seconds = loop.run(_drive(url, calls, addresses, round_trips))
             metrics = httpx.get(f"{url}/metrics", timeout=30).text
-            starts = loop.run(_process_starts([service.address for service in runner_services]))
+            starts = loop.run(_process_starts(addresses))
     _read_access_log(access_log, calls)
     attempts_sum, attempts_count = _attempt_counts(metrics)
-    return ClusterRun(calls, attempts_sum, attempts_count, starts, seconds)
+    return ClusterRun(calls, attempts_sum, attempts_count, starts, seconds, round_trips)

@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._replay_cluster import CallRecord, ClusterRun, run_cluster
+from bench._replay_cluster import ClusterRun, run_cluster
 from bench.fdk import default_wheelhouse
-from runnerpool import PlacerConfig
+from runnerpool import PlacerConfig, RunnerCall
 from runnerpool.placers import PLACER_NAMES
 from runnerpool.sim import (
     SimCall,
@@ -150,7 +152,7 @@ def real_figures(run: ClusterRun, runners: int) -> Figures:
     """The real run's figures."""
     placed = [record for record in run.calls if record.status == 200]
     starts = sum(run.process_starts.values())
-    calls: dict[str, float] = Counter(record.runner for record in placed)
+    calls = {runner: float(n) for runner, n in Counter(r.runner for r in placed).items()}
     busy: dict[str, float] = defaultdict(float)
     for record in placed:
         busy[record.runner] += record.duration
@@ -184,15 +186,24 @@ class _RecordingRunner(SimRunner):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._seen = seen
 
-    async def try_exec(self, call: object) -> None:  # type: ignore[override]
+    async def try_exec(self, call: RunnerCall) -> None:
         """Note the call, then offer it to the simulated runner."""
-        assert isinstance(call, SimCall)
-        self._seen[call.model.id] = call
+        if isinstance(call, SimCall):
+            self._seen[call.model.id] = call
         await super().try_exec(call)
 
 
-def sim_figures(settings: ReplaySettings, workload: Workload, cold: float) -> Figures:
-    """Run the simulator on the same arrivals and cluster; return its figures."""
+def sim_figures(
+    settings: ReplaySettings, workload: Workload, cold: float, latency: float = 0.0
+) -> Figures:
+    """Run the simulator on the same arrivals and cluster; return its figures.
+
+    Args:
+        settings: The replay.
+        workload: Its workload, scaled.
+        cold: The runners' cold start, seconds.
+        latency: The round trip of an offer to a runner, seconds.
+    """
     seen: dict[str, SimCall] = {}
     runners = [
         _RecordingRunner(
@@ -201,6 +212,7 @@ def sim_figures(settings: ReplaySettings, workload: Workload, cold: float) -> Fi
             settings.runner_memory,
             idle_timeout=float(settings.idle_timeout),
             cold_start=cold,
+            latency=latency,
         )
         for index in range(settings.runners)
     ]
@@ -212,7 +224,7 @@ def sim_figures(settings: ReplaySettings, workload: Workload, cold: float) -> Fi
         seed=settings.seed,
     )
     placed = [call for call in seen.values() if call.committed_at is not None]
-    calls: dict[str, float] = Counter(call.runner for call in placed)
+    calls = {runner: float(n) for runner, n in Counter(c.runner for c in placed).items()}
     busy: dict[str, float] = defaultdict(float)
     queue = []
     for call in placed:
@@ -238,8 +250,11 @@ class Comparison:
     Attributes:
         settings: The replay.
         real: The real run's figures.
-        sim: The simulator's.
+        sim: The simulator's, with the measured cold start and round trip.
+        sim_instant: The simulator's with runners that answer at once (round trip 0), as
+            before the replay found the round trip mattered.
         cold_start: The real cold start the simulator was given, seconds.
+        latency: The real round trip to a runner the simulator was given, seconds.
         seconds: The real run's length, seconds.
         errors: Real calls answered other than 200, by status (``None``: no answer).
     """
@@ -247,7 +262,9 @@ class Comparison:
     settings: ReplaySettings
     real: Figures
     sim: Figures
+    sim_instant: Figures
     cold_start: float
+    latency: float
     seconds: float
     errors: dict[int | None, int]
 
@@ -262,8 +279,13 @@ class Comparison:
         return abs(self.sim.attempts - self.real.attempts) <= ATTEMPTS_SHARE * self.real.attempts
 
 
-def replay(settings: ReplaySettings, work: Path, wheelhouse: Path) -> Comparison:
-    """Run one replay: the real cluster, then the simulator with its measured cold start."""
+def replay(
+    settings: ReplaySettings, work: Path, wheelhouse: Path, keep: bool = False
+) -> Comparison:
+    """Run one replay: the real cluster, then the simulator with its measured cold start.
+
+    With ``keep``, the real calls are written to ``work`` as JSON, one file per replay.
+    """
     workload = settings.workload()
     run = run_cluster(
         work,
@@ -277,12 +299,19 @@ def replay(settings: ReplaySettings, work: Path, wheelhouse: Path) -> Comparison
         wheelhouse=wheelhouse,
     )
     cold = cold_start(run)
+    if keep:
+        name = f"calls-{settings.placer}-{settings.backoff}-{settings.seed}.json"
+        records = [dataclasses.asdict(record) for record in run.calls]
+        (work / name).write_text(json.dumps(records, indent=0))
+    latency = statistics.median(run.round_trips) if run.round_trips else 0.0
     errors = Counter(record.status for record in run.calls if record.status != 200)
     return Comparison(
         settings,
         real_figures(run, settings.runners),
+        sim_figures(settings, workload, cold, latency),
         sim_figures(settings, workload, cold),
         cold,
+        latency,
         run.seconds,
         dict(errors),
     )
@@ -312,6 +341,7 @@ def format_comparisons(comparisons: Sequence[Comparison]) -> str:
     for comparison in comparisons:
         lines.append(_row(comparison, "real", comparison.real))
         lines.append(_row(comparison, "sim", comparison.sim))
+        lines.append(_row(comparison, "sim-0", comparison.sim_instant))
     lines.append("")
     for comparison in comparisons:
         settings = comparison.settings
@@ -323,7 +353,8 @@ def format_comparisons(comparisons: Sequence[Comparison]) -> str:
             f"warm sim-real {warm:+.1f} points ({'met' if comparison.warm_ok else 'MISSED'}, "
             f"target {WARM_POINTS:g}); attempts sim/real {attempts:+.0f}% "
             f"({'met' if comparison.attempts_ok else 'MISSED'}, target "
-            f"{100 * ATTEMPTS_SHARE:.0f}%); cold start {1000 * comparison.cold_start:.0f} ms; "
+            f"{100 * ATTEMPTS_SHARE:.0f}%); cold start {1000 * comparison.cold_start:.0f} ms, "
+            f"round trip {1000 * comparison.latency:.1f} ms; "
             f"real run {comparison.seconds:.0f} s; not 200: {comparison.errors or 'none'}"
         )
     return "\n".join(lines)
@@ -343,6 +374,12 @@ def main(argv: Sequence[str] | None = None) -> list[Comparison]:
     parser.add_argument("--runner-memory", type=int, default=defaults.runner_memory, help="MB")
     parser.add_argument("--utilisation", type=float, default=defaults.utilisation)
     parser.add_argument("--wheelhouse", type=Path, default=default_wheelhouse())
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep it: the logs, and each replay's calls as JSON",
+    )
     args = parser.parse_args(argv)
     placers = args.placers.split(",")
     for placer in placers:
@@ -351,7 +388,12 @@ def main(argv: Sequence[str] | None = None) -> list[Comparison]:
     if not any(args.wheelhouse.glob("fdk-*.whl")):
         parser.error(f"no fdk wheel in {args.wheelhouse}: run `make install`")
     comparisons = []
-    with tempfile.TemporaryDirectory(prefix="rp-bench-replay-") as work:
+    with ExitStack() as stack:
+        if args.keep is None:
+            work = stack.enter_context(tempfile.TemporaryDirectory(prefix="rp-bench-replay-"))
+        else:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            work = str(args.keep)
         for seed in (int(seed) for seed in args.seeds.split(",")):
             for placer in placers:
                 settings = ReplaySettings(
@@ -365,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> list[Comparison]:
                     placer=placer,
                     backoff=args.backoff,
                 )
-                comparisons.append(replay(settings, Path(work), args.wheelhouse))
+                comparisons.append(
+                    replay(settings, Path(work), args.wheelhouse, args.keep is not None)
+                )
                 print(format_comparisons(comparisons[-1:]).splitlines()[-1], flush=True)
     print()
     print(
