@@ -7,7 +7,14 @@ import asyncio
 import pytest
 
 from runnerpool import Call, PlacerConfig, RunnerBusyError
-from runnerpool.sim import Arrival, SimCall, SimRunner, run_placer, run_virtual
+from runnerpool.sim import (
+    Arrival,
+    SimCall,
+    SimRunner,
+    SimulationSettings,
+    run_placer,
+    run_virtual,
+)
 
 #: The round trip of the tests, seconds.
 LATENCY = 0.04
@@ -71,3 +78,9 @@ class TestLatency:
         """A negative round trip is an error naming the field."""
         with pytest.raises(ValueError, match="latency"):
             SimRunner("r", 128, latency=-0.001)
+
+    def test_settings_give_their_runners_the_round_trip(self) -> None:
+        """``SimulationSettings.latency`` reaches every runner; 0 (instant) by default."""
+        assert {runner.latency for runner in SimulationSettings(runners=3).make_runners()} == {0.0}
+        runners = SimulationSettings(runners=3, latency=0.005).make_runners()
+        assert [runner.latency for runner in runners] == [0.005] * 3

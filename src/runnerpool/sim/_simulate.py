@@ -53,6 +53,8 @@ class SimulationSettings:
         utilisation: Offered load over total memory.
         idle_timeout: Seconds an idle hot instance lives.
         cold_start: Seconds a cold start adds.
+        latency: Seconds an offer to a runner takes there and back (0: instant answers);
+            ``bench/replay.py`` measures it on real runners.
         backoff: The placers' back-off mode.
         release_hold: The ``"release"`` mode's hold, seconds.
         bounded_load_factor: ``c`` of the bounded-load placer.
@@ -70,6 +72,7 @@ class SimulationSettings:
     utilisation: float = 0.7
     idle_timeout: float = 30.0
     cold_start: float = 0.5
+    latency: float = 0.0
     backoff: BackoffMode = "fixed"
     release_hold: float = 1.0
     bounded_load_factor: float = 1.25
@@ -94,6 +97,7 @@ class SimulationSettings:
                 self.runner_memory,
                 idle_timeout=self.idle_timeout,
                 cold_start=self.cold_start,
+                latency=self.latency,
             )
             for index in range(self.runners)
         ]
