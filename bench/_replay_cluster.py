@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -28,12 +29,14 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.lb import Service
-from runnerpool import GrpcRunner
+from runnerpool import GrpcRunner, RunnerPoolError
 from runnerpool.fdk import Bundles, Environments
 from runnerpool.sim import Arrival, Function
 
 __all__ = ["BUNDLES", "CallRecord", "ClusterRun", "functions_file", "run_cluster"]
 
+#: The repository, where ``python -m bench._replay_cluster`` is found.
+_ROOT = str(Path(__file__).resolve().parent.parent)
 #: The bundles the runners serve: one, ``sleep``, which every function of the workload runs.
 BUNDLES = Path(__file__).resolve().parent / "replay_bundles"
 IMAGE = "sleep"
@@ -179,34 +182,62 @@ SAMPLE_INTERVAL = 0.1
 async def _sample_round_trips(addresses: Sequence[str], into: list[float]) -> None:
     """Time ``Status`` calls to the runners, in turn, until cancelled.
 
-    The round trip of a ``TryCall`` and its NACK, from a process on the same loaded machine.
+    A call that fails (a runner too slow to answer on a loaded machine) is not a sample.
     """
     runners = [GrpcRunner(address) for address in addresses]
     try:
         for runner in itertools.cycle(runners):
             began = time.monotonic()
-            await runner.status()
-            into.append(time.monotonic() - began)
+            try:
+                await runner.status()
+            except RunnerPoolError:
+                pass
+            else:
+                into.append(time.monotonic() - began)
             await asyncio.sleep(SAMPLE_INTERVAL)
     finally:
         for runner in runners:
             await runner.aclose()
 
 
-async def _drive(
-    url: str, calls: Sequence[CallRecord], addresses: Sequence[str], round_trips: list[float]
-) -> float:
-    """Send every call at its arrival time; return the seconds until the last answer.
+async def _sample_until_stdin_closes(addresses: Sequence[str]) -> list[float]:
+    samples: list[float] = []
+    sampler = asyncio.create_task(_sample_round_trips(addresses, samples))
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    sampler.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sampler
+    return samples
 
-    Meanwhile, samples the runners' round trip into ``round_trips``.
+
+class RoundTripSampler:
+    """A process that times ``Status`` calls to the runners until :meth:`stop`.
+
+    The round trip of a ``TryCall`` and its NACK, measured from a process of its own on the
+    same loaded machine (in the driver's process, the driver's own work would count).
+
+    Args:
+        addresses: The runners.
     """
-    sampler = asyncio.create_task(_sample_round_trips(addresses, round_trips))
-    try:
-        return await _send_all(url, calls)
-    finally:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench._replay_cluster", "sample", *addresses],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=_ROOT,
+        )
+
+    def stop(self) -> list[float]:
+        """Stop sampling; return the round trips, seconds (none if the process failed)."""
+        try:
+            out, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            return []
+        return [float(value) for value in json.loads(out or "[]")]
 
 
 async def _send_all(url: str, calls: Sequence[CallRecord]) -> float:
@@ -305,7 +336,6 @@ def run_cluster(
         CallRecord(arrival.fn_id, arrival.time, arrival.duration, arrival.memory)
         for arrival in arrivals
     ]
-    round_trips: list[float] = []
     with _cluster(
         work,
         runners=runners,
@@ -319,9 +349,24 @@ def run_cluster(
         url = lb.address
         with asyncio.Runner() as loop:
             addresses = [service.address for service in runner_services]
-            seconds = loop.run(_drive(url, calls, addresses, round_trips))
+            sampler = RoundTripSampler(addresses)
+            try:
+                seconds = loop.run(_send_all(url, calls))
+            finally:
+                round_trips = sampler.stop()
             metrics = httpx.get(f"{url}/metrics", timeout=30).text
             starts = loop.run(_process_starts(addresses))
     _read_access_log(access_log, calls)
     attempts_sum, attempts_count = _attempt_counts(metrics)
     return ClusterRun(calls, attempts_sum, attempts_count, starts, seconds, round_trips)
+
+
+def main(argv: Sequence[str]) -> None:
+    """``sample ADDRESS...``: time ``Status`` calls until stdin closes; print them as JSON."""
+    if len(argv) < 2 or argv[0] != "sample":
+        sys.exit("usage: python -m bench._replay_cluster sample ADDRESS...")
+    print(json.dumps(asyncio.run(_sample_until_stdin_closes(argv[1:]))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
