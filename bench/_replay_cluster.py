@@ -91,6 +91,8 @@ class ClusterRun:
         process_starts: Function processes each runner started, by runner address.
         seconds: Wall-clock seconds from the first arrival to the last answer.
         round_trips: Seconds of ``Status`` round trips to the runners sampled during the run.
+        execution: Seconds a runner held a call it took, from its start there to its end,
+            mean (the load balancer's ``lb_runner_exec_latency``, from the runners' reports).
     """
 
     calls: list[CallRecord]
@@ -99,6 +101,7 @@ class ClusterRun:
     process_starts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     round_trips: list[float] = field(default_factory=list)
+    execution: float = 0.0
 
 
 def functions_file(functions: Sequence[Function], idle_timeout: int, timeout: int) -> str:
@@ -270,10 +273,11 @@ def _read_access_log(path: Path, calls: Sequence[CallRecord]) -> None:
             record.attempts = int(match[3])
 
 
-def _attempt_counts(metrics: str) -> tuple[float, float]:
+def _histogram(metrics: str, name: str) -> tuple[float, float]:
+    """Return the sum and the count of the histogram whose name ends with ``name``."""
     total = count = 0.0
     for family in text_string_to_metric_families(metrics):
-        if family.name.endswith("lb_placer_attempt_count"):
+        if family.name.endswith(name):
             for sample in family.samples:
                 if sample.name.endswith("_sum"):
                     total += sample.value
@@ -310,6 +314,7 @@ def run_cluster(
     idle_timeout: int,
     wheelhouse: Path,
     sandbox: bool = False,
+    keep_metrics: bool = False,
 ) -> ClusterRun:
     """Run the arrivals through a real load balancer, runners and functions.
 
@@ -325,6 +330,7 @@ def run_cluster(
         idle_timeout: Every function's idle timeout, whole seconds.
         wheelhouse: The wheels of the functions' environment.
         sandbox: Run the functions in their sandbox (else ``--no-sandbox``).
+        keep_metrics: Write the load balancer's ``/metrics`` to ``work/metrics.txt``.
     """
     prepare_environment(work, wheelhouse)
     longest = max((arrival.duration for arrival in arrivals), default=0.0)
@@ -357,8 +363,19 @@ def run_cluster(
             metrics = httpx.get(f"{url}/metrics", timeout=30).text
             starts = loop.run(_process_starts(addresses))
     _read_access_log(access_log, calls)
-    attempts_sum, attempts_count = _attempt_counts(metrics)
-    return ClusterRun(calls, attempts_sum, attempts_count, starts, seconds, round_trips)
+    if keep_metrics:
+        (work / "metrics.txt").write_text(metrics)
+    attempts_sum, attempts_count = _histogram(metrics, "lb_placer_attempt_count")
+    exec_sum, exec_count = _histogram(metrics, "lb_runner_exec_latency")
+    return ClusterRun(
+        calls,
+        attempts_sum,
+        attempts_count,
+        starts,
+        seconds,
+        round_trips,
+        exec_sum / exec_count / 1000 if exec_count else 0.0,
+    )
 
 
 def main(argv: Sequence[str]) -> None:

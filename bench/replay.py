@@ -203,8 +203,26 @@ class _RecordingRunner(SimRunner):
         await super().try_exec(call)
 
 
+def overhead(run: ClusterRun, cold: float) -> float:
+    """Seconds a real runner held a call beyond its run, mean (0 if none measured).
+
+    The runners' mean execution time, less the calls' mean duration and the cold starts'
+    share of ``cold``.
+    """
+    placed = [record for record in run.calls if record.status == 200]
+    if not placed or not run.execution:
+        return 0.0
+    cold_share = min(1.0, sum(run.process_starts.values()) / len(placed))
+    mean_duration = statistics.fmean(record.duration for record in placed)
+    return max(0.0, run.execution - mean_duration - cold_share * cold)
+
+
 def sim_figures(
-    settings: ReplaySettings, workload: Workload, cold: float, latency: float = 0.0
+    settings: ReplaySettings,
+    workload: Workload,
+    cold: float,
+    latency: float = 0.0,
+    extra: float = 0.0,
 ) -> Figures:
     """Run the simulator on the same arrivals and cluster; return its figures.
 
@@ -213,6 +231,7 @@ def sim_figures(
         workload: Its workload, scaled.
         cold: The runners' cold start, seconds.
         latency: The round trip of an offer to a runner, seconds.
+        extra: Seconds a call holds its runner beyond its run.
     """
     seen: dict[str, SimCall] = {}
     runners = [
@@ -223,6 +242,7 @@ def sim_figures(
             idle_timeout=float(settings.idle_timeout),
             cold_start=cold,
             latency=latency,
+            overhead=extra,
         )
         for index in range(settings.runners)
     ]
@@ -240,7 +260,10 @@ def sim_figures(
     for call in placed:
         assert call.committed_at is not None
         busy[call.runner] += call.duration
-        queue.append(call.committed_at - call.arrival + (0.0 if call.warm else cold))
+        # The function starts after the cold start, and half the overhead (the request's way
+        # to the process; the other half is the response's way back).
+        start = call.committed_at + (0.0 if call.warm else cold) + extra / 2
+        queue.append(start - call.arrival)
     return Figures(
         calls=report.calls,
         placed=report.placed,
@@ -261,10 +284,11 @@ class Comparison:
         settings: The replay.
         real: The real run's figures.
         sim: The simulator's, with the measured cold start and round trip.
-        sim_instant: The simulator's with runners that answer at once (round trip 0), as
-            before the replay found the round trip mattered.
+        sim_instant: The simulator's with runners that answer at once and hold a call for
+            its run only (round trip and overhead 0), as before the replay.
         cold_start: The real cold start the simulator was given, seconds.
         latency: The real round trip to a runner the simulator was given, seconds.
+        overhead: The real time a runner held a call beyond its run, given too, seconds.
         seconds: The real run's length, seconds.
         errors: Real calls answered other than 200, by status (``None``: no answer).
     """
@@ -275,6 +299,7 @@ class Comparison:
     sim_instant: Figures
     cold_start: float
     latency: float
+    overhead: float
     seconds: float
     errors: dict[int | None, int]
 
@@ -307,6 +332,7 @@ def replay(
         placer_config={"backoff": settings.backoff},
         idle_timeout=settings.idle_timeout,
         wheelhouse=wheelhouse,
+        keep_metrics=keep,
     )
     cold = cold_start(run)
     if keep:
@@ -314,14 +340,16 @@ def replay(
         records = [dataclasses.asdict(record) for record in run.calls]
         (work / name).write_text(json.dumps(records, indent=0))
     latency = statistics.median(run.round_trips) if run.round_trips else 0.0
+    extra = overhead(run, cold)
     errors = Counter(record.status for record in run.calls if record.status != 200)
     return Comparison(
         settings,
         real_figures(run, settings.runners),
-        sim_figures(settings, workload, cold, latency),
+        sim_figures(settings, workload, cold, latency, extra),
         sim_figures(settings, workload, cold),
         cold,
         latency,
+        extra,
         run.seconds,
         dict(errors),
     )
@@ -364,7 +392,8 @@ def format_comparisons(comparisons: Sequence[Comparison]) -> str:
             f"target {WARM_POINTS:g}); attempts sim/real {attempts:+.0f}% "
             f"({'met' if comparison.attempts_ok else 'MISSED'}, target "
             f"{100 * ATTEMPTS_SHARE:.0f}%); cold start {1000 * comparison.cold_start:.0f} ms, "
-            f"round trip {1000 * comparison.latency:.1f} ms; "
+            f"round trip {1000 * comparison.latency:.1f} ms, overhead "
+            f"{1000 * comparison.overhead:.0f} ms; "
             f"real run {comparison.seconds:.0f} s; not 200: {comparison.errors or 'none'}"
         )
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Simulated runners whose answers take a round trip, as a real runner's do (bench/replay.py)."""
+"""Simulated runners as bench/replay.py measured real ones: a round trip, an overhead."""
 
 from __future__ import annotations
 
@@ -84,3 +84,27 @@ class TestLatency:
         assert {runner.latency for runner in SimulationSettings(runners=3).make_runners()} == {0.0}
         runners = SimulationSettings(runners=3, latency=0.005).make_runners()
         assert [runner.latency for runner in runners] == [0.005] * 3
+
+
+class TestOverhead:
+    def test_a_call_holds_its_runner_beyond_its_run(self) -> None:
+        """With an overhead, a call's memory is held that much longer: the next call waits."""
+        arrivals = [Arrival(0.0, "f", 128, 1.0), Arrival(1.05, "g", 128, 1.0)]
+        quick = run_placer("ch", arrivals, [SimRunner("r", 128, cold_start=0.0)])
+        assert quick.queue_p99 == 0.0
+        assert quick.attempts_mean == 1.0
+        slow = run_placer("ch", arrivals, [SimRunner("r", 128, cold_start=0.0, overhead=0.1)])
+        # The first call holds the runner until 1.1: the second is refused at 1.05 and waits.
+        assert slow.attempts_mean > 1.0
+        assert slow.queue_p99 == pytest.approx(0.06, abs=0.011)
+
+    def test_negative_overhead_is_refused(self) -> None:
+        """A negative overhead is an error naming the field."""
+        with pytest.raises(ValueError, match="overhead"):
+            SimRunner("r", 128, overhead=-0.1)
+
+    def test_settings_give_their_runners_the_overhead(self) -> None:
+        """``SimulationSettings.overhead`` reaches every runner; 0 by default."""
+        assert {runner.overhead for runner in SimulationSettings(runners=2).make_runners()} == {0.0}
+        runners = SimulationSettings(runners=2, overhead=0.02).make_runners()
+        assert [runner.overhead for runner in runners] == [0.02] * 2

@@ -48,6 +48,9 @@ class SimRunner(Runner):
     it starts cold, ``cold_start`` seconds later. It runs ``duration`` virtual seconds, then
     its instance stays hot for ``idle_timeout`` seconds. Idle instances hold their memory.
 
+    A call holds its runner ``overhead`` seconds beyond its run (cold start included): a real
+    runner passes the request to the function's process and the response back.
+
     An offer takes ``latency`` seconds there and back, as a real load balancer's ``TryCall``
     to a real runner does: the runner decides half of it after the offer, and its answer (the
     NACK, or the call's end) reaches the placer the other half later. Meanwhile the placer
@@ -60,9 +63,10 @@ class SimRunner(Runner):
         idle_timeout: Seconds an idle hot instance lives.
         cold_start: Seconds a cold start adds.
         latency: Seconds an offer's round trip takes (0: the answer is instant).
+        overhead: Seconds a call holds the runner beyond its run (0: none).
 
     Raises:
-        ValueError: If ``latency`` is negative.
+        ValueError: If ``latency`` or ``overhead`` is negative.
     """
 
     def __init__(
@@ -73,9 +77,13 @@ class SimRunner(Runner):
         idle_timeout: float = 30.0,
         cold_start: float = 0.5,
         latency: float = 0.0,
+        overhead: float = 0.0,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0, got {latency}")
+        if overhead < 0:
+            raise ValueError(f"overhead must be >= 0, got {overhead}")
+        self.overhead = overhead
         self._address = address
         self.capacity = capacity
         self.idle_timeout = idle_timeout
@@ -164,7 +172,7 @@ class SimRunner(Runner):
             sim.committed_at, sim.warm, sim.runner = now, warm, self._address
         self._change_in_flight(now, 1)
         try:
-            await asyncio.sleep(duration + (0.0 if warm else self.cold_start))
+            await asyncio.sleep(duration + self.overhead + (0.0 if warm else self.cold_start))
         finally:
             end = asyncio.get_running_loop().time()
             self._change_in_flight(end, -1)

@@ -55,6 +55,7 @@ class SimulationSettings:
         cold_start: Seconds a cold start adds.
         latency: Seconds an offer to a runner takes there and back (0: instant answers);
             ``bench/replay.py`` measures it on real runners.
+        overhead: Seconds a call holds its runner beyond its run (0: none).
         backoff: The placers' back-off mode.
         release_hold: The ``"release"`` mode's hold, seconds.
         bounded_load_factor: ``c`` of the bounded-load placer.
@@ -73,6 +74,7 @@ class SimulationSettings:
     idle_timeout: float = 30.0
     cold_start: float = 0.5
     latency: float = 0.0
+    overhead: float = 0.0
     backoff: BackoffMode = "fixed"
     release_hold: float = 1.0
     bounded_load_factor: float = 1.25
@@ -98,6 +100,7 @@ class SimulationSettings:
                 idle_timeout=self.idle_timeout,
                 cold_start=self.cold_start,
                 latency=self.latency,
+                overhead=self.overhead,
             )
             for index in range(self.runners)
         ]
