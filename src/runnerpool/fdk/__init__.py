@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._bundles import Bundle as Bundle
 from ._bundles import Bundles as Bundles
+from ._cgroups import default_memory_mb as default_memory_mb
 from ._environments import Environments as Environments
 from ._errors import BundleError as BundleError
 from ._errors import ContainerExitError as ContainerExitError
@@ -23,6 +24,7 @@ from ._executor import process_config as process_config
 from ._output import LogBook as LogBook
 from ._sandbox import Sandbox as Sandbox
 from ._sandbox import SandboxUnavailableError as SandboxUnavailableError
+from ._sandbox import host_sandbox as host_sandbox
 from ._slot_key import slot_key as slot_key
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "ResponseReceiveError",
     "Sandbox",
     "SandboxUnavailableError",
+    "default_memory_mb",
+    "host_sandbox",
     "process_config",
     "slot_key",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._headers import HOP_BY_HOP
+from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
 from .._resource import AsyncResource
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
@@ -59,9 +60,6 @@ __all__ = ["FdkExecutor"]
 
 logger = logging.getLogger(__name__)
 
-#: Fn's defaults for a function's idle timeout and memory (``models/fn.go``).
-DEFAULT_IDLE_TIMEOUT = 30
-DEFAULT_MEMORY_MB = 128
 #: The listener Fn's containers see; the slot key is computed with it, as Fn does.
 _FN_LISTENER = "unix:/tmp/iofs/lsnr.sock"
 #: Hop-by-hop headers (Go's StripHopHeaders), and those the transport sets itself.
@@ -224,7 +222,7 @@ class FdkExecutor(AsyncResource):
             network_allowed(model.annotations),
         )
         if process is None:
-            ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
+            ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY)
             if ticket.memory is None:
                 call.release()
                 return None
@@ -357,7 +355,7 @@ class FdkExecutor(AsyncResource):
                 env=ticket.config,
                 iofs_root=self.iofs_root,
                 slot_key=ticket.slot_key,
-                memory_mb=model.memory or DEFAULT_MEMORY_MB,
+                memory_mb=model.memory or DEFAULT_MEMORY,
                 memory_limit=self._memory_limit,
                 init_timeout=self._init_timeout,
                 output=output,
@@ -446,7 +444,7 @@ def process_config(model: Call) -> dict[str, str]:
     return {
         "FN_APP_ID": model.app_id,
         "FN_FN_ID": model.fn_id,
-        "FN_MEMORY": str(model.memory or DEFAULT_MEMORY_MB),
+        "FN_MEMORY": str(model.memory or DEFAULT_MEMORY),
         "FN_TYPE": "sync",
         **model.config,
         "FN_FORMAT": "http-stream",
@@ -460,7 +458,7 @@ def _request_headers(model: Call, remaining: float | None) -> list[tuple[str, st
         if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("fn-call-id")
         for value in values
     ]
-    deadline = datetime.now(UTC) + timedelta(seconds=remaining or 30.0)
+    deadline = datetime.now(UTC) + timedelta(seconds=remaining or DEFAULT_TIMEOUT)
     headers.append(("Fn-Call-Id", model.id))
     headers.append(("Fn-Deadline", deadline.strftime("%Y-%m-%dT%H:%M:%SZ")))
     return headers

@@ -40,6 +40,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+#: The placers' defaults, which the simulation's placer knobs start from.
+_FN = PlacerConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationSettings:
     """The simulated cluster and workload.
@@ -70,10 +74,10 @@ class SimulationSettings:
     utilisation: float = 0.7
     idle_timeout: float = 30.0
     cold_start: float = 0.5
-    backoff: BackoffMode = "fixed"
-    release_hold: float = 1.0
-    bounded_load_factor: float = 1.25
-    placer_timeout: float = 360.0
+    backoff: BackoffMode = _FN.backoff
+    release_hold: float = _FN.release_hold
+    bounded_load_factor: float = _FN.bounded_load_factor
+    placer_timeout: float = _FN.placer_timeout
     lbs: int = 1
 
     def workload(self) -> Workload:
