@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from ._options import (
     index_url_option,
     listen_options,
     placer_option,
+    serve,
     wheelhouse_option,
 )
 
@@ -122,7 +122,7 @@ def dev(
         access_log=access_log,
     )
     try:
-        asyncio.run(
+        serve(
             run_dev(
                 functions=functions,
                 bundles=root,
@@ -132,9 +132,9 @@ def dev(
                 settings=settings,
                 echo=click.echo,
                 runner_args=runner_args,
-            )
+            ),
+            host,
+            port,
         )
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

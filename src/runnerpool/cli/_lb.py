@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from typing import Any
 
@@ -34,6 +33,7 @@ from ._options import (
     placer_config_options,
     placer_option,
     runner_health_options,
+    serve,
     size_options,
 )
 
@@ -211,7 +211,7 @@ def lb(
     def ready(url: str) -> None:
         announce(f"load balancer listening on {url}", address=url)
 
-    async def serve() -> None:
+    async def run() -> None:
         # Made on the loop that serves: the API source's HTTP client belongs to it.
         functions = ApiSource(api_url, api_settings) if api_url is not None else registry
         assert functions is not None
@@ -223,7 +223,4 @@ def lb(
             on_hangup=None if registry is None else registry.reload,
         )
 
-    try:
-        asyncio.run(serve())
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+    serve(run(), host, port)

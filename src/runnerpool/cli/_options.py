@@ -8,9 +8,10 @@ are read from the settings classes, never written here a second time.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "placer_config_options",
     "placer_option",
     "runner_health_options",
+    "serve",
     "size_options",
     "split_names",
     "wheelhouse_option",
@@ -90,6 +92,14 @@ def grouped(
         return compose(*options)(command)
 
     return decorate
+
+
+def serve(server: Coroutine[Any, Any, None], host: str, port: int) -> None:
+    """Run a server until it returns; an address it cannot listen on is a clean CLI error."""
+    try:
+        asyncio.run(server)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
 
 
 def split_names(value: str, known: Sequence[str], what: str) -> list[str]:

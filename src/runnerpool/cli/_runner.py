@@ -36,6 +36,7 @@ from ._options import (
     grouped,
     index_url_option,
     listen_options,
+    serve,
     size_options,
     wheelhouse_option,
 )
@@ -262,17 +263,8 @@ def runner(
             sandbox=sandbox,
             sandbox_state=state,
         )
-    try:
-        asyncio.run(
-            serve_runner(
-                executor,
-                settings,
-                on_ready=ready,
-                log_streamer=executor if isinstance(executor, FdkExecutor) else None,
-            )
-        )
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+    streamer = executor if isinstance(executor, FdkExecutor) else None
+    serve(serve_runner(executor, settings, on_ready=ready, log_streamer=streamer), host, port)
 
 
 @main.command()
