@@ -30,9 +30,7 @@ __all__ = ["dev"]
     port_help="The load balancer's HTTP port",
     host_help="The load balancer's address.",
 )
-@click.option(
-    "--runners", default=3, show_default=True, type=click.IntRange(1, 32), help="Runner processes."
-)
+@click.option("--runners", default=3, type=click.IntRange(1, 32), help="Runner processes.")
 @placer_option
 @click.option(
     "--bundles",

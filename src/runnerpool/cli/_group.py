@@ -56,7 +56,6 @@ def _log_options() -> list[click.Option]:
             ["--log-level"],
             envvar="FN_LOG_LEVEL",
             default="info",
-            show_default=True,
             type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
             is_eager=True,
             expose_value=False,
@@ -68,7 +67,6 @@ def _log_options() -> list[click.Option]:
             ["--log-format"],
             envvar="FN_LOG_FORMAT",
             default="text",
-            show_default=True,
             type=click.Choice(list(LOG_FORMATS), case_sensitive=False),
             is_eager=True,
             expose_value=False,
@@ -131,7 +129,10 @@ class _Group(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+# show_default: every option with a default shows it in --help (subcommands inherit it).
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
+)
 @click.version_option(package_name="runnerpool")
 def main() -> None:
     """Place serverless function calls on runners, the way Fn Project does."""

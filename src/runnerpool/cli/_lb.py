@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 import click
 import stamina.instrumentation
 
-from .. import PlacerConfig
+from .. import OutlierPolicy, PlacerConfig
 from .._logging import announce
 from ..lb import (
     ApiSource,
@@ -22,6 +21,7 @@ from ..lb import (
     log_retry,
     serve_lb,
 )
+from ..rpc import Keepalive
 from ._group import main
 from ._options import (
     LB_DEFAULTS,
@@ -83,14 +83,12 @@ _api_options = grouped(
     click.option(
         "--api-cache-ttl",
         default=_API.cache_ttl,
-        show_default=True,
         type=click.FloatRange(min=0),
         help="Seconds an object read from the API server is served from the cache (Fn's 5 s).",
     ),
     click.option(
         "--api-max-stale",
         default=_API.max_stale,
-        show_default=True,
         type=click.FloatRange(min=0),
         help="While the API server is unreachable, serve an object whose cache time ended "
         "less than this many seconds ago, with a warning (0: fail, as Fn).",
@@ -98,14 +96,12 @@ _api_options = grouped(
     click.option(
         "--api-negative-ttl",
         default=_API.negative_ttl,
-        show_default=True,
         type=click.FloatRange(min=0),
         help="Seconds a 'not found' from the API server is cached (0: never, as Fn).",
     ),
     click.option(
         "--api-timeout",
         default=_API.timeout,
-        show_default=True,
         type=click.FloatRange(min=0, min_open=True),
         help="Seconds one read from the API server may take, its retries included (5xx and "
         "network errors are retried with jittered back-off); then 503.",
@@ -177,7 +173,9 @@ def lb(
     edge: EdgeLimits,
     drain_timeout: float,
     access_log: bool,
-    runner_health: dict[str, Any],
+    keepalive: Keepalive,
+    runner_connections: int,
+    outlier_policy: OutlierPolicy,
 ) -> None:
     """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
 
@@ -205,7 +203,9 @@ def lb(
         drain_timeout=drain_timeout,
         runner_ssl=runner_ssl,
         access_log=access_log,
-        **runner_health,
+        keepalive=keepalive,
+        runner_connections=runner_connections,
+        outlier_policy=outlier_policy,
     )
 
     def ready(url: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
@@ -60,15 +60,21 @@ def compose(*decorators: Decorator[Any]) -> Decorator[Any]:
 
 
 def grouped(
-    target: str, build: Callable[..., object], *options: Decorator[Any], strip: str = ""
+    target: str,
+    build: Callable[..., object],
+    *options: Decorator[Any],
+    strip: str = "",
+    rename: Mapping[str, str] | None = None,
 ) -> Decorator[Any]:
     """Add ``options``, and pass the command ``target=build(**their values)`` instead of them.
 
     Args:
         target: The command's parameter that receives the built object.
-        build: Called with each option's value by its parameter name, less ``strip``.
+        build: Called with each option's value by its parameter name, less ``strip``, or
+            by the name ``rename`` gives it.
         options: The click options.
         strip: A prefix removed from the parameter names before ``build`` gets them.
+        rename: Parameter name to ``build``'s keyword, where stripping is not enough.
 
     A ``ValueError`` from ``build`` (a settings class refusing a combination) is a usage error.
     """
@@ -78,11 +84,12 @@ def grouped(
 
     compose(*options)(probe)
     names = [param.name for param in getattr(probe, "__click_params__", []) if param.name]
+    keywords = {name: (rename or {}).get(name, name.removeprefix(strip)) for name in names}
 
     def decorate(function: Any) -> Any:
         @functools.wraps(function)
         def command(*args: Any, **kwargs: Any) -> Any:
-            values = {name.removeprefix(strip): kwargs.pop(name) for name in names}
+            values = {keyword: kwargs.pop(name) for name, keyword in keywords.items()}
             try:
                 kwargs[target] = build(**values)
             except ValueError as exc:
@@ -118,12 +125,11 @@ def split_names(value: str, known: Sequence[str], what: str) -> list[str]:
 def listen_options(*, port: int, envvar: str, port_help: str, host_help: str) -> Decorator[Any]:
     """``--host`` and ``--port``: where a server listens (loopback by default)."""
     return compose(
-        click.option("--host", default=LB_DEFAULTS.host, show_default=True, help=host_help),
+        click.option("--host", default=LB_DEFAULTS.host, help=host_help),
         click.option(
             "--port",
             envvar=envvar,
             default=port,
-            show_default=True,
             type=click.IntRange(0, 65535),
             help=f"{port_help} (0: any free port) [env {envvar}].",
         ),
@@ -157,7 +163,6 @@ def size_options(
             "--max-request-size",
             envvar="FN_MAX_REQUEST_SIZE",
             default=request_default,
-            show_default=request_default is not None,
             type=click.IntRange(min=0),
             help=f"{request_help} [env FN_MAX_REQUEST_SIZE].",
         ),
@@ -175,7 +180,6 @@ access_log_option = click.option(
     "--access-log/--no-access-log",
     envvar="FN_ACCESS_LOG",
     default=LB_DEFAULTS.access_log,
-    show_default=True,
     help="Log a line per call: method, path, status, duration, call id, function id, runner, "
     "attempts (logger runnerpool.access, at any --log-level; uvicorn's own access log stays "
     "off) [env FN_ACCESS_LOG].",
@@ -232,7 +236,6 @@ placer_option = click.option(
     cls=_PlacerOption,
     envvar="FN_PLACER",
     default=LB_DEFAULTS.placer,
-    show_default=True,
     type=_PlacerChoice(),
 )
 
@@ -294,14 +297,12 @@ edge_options = compose(
         click.option(
             "--max-header-size",
             default=LB_DEFAULTS.edge.max_header_size,
-            show_default=True,
             type=click.IntRange(min=1024),
             help="Largest request head (request line and headers), in bytes: larger ones get 431.",
         ),
         click.option(
             "--header-timeout",
             default=LB_DEFAULTS.edge.header_timeout,
-            show_default=True,
             type=click.FloatRange(min=0, min_open=True),
             help="Seconds a connection has to send a request head, from when it opens or "
             "its request starts: then 408 (slow headers).",
@@ -309,7 +310,6 @@ edge_options = compose(
         click.option(
             "--body-timeout",
             default=LB_DEFAULTS.edge.body_timeout,
-            show_default=True,
             type=click.FloatRange(min=0, min_open=True),
             help="Seconds a request has to send its whole body after its head: then 408 "
             "(slow bodies).",
@@ -317,14 +317,12 @@ edge_options = compose(
         click.option(
             "--keepalive-timeout",
             default=LB_DEFAULTS.edge.keepalive_timeout,
-            show_default=True,
             type=click.FloatRange(min=0, min_open=True),
             help="Seconds an idle keep-alive connection is kept.",
         ),
         click.option(
             "--max-connections",
             default=LB_DEFAULTS.edge.max_connections,
-            show_default=True,
             type=click.IntRange(min=1),
             help="Connections kept open; a new one past it closes the one idle longest. "
             "When all are busy, requests of new ones get 503 (GET /health is still "
@@ -334,7 +332,6 @@ edge_options = compose(
     click.option(
         "--drain-timeout",
         default=LB_DEFAULTS.drain_timeout,
-        show_default=True,
         type=click.FloatRange(min=0),
         help="On SIGTERM or SIGINT, seconds to let calls in flight finish; then they "
         "are cancelled (a sync call answers 500) and the load balancer exits.",
@@ -342,110 +339,83 @@ edge_options = compose(
 )
 
 
-def _runner_health(
-    *,
-    runner_connect_timeout: float,
-    runner_keepalive: float,
-    runner_keepalive_timeout: float,
-    runner_connections: int,
-    eject_after: int,
-    ejection_time: float,
-    max_ejection_time: float,
-    probe_interval: float,
-    max_ejected_share: float,
-) -> dict[str, Any]:
-    return {
-        "keepalive": Keepalive(
-            interval=runner_keepalive,
-            timeout=runner_keepalive_timeout,
-            connect_timeout=runner_connect_timeout,
-        ),
-        "runner_connections": runner_connections,
-        "outlier_policy": OutlierPolicy(
-            eject_after=eject_after,
-            base_ejection=ejection_time,
-            max_ejection=max_ejection_time,
-            probe_interval=probe_interval,
-            max_ejected_share=max_ejected_share,
-        ),
-    }
-
-
 _SECONDS = click.FloatRange(min=0, min_open=True)
 _KEEPALIVE = LB_DEFAULTS.keepalive
 _OUTLIERS = LB_DEFAULTS.outlier_policy
 
-#: The LB's connections to its runners and their ejection, passed as ``runner_health``:
-#: :class:`~runnerpool.lb.LBSettings` keywords (``keepalive``, ``runner_connections``,
-#: ``outlier_policy``).
-runner_health_options = grouped(
-    "runner_health",
-    _runner_health,
-    click.option(
-        "--runner-connect-timeout",
-        default=_KEEPALIVE.connect_timeout,
-        show_default=True,
-        type=_SECONDS,
-        help="Seconds a connection to a runner may take, until the runner's first "
-        "HTTP/2 frame; a runner not answering in time is skipped.",
-    ),
-    click.option(
-        "--runner-keepalive",
-        default=_KEEPALIVE.interval,
-        show_default=True,
-        type=_SECONDS,
-        help="Seconds of silence on a runner connection after which a PING is sent.",
-    ),
-    click.option(
-        "--runner-keepalive-timeout",
-        default=_KEEPALIVE.timeout,
-        show_default=True,
-        type=_SECONDS,
-        help="Seconds a PING may go unanswered before the connection is declared dead: "
-        "its calls end at once (500 if the runner had them, else placed elsewhere).",
+#: The LB's connections to its runners (``keepalive``, ``runner_connections``) and their
+#: ejection (``outlier_policy``): :class:`~runnerpool.lb.LBSettings` fields.
+runner_health_options = compose(
+    grouped(
+        "keepalive",
+        Keepalive,
+        click.option(
+            "--runner-connect-timeout",
+            default=_KEEPALIVE.connect_timeout,
+            type=_SECONDS,
+            help="Seconds a connection to a runner may take, until the runner's first "
+            "HTTP/2 frame; a runner not answering in time is skipped.",
+        ),
+        click.option(
+            "--runner-keepalive",
+            default=_KEEPALIVE.interval,
+            type=_SECONDS,
+            help="Seconds of silence on a runner connection after which a PING is sent.",
+        ),
+        click.option(
+            "--runner-keepalive-timeout",
+            default=_KEEPALIVE.timeout,
+            type=_SECONDS,
+            help="Seconds a PING may go unanswered before the connection is declared dead: "
+            "its calls end at once (500 if the runner had them, else placed elsewhere).",
+        ),
+        rename={
+            "runner_connect_timeout": "connect_timeout",
+            "runner_keepalive": "interval",
+            "runner_keepalive_timeout": "timeout",
+        },
     ),
     click.option(
         "--runner-connections",
         default=LB_DEFAULTS.runner_connections,
-        show_default=True,
         type=click.IntRange(min=1),
         help="Connections to each runner at most; a new one opens when the others "
         "carry as many calls as the runner allows per connection (100).",
     ),
-    click.option(
-        "--eject-after",
-        default=_OUTLIERS.eject_after,
-        show_default=True,
-        type=click.IntRange(min=1),
-        help="Consecutive failures (connect, dead connection, probe) that eject a runner.",
-    ),
-    click.option(
-        "--ejection-time",
-        default=_OUTLIERS.base_ejection,
-        show_default=True,
-        type=_SECONDS,
-        help="Seconds before an ejected runner is probed; doubles with each ejection in a row.",
-    ),
-    click.option(
-        "--max-ejection-time",
-        default=_OUTLIERS.max_ejection,
-        show_default=True,
-        type=_SECONDS,
-        help="The longest wait between probes of an ejected runner.",
-    ),
-    click.option(
-        "--probe-interval",
-        default=_OUTLIERS.probe_interval,
-        show_default=True,
-        type=_SECONDS,
-        help="Seconds between health probes (the Status RPC) of a runner in rotation.",
-    ),
-    click.option(
-        "--max-ejected-share",
-        default=_OUTLIERS.max_ejected_share,
-        show_default=True,
-        type=click.FloatRange(0, 1),
-        help="Panic threshold: while more than this share of the runners is ejected, "
-        "ejection is ignored.",
+    grouped(
+        "outlier_policy",
+        OutlierPolicy,
+        click.option(
+            "--eject-after",
+            default=_OUTLIERS.eject_after,
+            type=click.IntRange(min=1),
+            help="Consecutive failures (connect, dead connection, probe) that eject a runner.",
+        ),
+        click.option(
+            "--ejection-time",
+            default=_OUTLIERS.base_ejection,
+            type=_SECONDS,
+            help="Seconds before an ejected runner is probed; doubles with each ejection in a row.",
+        ),
+        click.option(
+            "--max-ejection-time",
+            default=_OUTLIERS.max_ejection,
+            type=_SECONDS,
+            help="The longest wait between probes of an ejected runner.",
+        ),
+        click.option(
+            "--probe-interval",
+            default=_OUTLIERS.probe_interval,
+            type=_SECONDS,
+            help="Seconds between health probes (the Status RPC) of a runner in rotation.",
+        ),
+        click.option(
+            "--max-ejected-share",
+            default=_OUTLIERS.max_ejected_share,
+            type=click.FloatRange(0, 1),
+            help="Panic threshold: while more than this share of the runners is ejected, "
+            "ejection is ignored.",
+        ),
+        rename={"ejection_time": "base_ejection", "max_ejection_time": "max_ejection"},
     ),
 )

@@ -139,7 +139,6 @@ _client_tls_options = client_tls_options(
 @click.option(
     "--functions",
     default="runnerpool.examples:FUNCTIONS",
-    show_default=True,
     callback=_load_functions,
     help="MODULE:ATTRIBUTE of a mapping from image name to async Python function, run "
     "in this process.",
@@ -159,13 +158,11 @@ _client_tls_options = client_tls_options(
     envvar="RUNNERPOOL_STATE_DIR",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path.home() / ".cache" / "runnerpool",
-    show_default=True,
     help="Where the functions' Python environments are kept between runs.",
 )
 @click.option(
     "--init-timeout",
     default=5.0,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a new function process may take to listen (then 504, as Fn).",
 )
@@ -181,7 +178,6 @@ _client_tls_options = client_tls_options(
     "--function-logs/--no-function-logs",
     envvar="RUNNERPOOL_FUNCTION_LOGS",
     default=True,
-    show_default=True,
     help="Log each line the functions write (stdout, stderr) at INFO on the "
     "runnerpool.function logger, with its call, function and app ids, whatever --log-level "
     "says [env RUNNERPOOL_FUNCTION_LOGS].",

@@ -25,7 +25,7 @@ logger = logging.getLogger("runnerpool.cli")
 
 #: Simulated call placements from which a run shows a progress bar on a terminal.
 _LONG_RUN = 20_000
-_DEFAULTS = SimulationSettings()
+_SIM = SimulationSettings()
 
 #: runnerpool is installed from its repository, not an index: name the package itself.
 _NO_MATPLOTLIB = (
@@ -44,44 +44,25 @@ def _split_placers(ctx: click.Context, param: click.Parameter, value: str) -> li
 
 
 @main.command()
-@click.option(
-    "--seed", default=_DEFAULTS.seed, show_default=True, type=int, help="The workload's seed."
-)
-@click.option(
-    "--duration",
-    default=_DEFAULTS.duration,
-    show_default=True,
-    type=click.FloatRange(min=1),
-    help="Seconds.",
-)
-@click.option(
-    "--runners", default=_DEFAULTS.runners, show_default=True, type=click.IntRange(2, 256)
-)
-@click.option(
-    "--runner-memory",
-    default=_DEFAULTS.runner_memory,
-    show_default=True,
-    type=click.IntRange(1024),
-    help="MB.",
-)
-@click.option("--functions", default=_DEFAULTS.functions, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=_SIM.seed, type=int, help="The workload's seed.")
+@click.option("--duration", default=_SIM.duration, type=click.FloatRange(min=1), help="Seconds.")
+@click.option("--runners", default=_SIM.runners, type=click.IntRange(2, 256))
+@click.option("--runner-memory", default=_SIM.runner_memory, type=click.IntRange(1024), help="MB.")
+@click.option("--functions", default=_SIM.functions, type=click.IntRange(1))
 @click.option(
     "--placers",
     default="ch,naive,rendezvous,bounded,least-loaded",
-    show_default=True,
     callback=_split_placers,
     help="Comma-separated placer names.",
 )
 @click.option(
     "--utilisation",
-    default=_DEFAULTS.utilisation,
-    show_default=True,
+    default=_SIM.utilisation,
     type=click.FloatRange(min=0, min_open=True),
 )
 @click.option(
     "--backoff",
-    default=_DEFAULTS.backoff,
-    show_default=True,
+    default=_SIM.backoff,
     callback=_split_backoffs,
     help="Comma-separated back-off modes, each run with every placer: fixed (Fn's 10 ms), "
     "exponential (full jitter, 1 s cap), release (exponential, woken by releases, passing "
@@ -90,23 +71,20 @@ def _split_placers(ctx: click.Context, param: click.Parameter, value: str) -> li
 )
 @click.option(
     "--release-hold",
-    default=_DEFAULTS.release_hold,
-    show_default=True,
+    default=_SIM.release_hold,
     type=click.FloatRange(min=0),
     help="Seconds the release mode passes over a refusing runner with no release.",
 )
 @click.option(
     "--placer-timeout",
-    default=_DEFAULTS.placer_timeout,
-    show_default=True,
+    default=_SIM.placer_timeout,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a placer searches for a runner for a call (Fn's 360): the call's deadline "
     "for its 503.",
 )
 @click.option(
     "--lbs",
-    default=_DEFAULTS.lbs,
-    show_default=True,
+    default=_SIM.lbs,
     type=click.IntRange(1, 64),
     help="Load balancers placing the workload, each with its own placer state; calls go to "
     "them round robin.",
