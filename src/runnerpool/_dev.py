@@ -26,12 +26,14 @@ from ._dev_watch import FunctionWatcher, versioned
 from .lb import LBSettings, LiveRegistry, Registry, serve_lb
 from .lb._bundle_registry import registry_from_bundles
 
-__all__ = ["dev_functions", "run_dev"]
+__all__ = ["DEFAULT_RUNNERS", "dev_functions", "run_dev"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a runner process may take to start listening.
 START_TIMEOUT = 30.0
+#: Runner processes `runnerpool dev` starts by default.
+DEFAULT_RUNNERS = 3
 #: The example functions' registry, served when neither bundles nor a functions file is given.
 EXAMPLES_TOML = "examples.toml"
 
@@ -209,7 +211,7 @@ async def run_dev(
     bundles: Path | None = None,
     config: Path | None = None,
     examples: bool = True,
-    runners: int = 3,
+    runners: int = DEFAULT_RUNNERS,
     settings: LBSettings | None = None,
     echo: Callable[[str], None] = print,
     runner_args: Sequence[str] = (),

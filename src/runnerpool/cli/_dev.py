@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._dev import dev_functions, run_dev
+from .._dev import DEFAULT_RUNNERS, dev_functions, run_dev
 from ..lb import ConfigError, EdgeLimits, LBSettings
 from ._group import log_settings, main
 from ._options import (
@@ -30,7 +30,9 @@ __all__ = ["dev"]
     port_help="The load balancer's HTTP port",
     host_help="The load balancer's address.",
 )
-@click.option("--runners", default=3, type=click.IntRange(1, 32), help="Runner processes.")
+@click.option(
+    "--runners", default=DEFAULT_RUNNERS, type=click.IntRange(1, 32), help="Runner processes."
+)
 @placer_option
 @click.option(
     "--bundles",

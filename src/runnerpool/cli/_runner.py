@@ -19,7 +19,15 @@ from grpclib.exceptions import GRPCError
 
 from .._logging import FUNCTION_LOGGER, announce
 from .._logs_command import print_logs
-from ..fdk import Bundles, Environments, FdkExecutor, Sandbox, default_memory_mb, host_sandbox
+from ..fdk import (
+    DEFAULT_INIT_TIMEOUT,
+    Bundles,
+    Environments,
+    FdkExecutor,
+    Sandbox,
+    default_memory_mb,
+    host_sandbox,
+)
 from ..rpc import GrpcRunner, server_tls
 from ..runner import (
     Capacity,
@@ -162,7 +170,7 @@ _client_tls_options = client_tls_options(
 )
 @click.option(
     "--init-timeout",
-    default=5.0,
+    default=DEFAULT_INIT_TIMEOUT,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a new function process may take to listen (then 504, as Fn).",
 )

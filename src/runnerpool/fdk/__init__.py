@@ -19,6 +19,7 @@ from ._errors import InitTimeoutError as InitTimeoutError
 from ._errors import InvalidResponseError as InvalidResponseError
 from ._errors import OutOfMemoryError as OutOfMemoryError
 from ._errors import ResponseReceiveError as ResponseReceiveError
+from ._executor import DEFAULT_INIT_TIMEOUT as DEFAULT_INIT_TIMEOUT
 from ._executor import FdkExecutor as FdkExecutor
 from ._executor import process_config as process_config
 from ._output import LogBook as LogBook
@@ -28,6 +29,7 @@ from ._sandbox import host_sandbox as host_sandbox
 from ._slot_key import slot_key as slot_key
 
 __all__ = [
+    "DEFAULT_INIT_TIMEOUT",
     "Bundle",
     "BundleError",
     "Bundles",

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from ._environments import Environments
     from ._sandbox import Sandbox
 
-__all__ = ["FdkExecutor"]
+__all__ = ["DEFAULT_INIT_TIMEOUT", "FdkExecutor"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ _NOT_FORWARDED = HOP_BY_HOP | {"content-length", "host"}
 #: and NUL (and, in a name, ``:`` and white space), or anything beyond Latin-1.
 _BAD_NAME = re.compile(r"[\x00-\x20:\x7f]|[^\x00-\xff]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
+#: Seconds a new process may take to listen, as Fn (then 504).
+DEFAULT_INIT_TIMEOUT = 5.0
 #: How much of a failing function's 502 body its error message carries.
 _ERROR_TEXT = 1000
 
@@ -151,7 +153,7 @@ class FdkExecutor(AsyncResource):
         environments: Environments,
         *,
         iofs_root: Path | None = None,
-        init_timeout: float = 5.0,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
         connection_idle: float = 5.0,
         max_response_size: int | None = None,
         memory_limit: bool = True,
