@@ -117,6 +117,14 @@ class TestCreatePlacer:
         assert set(placer_names()) >= set(PLACERS)
         assert all(f"{name} = " in placer_help() for name in PLACERS)
 
+    def test_the_readme_documents_every_builtin_placer(self) -> None:
+        """README's placer table has a row for each name the registry ships with."""
+        from pathlib import Path
+
+        readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+        for name in PLACERS:
+            assert f"| `{name}`" in readme, name
+
 
 class TestRegisterPlacer:
     def test_a_users_placer_is_created_by_name(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from runnerpool import (
     AsyncResource,
+    BasePlacer,
     CHPlacer,
     FakeDetachedPlacer,
     NaivePlacer,
@@ -19,7 +20,16 @@ from runnerpool import (
     StaticRunnerPool,
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
-from runnerpool.runner import Executor, InProcessExecutor, RunnerServer, RunnerService
+from runnerpool.lb import LBSettings, Registry, serve_lb
+from runnerpool.placers import PlacerFactory, register_placer
+from runnerpool.runner import (
+    Executor,
+    InProcessExecutor,
+    RunnerServer,
+    RunnerService,
+    RunnerSettings,
+    serve_runner,
+)
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
 
 
@@ -83,3 +93,19 @@ async def closing() -> None:
     resources: list[AsyncResource] = [InProcessExecutor({}), server]
     for resource in resources:
         await resource.aclose()
+
+
+def user_placer(config: PlacerConfig | None) -> BasePlacer:
+    """A user's placer factory, as register_placer takes it."""
+    return NaivePlacer(config)
+
+
+# Factories: the user's, and the placer classes themselves.
+factories: list[PlacerFactory] = [user_placer, CHPlacer, NaivePlacer]
+
+
+async def serving() -> None:
+    """The entry points take settings built once."""
+    register_placer("user", user_placer, description="a user's placer")
+    await serve_lb(Registry([], []), ["127.0.0.1:9190"], LBSettings(port=0, placer="user"))
+    await serve_runner(InProcessExecutor({}), RunnerSettings(port=0))
