@@ -8,7 +8,6 @@ from pathlib import Path
 from runnerpool import (
     AsyncResource,
     CHPlacer,
-    FakeDetachedPlacer,
     NaivePlacer,
     Placer,
     PlacerConfig,
@@ -20,7 +19,7 @@ from runnerpool import (
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
 from runnerpool.runner import Executor, InProcessExecutor, RunnerServer, RunnerService
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
+from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool
 
 
 class UserRunner:
