@@ -245,7 +245,13 @@ class FakeRunner(AsyncResource, Runner):
         try:
             body = b"".join([chunk async for chunk in call.request_body()])
             self.attempts.append(Attempt(call, body, outcome.name, now))
-            await outcome.action(self, call)
+            # As a GrpcRunner does: the address is set at the commit, cleared by a refusal.
+            call.runner_address = self._address
+            try:
+                await outcome.action(self, call)
+            except NotPlacedError:
+                call.runner_address = None
+                raise
             self._handled += 1
         finally:
             self._in_flight -= 1
