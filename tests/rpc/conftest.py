@@ -16,7 +16,7 @@ from runnerpool import APIError, FuncError
 from runnerpool.examples import FUNCTIONS
 from runnerpool.rpc._proto import runner_pb2 as pb
 from runnerpool.rpc._proto.runner_grpc import RunnerProtocolBase
-from runnerpool.rpc._server import listening_socket
+from runnerpool.rpc._sockets import listening_socket
 from runnerpool.runner import (
     FunctionRequest,
     FunctionResponse,

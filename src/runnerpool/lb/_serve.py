@@ -20,7 +20,7 @@ from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import OutlierPolicy, StaticRunnerPool
 from ..rpc import Keepalive
 from ..rpc._client import DEFAULT_MAX_CONNECTIONS
-from ..rpc._server import listening_socket
+from ..rpc._sockets import listening_socket
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
