@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .placers._tracker import PlacerTracker
+    from .placers import PlacerTracker
 
 __all__ = ["Placement", "placement", "request_id"]
 

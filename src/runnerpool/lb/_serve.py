@@ -15,12 +15,11 @@ import uvicorn
 
 from .. import metrics
 from .._config import PlacerConfig
+from .._sockets import listening_socket
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import OutlierPolicy, StaticRunnerPool
-from ..rpc import Keepalive
-from ..rpc._client import DEFAULT_MAX_CONNECTIONS
-from ..rpc._sockets import listening_socket
+from ..rpc import DEFAULT_MAX_CONNECTIONS, Keepalive
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app

@@ -1,4 +1,4 @@
-"""Listening sockets for the servers of both sides (the runner's gRPC, the load balancer's HTTP)."""
+"""Listening sockets, for the runner's gRPC server and the load balancer's HTTP server alike."""
 
 from __future__ import annotations
 
