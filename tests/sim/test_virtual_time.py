@@ -61,25 +61,27 @@ def test_a_simulated_run_reads_no_real_clock(backoff: str) -> None:
     """Every placer under every back-off mode runs a busy workload on the virtual clock only.
 
     Two small runners at full utilisation refuse calls, so the placers back off, wait for
-    releases, queue (``"fifo"``), give up at their 2 s timeout and refresh runner status
+    releases, queue (``"fifo"``), give up at their 1 s timeout and refresh runner status
     (``least-loaded``): every path that reads the time runs, and none reads a real clock.
     """
     settings = SimulationSettings(
-        duration=30.0,
+        duration=15.0,
         runners=2,
         runner_memory=512,
         functions=5,
-        utilisation=1.0,
-        placer_timeout=2.0,
+        utilisation=1.5,
+        placer_timeout=1.0,
     )
     placers = ["ch", "naive", "bounded", "rendezvous", "least-loaded"]
     with real_clock_reads() as reads:
         reports = simulate(settings, placers, backoffs=[backoff])  # type: ignore[list-item]
     assert reads == []
     assert all(report.calls > 0 for report in reports)
-    # The workload is heavy enough that runners refused, calls waited and some gave up.
-    assert all(report.attempts_mean > 1.0 for report in reports)
+    # The workload is heavy enough that calls waited and some gave up; outside the fifo mode
+    # (where a waiting call takes its place in the queue instead) runners refused them again.
     assert all(report.rejected > 0 for report in reports)
+    if backoff != "fifo":
+        assert all(report.attempts_mean > 1.0 for report in reports)
 
 
 def test_a_placer_on_the_default_runtime_reads_the_real_clock() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from runnerpool import (
     NaivePlacer,
     Placer,
     PlacerConfig,
+    PlacerRuntime,
     Runner,
     RunnerCall,
     RunnerPool,
@@ -58,6 +60,8 @@ placers: list[Placer] = [
     CHPlacer(),
     CHPlacer(PlacerConfig(), variant="fn"),
     NaivePlacer(),
+    # Injected clock, jitter and metric views: a user's own (here a fixed clock, no metrics).
+    NaivePlacer(runtime=PlacerRuntime(clock=lambda: 0.0, rng=random.Random(1), views=lambda: None)),
     FakeDetachedPlacer(PlacerConfig(), 0.1),
 ]
 
