@@ -18,7 +18,6 @@ PINNED = {
     "CHPlacer",
     "Call",
     "CallTimeoutError",
-    "FakeDetachedPlacer",
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
@@ -32,6 +31,7 @@ PINNED = {
     "PartialRunnersError",
     "Placer",
     "PlacerConfig",
+    "PlacerRuntime",
     "PlacerTracker",
     "RendezvousPlacer",
     "RequestTooLargeError",
@@ -109,5 +109,10 @@ class TestExports:
 
     def test_fakes_are_public(self) -> None:
         """The fakes users test with are in runnerpool.testing."""
-        assert {"FakeCall", "FakeRunner", "FakeRunnerPool"} <= set(testing.__all__)
+        assert {"FakeCall", "FakeDetachedPlacer", "FakeRunner", "FakeRunnerPool"} <= set(
+            testing.__all__
+        )
+        # Test fakes are in runnerpool.testing only, not in the API a load balancer uses.
+        assert "FakeDetachedPlacer" not in runnerpool.__all__
+        assert "FakeDetachedPlacer" not in placers.__all__
         assert "register_placer_views" in metrics.__all__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,10 +10,10 @@ from runnerpool import (
     AsyncResource,
     BasePlacer,
     CHPlacer,
-    FakeDetachedPlacer,
     NaivePlacer,
     Placer,
     PlacerConfig,
+    PlacerRuntime,
     Runner,
     RunnerCall,
     RunnerPool,
@@ -21,7 +22,7 @@ from runnerpool import (
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
 from runnerpool.lb import LBSettings, Registry, serve_lb
-from runnerpool.placers import PlacerFactory, register_placer
+from runnerpool.placers import DEFAULT_RUNTIME, PlacerFactory, register_placer
 from runnerpool.runner import (
     Executor,
     InProcessExecutor,
@@ -30,7 +31,7 @@ from runnerpool.runner import (
     RunnerSettings,
     serve_runner,
 )
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
+from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool
 
 
 class UserRunner:
@@ -69,6 +70,8 @@ placers: list[Placer] = [
     CHPlacer(),
     CHPlacer(PlacerConfig(), variant="fn"),
     NaivePlacer(),
+    # Injected clock, jitter and metric views: a user's own (here a fixed clock, no metrics).
+    NaivePlacer(runtime=PlacerRuntime(clock=lambda: 0.0, rng=random.Random(1), views=lambda: None)),
     FakeDetachedPlacer(PlacerConfig(), 0.1),
 ]
 
@@ -95,9 +98,11 @@ async def closing() -> None:
         await resource.aclose()
 
 
-def user_placer(config: PlacerConfig | None) -> BasePlacer:
-    """A user's placer factory, as register_placer takes it."""
-    return NaivePlacer(config)
+def user_placer(
+    config: PlacerConfig | None, /, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
+    """A user's placer factory, as register_placer takes it: a config and a runtime."""
+    return NaivePlacer(config, runtime=runtime)
 
 
 # Factories: the user's, and the placer classes themselves.

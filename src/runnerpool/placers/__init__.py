@@ -5,7 +5,6 @@ from __future__ import annotations
 from ._base import BasePlacer as BasePlacer
 from ._bounded import BoundedLoadPlacer as BoundedLoadPlacer
 from ._ch import CHPlacer as CHPlacer
-from ._fake import FakeDetachedPlacer as FakeDetachedPlacer
 from ._least_loaded import LeastLoadedPlacer as LeastLoadedPlacer
 from ._naive import NaivePlacer as NaivePlacer
 from ._registry import DEFAULT_PLACER as DEFAULT_PLACER
@@ -15,16 +14,21 @@ from ._registry import placer_help as placer_help
 from ._registry import placer_names as placer_names
 from ._registry import register_placer as register_placer
 from ._rendezvous import RendezvousPlacer as RendezvousPlacer
+from ._runtime import DEFAULT_RUNTIME as DEFAULT_RUNTIME
+from ._runtime import PlacerRuntime as PlacerRuntime
+from ._tracker import PlacerTracker as PlacerTracker
 
 __all__ = [
     "DEFAULT_PLACER",
+    "DEFAULT_RUNTIME",
     "BasePlacer",
     "BoundedLoadPlacer",
     "CHPlacer",
-    "FakeDetachedPlacer",
     "LeastLoadedPlacer",
     "NaivePlacer",
     "PlacerFactory",
+    "PlacerRuntime",
+    "PlacerTracker",
     "RendezvousPlacer",
     "create_placer",
     "placer_help",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._load import LoadTable
 from ._rendezvous import Membership, RendezvousBase, full_order
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -70,12 +71,16 @@ class BoundedLoadPlacer(RendezvousBase):
     Args:
         config: Timeouts and back-off, and ``c``: the configuration's ``bounded_load_factor``
             (validated there: at least 1). Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
     """
 
     __slots__ = ("factor", "load")
 
-    def __init__(self, config: PlacerConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         # One way to set c: the configuration (the CLI's --bounded-load-factor writes it there).
         self.factor = self._config.bounded_load_factor
         self.load = LoadTable()

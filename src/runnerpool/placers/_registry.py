@@ -7,15 +7,15 @@ read this one table, so a placer is added in one place; :func:`register_placer` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol
 
 from ._bounded import BoundedLoadPlacer
 from ._ch import CHPlacer
 from ._least_loaded import LeastLoadedPlacer
 from ._naive import NaivePlacer
 from ._rendezvous import RendezvousPlacer
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -30,8 +30,19 @@ __all__ = [
     "register_placer",
 ]
 
-#: Makes a placer from a configuration (``None``: Fn's defaults).
-PlacerFactory: TypeAlias = Callable[["PlacerConfig | None"], "BasePlacer"]
+
+class PlacerFactory(Protocol):
+    """Makes a placer from a configuration (``None``: Fn's defaults) and a runtime.
+
+    The placer classes are factories: ``register_placer("mine", NaivePlacer, ...)``.
+    """
+
+    def __call__(
+        self, config: PlacerConfig | None, /, *, runtime: PlacerRuntime = ...
+    ) -> BasePlacer:
+        """Return a new placer."""
+        ...
+
 
 #: The placer a load balancer uses unless told otherwise.
 DEFAULT_PLACER = "ch"
@@ -78,7 +89,9 @@ def placer_help() -> str:
     return "; ".join(f"{name} = {entry.description}" for name, entry in _PLACERS.items())
 
 
-def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
+def create_placer(
+    name: str, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
     """Create a placer by the name users give it in configuration (``FN_PLACER``).
 
     The built-in names are ``"ch"`` (consistent hashing, canonical jump hash), ``"ch-fn"``
@@ -91,6 +104,7 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
     Args:
         name: A name of :func:`placer_names`.
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The placer's clock, back-off randomness and metric views (keyword only).
 
     Returns:
         The placer.
@@ -103,7 +117,13 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
     if entry is None:
         known = ", ".join(repr(known) for known in _PLACERS)
         raise ValueError(f"unknown placer {name!r}: use one of {known}")
-    return entry.factory(config)
+    return entry.factory(config, runtime=runtime)
+
+
+def _ch_fn(
+    config: PlacerConfig | None, /, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
+    return CHPlacer(config, variant="fn", runtime=runtime)
 
 
 register_placer(
@@ -114,7 +134,7 @@ register_placer(
 )
 register_placer(
     "ch-fn",
-    lambda config: CHPlacer(config, variant="fn"),
+    _ch_fn,
     description="the same with Fn's exact placement",
 )
 register_placer("naive", NaivePlacer, description="round robin")

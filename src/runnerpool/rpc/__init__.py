@@ -1,4 +1,8 @@
-"""The runner protocol over gRPC: a runner client, the runner's server, TLS helpers."""
+"""The runner protocol over gRPC (the transport): the runner client, the wire codec, TLS helpers.
+
+The runner service and its server (:mod:`runnerpool.runner`) sit above this package; nothing here
+imports them.
+"""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ import logging
 import signal
 from collections.abc import Callable
 
-from ..rpc._server import RunnerServer
 from ._executor import Executor
 from ._logs import LogStreamer
+from ._server import RunnerServer
 from ._service import RunnerService
 from ._settings import RunnerSettings
 
