@@ -53,7 +53,7 @@ from pathlib import Path
 from bench._replay_cluster import ClusterRun, run_cluster
 from bench.fdk import default_wheelhouse
 from runnerpool import PlacerConfig, RunnerCall
-from runnerpool.placers import PLACER_NAMES
+from runnerpool.placers import placer_names
 from runnerpool.sim import (
     SimCall,
     SimRunner,
@@ -422,8 +422,8 @@ def main(argv: Sequence[str] | None = None) -> list[Comparison]:
     args = parser.parse_args(argv)
     placers = args.placers.split(",")
     for placer in placers:
-        if placer not in PLACER_NAMES:
-            parser.error(f"unknown placer {placer!r}; one of {', '.join(PLACER_NAMES)}")
+        if placer not in placer_names():
+            parser.error(f"unknown placer {placer!r}; one of {', '.join(placer_names())}")
     if not any(args.wheelhouse.glob("fdk-*.whl")):
         parser.error(f"no fdk wheel in {args.wheelhouse}: run `make install`")
     comparisons = []

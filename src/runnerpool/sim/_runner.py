@@ -10,10 +10,14 @@ from dataclasses import dataclass
 
 from .._errors import RunnerBusyError
 from .._interfaces import Runner, RunnerCall
+from .._model import DEFAULT_IDLE_TIMEOUT
 from .._status import RunnerStatus
 from ..testing import FakeCall
 
-__all__ = ["SimCall", "SimPool", "SimRunner"]
+__all__ = ["DEFAULT_COLD_START", "SimCall", "SimPool", "SimRunner"]
+
+#: Seconds a simulated cold start adds.
+DEFAULT_COLD_START = 0.5
 
 
 @dataclass(eq=False)
@@ -74,8 +78,8 @@ class SimRunner(Runner):
         address: str,
         capacity: int,
         *,
-        idle_timeout: float = 30.0,
-        cold_start: float = 0.5,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        cold_start: float = DEFAULT_COLD_START,
         latency: float = 0.0,
         overhead: float = 0.0,
     ) -> None:
@@ -83,12 +87,12 @@ class SimRunner(Runner):
             raise ValueError(f"latency must be >= 0, got {latency}")
         if overhead < 0:
             raise ValueError(f"overhead must be >= 0, got {overhead}")
-        self.overhead = overhead
         self._address = address
         self.capacity = capacity
         self.idle_timeout = idle_timeout
         self.cold_start = cold_start
         self.latency = latency
+        self.overhead = overhead
         self.running_memory = 0
         self.idle_memory = 0
         # instance id -> (fn_id, memory, idle since), oldest first; fn_id -> its idle ids.
