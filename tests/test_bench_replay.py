@@ -32,7 +32,9 @@ class TestReplayBenchmark:
         comparisons = replay.main(
             [
                 "--model-duration",
-                "15",
+                "40",
+                "--scale",
+                "0.1",
                 "--functions",
                 "8",
                 "--runners",
