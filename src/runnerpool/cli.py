@@ -11,6 +11,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import stamina.instrumentation
 from click.core import ParameterSource
 from grpclib.exceptions import GRPCError
 
+from . import _tracing
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import dev_functions, run_dev
 from ._logging import (
@@ -198,8 +200,25 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runnerpool")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Place serverless function calls on runners, the way Fn Project does."""
+    if ctx.invoked_subcommand in _TRACED:
+        _start_tracing(ctx)
+
+
+#: The commands that serve calls, and so trace them when OTEL_TRACES_EXPORTER says so.
+_TRACED = frozenset({"lb", "runner", "dev"})
+
+
+def _start_tracing(ctx: click.Context) -> None:
+    """Enable tracing as OpenTelemetry's variables say; flush the spans when the command ends."""
+    try:
+        stop = _tracing.start_from_environment(f"runnerpool-{ctx.invoked_subcommand}", os.environ)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if stop is not None:
+        ctx.call_on_close(stop)
 
 
 main.params.extend(_log_options())
