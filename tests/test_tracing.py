@@ -103,11 +103,11 @@ async def stack() -> AsyncIterator[Stack]:
         access_log=False,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    front = uvicorn.Server(config)
     sock = listening_socket("127.0.0.1", 0)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    serving = asyncio.create_task(front.serve(sockets=[sock]))
     for _ in range(500):
-        if server.started:
+        if front.started:
             break
         await asyncio.sleep(0.01)
     try:
@@ -115,7 +115,7 @@ async def stack() -> AsyncIterator[Stack]:
             f"http://127.0.0.1:{sock.getsockname()[1]}", runners[0].address, runners[1].address
         )
     finally:
-        server.should_exit = True
+        front.should_exit = True
         await serving
         await agent.aclose()
         for runner in runners:
