@@ -36,7 +36,7 @@ def start_from_environment(
         environ: The process's environment.
 
     Returns:
-        What flushes the spans still buffered and stops tracing (call it on exit), or
+        What stops tracing and exports the spans still buffered (call it on exit), or
         ``None`` when tracing stays off.
 
     Raises:
@@ -46,7 +46,7 @@ def start_from_environment(
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() in ("", "none"):
         return None
     try:
-        from .tracing import enable_tracing, tracer_provider_from_environment
+        from .tracing import disable_tracing, enable_tracing, tracer_provider_from_environment
     except ImportError as exc:
         raise ValueError(
             f"OTEL_TRACES_EXPORTER is set, but OpenTelemetry is not installed ({exc}): "
@@ -56,4 +56,9 @@ def start_from_environment(
     if provider is None:
         return None
     enable_tracing(provider)
-    return provider.shutdown
+
+    def stop() -> None:
+        disable_tracing()
+        provider.shutdown()  # exports what is still buffered
+
+    return stop
