@@ -62,7 +62,9 @@ class TraceRequests:
             for name, value in scope["headers"]
             if name in fields
         }
-        parent = propagate.extract(carrier)
+        # No trace headers (the common case): the span is a root, and the propagators are
+        # not run over nothing.
+        parent = propagate.extract(carrier) if carrier else None
         method: str = scope["method"]
         span = self.tracer.start_span(
             f"{method} {route}",

@@ -92,6 +92,12 @@ def _call_attributes(model: Call) -> dict[str, str]:
     return {CALL_ID: model.id, FN_ID: model.fn_id, APP_ID: model.app_id}
 
 
+def _sampled_out(context: Context) -> bool:
+    """Whether the context carries a trace that was sampled out (not: no trace at all)."""
+    span_context = trace.get_current_span(context).get_span_context()
+    return span_context.is_valid and not span_context.trace_flags.sampled
+
+
 def _failed(span: Span, error: BaseException) -> None:
     if isinstance(error, asyncio.CancelledError):
         span.set_status(Status(StatusCode.ERROR, "cancelled"))
@@ -136,6 +142,16 @@ class TracingHooks:
         parent = trace.get_current_span()
         if parent.is_recording():
             parent.set_attributes(_call_attributes(model))
+        else:
+            sampled_out = parent.get_span_context()
+            if sampled_out.is_valid and not sampled_out.trace_flags.sampled:
+                # The call was sampled out, and so are its attempts (samplers decide by the
+                # parent or by the trace id): only its context goes on, for the runner and the
+                # function to follow the same decision. A span made here would record nothing,
+                # yet cost a sampling decision and an id (docs/benchmarks.md).
+                inject_headers(model.headers, otel_context.get_current())
+                await runner.try_exec(call)
+                return
         span = self.tracer.start_span(
             ATTEMPT_SPAN, kind=SpanKind.CLIENT, attributes={RUNNER: runner.address}
         )
@@ -177,6 +193,8 @@ class TracingHooks:
             Exception: What the executor's ``admit`` raised, unchanged.
         """
         parent = propagate.extract(model.headers, getter=_GETTER)
+        if _sampled_out(parent):
+            return None if draining else executor.admit(model, slot_key, extensions, capacity)
         span = self.tracer.start_span(
             ADMISSION_SPAN, parent, SpanKind.SERVER, _call_attributes(model)
         )
@@ -202,6 +220,10 @@ class TracingHooks:
         """
         model = execution.model
         parent = propagate.extract(model.headers, getter=_GETTER)
+        if _sampled_out(parent):
+            # The function gets the load balancer's context as it came, unsampled.
+            await executor.execute(execution)
+            return
         span = self.tracer.start_span(EXECUTION_SPAN, parent, attributes=_call_attributes(model))
         current = trace.set_span_in_context(span, parent)
         inject_headers(model.headers, current)
@@ -219,8 +241,10 @@ class TracingHooks:
         """Await a function process's start (a cold start) under a span.
 
         The span is a child of the current one: the execution of the call that asked for
-        the process.
+        the process. A call that is not recorded (sampled out) gets no span.
         """
+        if not trace.get_current_span().is_recording():
+            return await starting
         attributes = {**_call_attributes(model), IMAGE: model.image}
         with self.tracer.start_as_current_span(PROCESS_START_SPAN, attributes=attributes):
             return await starting
