@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import GenericAlias
 
 import runnerpool
-from runnerpool import fdk, metrics, runner, testing
+from runnerpool import fdk, metrics, runner, testing, tracing
 
 PINNED = {
     "APIError",
@@ -62,15 +62,19 @@ class TestExports:
         assert runnerpool.__all__ == sorted(runnerpool.__all__)
 
     def test_packages_export_sorted_names(self) -> None:
-        """The runner and FDK packages pin their names too: sorted, each one defined."""
+        """The runner, FDK and tracing packages pin their names too: sorted, each one defined."""
         assert fdk.__all__ == sorted(fdk.__all__)
         assert runner.__all__ == sorted(runner.__all__)
+        assert tracing.__all__ == sorted(tracing.__all__)
+        assert {"enable_tracing", "disable_tracing", "tracer_provider_from_environment"} <= set(
+            tracing.__all__
+        )
         assert {"FdkExecutor", "Bundles", "Environments", "slot_key", "LogBook"} <= set(fdk.__all__)
         assert {"Admission", "Capacity", "Executor", "InProcessExecutor"} <= set(runner.__all__)
 
     def test_every_name_resolves_and_is_documented(self) -> None:
         """Every public name of every public module exists and has a docstring."""
-        for module in (runnerpool, metrics, testing, runner, fdk):
+        for module in (runnerpool, metrics, testing, runner, fdk, tracing):
             for name in module.__all__:
                 obj = getattr(module, name)
                 # Type aliases (ConfigureHook = Callable[...]) are documented where defined.
