@@ -20,26 +20,38 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode, set_span_in_context
 
-from runnerpool import BasePlacer, StaticRunnerPool, _tracing
+from runnerpool import (
+    BasePlacer,
+    Call,
+    FunctionFailedError,
+    PlacerConfig,
+    PlacerTracker,
+    RunnerUnavailableError,
+    StaticRunnerPool,
+    _tracing,
+)
 from runnerpool.lb._agent import LBAgent
 from runnerpool.lb._app import create_app
 from runnerpool.lb._registry import App, Function, Registry
 from runnerpool.rpc._server import listening_socket
 from runnerpool.runner import (
+    Capacity,
     FunctionRequest,
     FunctionResponse,
     InProcessExecutor,
     RunnerServer,
     RunnerService,
 )
+from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, fail, refuse
 from runnerpool.tracing import (
     ADMISSION_SPAN,
     ATTEMPT_SPAN,
     EXECUTION_SPAN,
     disable_tracing,
     enable_tracing,
+    inject_headers,
 )
 
 #: A client's trace, which the load balancer continues.
@@ -260,3 +272,67 @@ class TestOff:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
         )
         assert out.stdout.strip() == "[]"
+
+
+class TestHooks:
+    async def test_attempt_outcomes(self, exporter: InMemorySpanExporter) -> None:
+        """Unreachable is an error attempt; a committed failure is placed, its span in error."""
+        unreachable = FakeRunner("r1", refuse(RunnerUnavailableError("down")))
+        failing = FakeRunner("r2", fail(FunctionFailedError()))
+        pool = FakeRunnerPool([unreachable, failing])
+        with pytest.raises(FunctionFailedError):
+            await InOrder().place_call(pool, FakeCall(Call(fn_id="f", app_id="a")))
+        attempts = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
+        assert [(s.attributes or {})["runnerpool.outcome"] for s in attempts] == [
+            "error",
+            "placed",
+        ]
+        assert [s.status.status_code for s in attempts] == [StatusCode.ERROR, StatusCode.ERROR]
+        assert attempts[1].events[0].name == "exception"
+
+    async def test_placer_of_its_own_traces_through_try_runner(
+        self, exporter: InMemorySpanExporter
+    ) -> None:
+        """PlacerTracker.try_runner, for placers written from scratch, makes attempt spans too."""
+        call = FakeCall(Call(fn_id="f"))
+        tracker = PlacerTracker(PlacerConfig(), call)
+        assert not await tracker.try_runner(FakeRunner("r1", busy()), call)
+        assert await tracker.try_runner(FakeRunner("r2"), call)
+        tracker.done()
+        outcomes = [
+            (s.attributes or {})["runnerpool.outcome"] for s in exporter.get_finished_spans()
+        ]
+        assert outcomes == ["nack", "placed"]
+        assert call.model.headers["Traceparent"][0].startswith("00-")
+
+    def test_admission_error_is_recorded(self, exporter: InMemorySpanExporter) -> None:
+        """An executor refusing a call with an error ends the admission span in error."""
+        hooks = _tracing.active
+        assert hooks is not None
+
+        class Refusing(InProcessExecutor):
+            def admit(self, *args: object) -> None:
+                raise FunctionFailedError("no")
+
+        with pytest.raises(FunctionFailedError):
+            hooks.admit(Refusing({}), Call(), None, {}, Capacity(), False)
+        (span,) = exporter.get_finished_spans()
+        assert (span.attributes or {})["runnerpool.outcome"] == "error"
+        assert span.status.status_code is StatusCode.ERROR
+
+    def test_headers_are_read_and_written_in_any_spelling(
+        self, exporter: InMemorySpanExporter
+    ) -> None:
+        """A lower-case traceparent is continued; writing replaces every spelling with one."""
+        hooks = _tracing.active
+        assert hooks is not None
+        model = Call(headers={"traceparent": [CLIENT_TRACEPARENT], "Accept": ["*/*"]})
+        assert hooks.admit(InProcessExecutor({}), model, None, {}, Capacity(), True) is None
+        (span,) = exporter.get_finished_spans()
+        assert format(span.context.trace_id, "032x") == CLIENT_TRACE
+        assert (span.attributes or {})["runnerpool.outcome"] == "nack"
+        inject_headers(model.headers, set_span_in_context(NonRecordingSpan(span.context)))
+        assert sorted(model.headers) == ["Accept", "Traceparent"]
+        assert model.headers["Traceparent"] == [
+            f"00-{CLIENT_TRACE}-{format(span.context.span_id, '016x')}-01"
+        ]
