@@ -227,7 +227,13 @@ class RunnerService:
             return "done"
         trace = _tracing.active
         try:
-            if trace is not None:
+            if trace is None:
+                admission = (
+                    None
+                    if self.draining
+                    else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
+                )
+            else:
                 admission = trace.admit(
                     self.executor,
                     model,
@@ -236,10 +242,6 @@ class RunnerService:
                     self.capacity,
                     self.draining,
                 )
-            elif self.draining:
-                admission = None
-            else:
-                admission = self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
         except APIError as exc:
             await self._finish(stream, model, exc, received)
             return "done"
