@@ -68,10 +68,17 @@ class _HeadersGetter(Getter[Mapping[str, list[str]]]):
 _GETTER = _HeadersGetter()
 
 
+#: Canonical spellings already worked out: the propagators write the same few names.
+_CANONICAL: dict[str, str] = {}
+
+
 def _canonical(name: str) -> str:
     # Go's http.CanonicalHeaderKey, for the propagator's lower-case names: Fn's models carry
     # canonical names, and a second spelling of the header would reach the function twice.
-    return "-".join(part.capitalize() for part in name.split("-"))
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        canonical = _CANONICAL[name] = "-".join(part.capitalize() for part in name.split("-"))
+    return canonical
 
 
 def inject_headers(headers: MutableMapping[str, list[str]], context: Context) -> None:
