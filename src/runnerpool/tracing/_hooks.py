@@ -156,7 +156,10 @@ class TracingHooks:
                 # parent or by the trace id): only its context goes on, for the runner and the
                 # function to follow the same decision. A span made here would record nothing,
                 # yet cost a sampling decision and an id (docs/benchmarks.md).
-                inject_headers(model.headers, otel_context.get_current())
+                # Every attempt passes on the same context: after a NACK it is there already.
+                sent = model.headers.get("Traceparent")
+                if sent is None or format(sampled_out.span_id, "016x") not in sent[0]:
+                    inject_headers(model.headers, otel_context.get_current())
                 await runner.try_exec(call)
                 return
         span = self.tracer.start_span(
