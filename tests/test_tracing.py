@@ -32,10 +32,10 @@ from runnerpool import (
     StaticRunnerPool,
     _tracing,
 )
+from runnerpool._sockets import listening_socket
 from runnerpool.lb._agent import LBAgent
 from runnerpool.lb._app import create_app
 from runnerpool.lb._registry import App, Function, Registry
-from runnerpool.rpc._server import listening_socket
 from runnerpool.runner import (
     Capacity,
     FunctionRequest,
