@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tracing._hooks import TracingHooks
+    from .tracing import TracingHooks
 
 __all__ = ["active", "start_from_environment"]
 

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 
     from .._interfaces import Runner, RunnerCall
     from .._model import Call
-    from ..runner._capacity import Capacity
-    from ..runner._executor import Admission, Execution, Executor
+    from ..runner import Admission, Capacity, Execution, Executor
 
 __all__ = ["TracingHooks", "inject_headers"]
 
