@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +150,22 @@ class TestCommandLine:
         monkeypatch.setenv("OTEL_TRACES_EXPORTER", "nonsense")
         result = CliRunner().invoke(main, ["status", "--help"])
         assert result.exit_code == 0
+
+
+class TestWithoutTheExtra:
+    def test_asking_for_tracing_without_opentelemetry_says_what_to_install(self) -> None:
+        """Without OpenTelemetry installed, OTEL_TRACES_EXPORTER gets an error naming the extra."""
+        code = (
+            "import sys\n"
+            "sys.modules['opentelemetry'] = None  # as if not installed\n"
+            "from runnerpool import _tracing\n"
+            "assert _tracing.start_from_environment('x', {}) is None\n"
+            "try:\n"
+            "    _tracing.start_from_environment('x', {'OTEL_TRACES_EXPORTER': 'console'})\n"
+            "except ValueError as exc:\n"
+            "    print(exc)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert "pip install 'runnerpool[otel]'" in out.stdout
