@@ -31,12 +31,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from grpclib.client import Channel, Handler
-from grpclib.protocol import H2Protocol
+
+from ._cork import CorkedH2Protocol
 
 if TYPE_CHECKING:
     import ssl
 
     from grpclib.config import Configuration
+    from grpclib.protocol import H2Protocol
     from h2.config import H2Configuration
 
 __all__ = ["Keepalive", "RunnerChannel"]
@@ -77,8 +79,12 @@ class Keepalive:
         return self.interval + self.timeout
 
 
-class _WatchedProtocol(H2Protocol):
-    """grpclib's HTTP/2 protocol, with the runner's first frame awaited and silence watched."""
+class _WatchedProtocol(CorkedH2Protocol):
+    """grpclib's HTTP/2 protocol, with the runner's first frame awaited and silence watched.
+
+    Its writes are corked (:class:`~runnerpool.rpc._cork.CorkedTransport`); ``_transport`` is
+    the socket transport itself, so that :meth:`kill` aborts at once.
+    """
 
     def __init__(
         self,
@@ -215,7 +221,7 @@ class RunnerChannel(Channel):
         self.is_ready = False
         self.limit = DEFAULT_STREAM_LIMIT
 
-    def _protocol_factory(self) -> H2Protocol:
+    def _protocol_factory(self) -> CorkedH2Protocol:
         protocol = _WatchedProtocol(
             Handler(),
             self._config,
