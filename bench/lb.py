@@ -851,8 +851,8 @@ def print_syscalls(traces: Traced) -> None:
     for (path, concurrency), (front, runner) in sorted(traces.items(), key=lambda kv: kv[0][1]):
         print(
             f"{LABELS[path]:<27} {concurrency:>4} {front.per_call():>12.2f} "
-            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>9.1f} {runner.per_call():>13.2f} "
-            f"{runner.total_per_call:>10.1f}"
+            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>9.1f} "
+            f"{runner.per_call():>13.2f} {runner.total_per_call:>10.1f}"
         )
 
 
