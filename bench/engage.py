@@ -37,7 +37,10 @@ System calls: ``--strace N`` adds, after the timed cells, one traced cell of N c
 and concurrency with ``strace -c -f`` attached to this process (the LB side) and to the server
 process, and prints the writes (``sendto``/``write``/``sendmsg``/``writev``) and all system calls
 per call on each side. Tracing slows both processes, so traced cells are never timed; without
-``strace`` (or ptrace permission) a line says so and the rest runs as usual.
+``strace`` (or ptrace permission) a line says so and the rest runs as usual. strace stops the
+process at every system call, so with many calls in flight it batches more than untraced:
+``--syscall-tool perf`` counts with ``perf stat`` on the syscall tracepoints instead (no stop;
+writes, ``recvfrom`` and ``epoll_wait`` only).
 
 Profiling: ``--profile-runner FILE`` runs the runner under ``cProfile`` and writes its stats
 to FILE when it stops; ``--profile-lb FILE`` profiles this process during the runnerpool cells
@@ -70,7 +73,7 @@ import grpclib
 from google.protobuf import __version__ as protobuf_version
 from google.protobuf.internal import api_implementation
 
-from bench._syscalls import SyscallCount, strace_available, traced
+from bench._syscalls import TOOL_LABELS, WRITE_CALLS, SyscallCount, strace_available, traced
 from bench.grpc_stacks import (
     CALL_JSON,
     ROOT,
@@ -321,10 +324,12 @@ async def measure(
 Traced = dict[tuple[str, int], tuple[SyscallCount, SyscallCount]]
 
 
-async def trace_cell(case: Case, calls: int, concurrency: int) -> tuple[SyscallCount, SyscallCount]:
-    """Run ``calls`` calls with strace counting this process's and the server's system calls."""
+async def trace_cell(
+    case: Case, calls: int, concurrency: int, tool: str = "strace"
+) -> tuple[SyscallCount, SyscallCount]:
+    """Run ``calls`` calls with ``tool`` counting this process's and the server's system calls."""
     # The server first: strace -f on this process would also trace the second strace.
-    with traced(case.server_pid) as server, traced(os.getpid()) as lb:
+    with traced(case.server_pid, tool) as server, traced(os.getpid(), tool) as lb:
         done = len(await drive(case.call, calls, concurrency))
     lb.calls = server.calls = done
     return lb, server
@@ -342,6 +347,7 @@ async def run_benchmark(
     kind: str = "plain",
     strace_calls: int = 0,
     traces: Traced | None = None,
+    tool: str = "strace",
 ) -> list[Cell]:
     """Warm every case up, then measure every cell ``repeats`` times; keep each cell's best.
 
@@ -383,7 +389,7 @@ async def run_benchmark(
             for concurrency in concurrencies:
                 for case in built:
                     traces[(case.name, concurrency)] = await trace_cell(
-                        case, strace_calls, concurrency
+                        case, strace_calls, concurrency, tool
                     )
         return [best[(case.name, c)] for c in concurrencies for case in built]
     finally:
@@ -419,17 +425,13 @@ def print_table(cells: Sequence[Cell]) -> None:
         )
 
 
-def print_syscalls(cells: Sequence[Cell], traces: Traced) -> None:
+def print_syscalls(cells: Sequence[Cell], traces: Traced, tool: str = "strace") -> None:
     """System calls per call on each side, from the traced cells."""
     header = (
-        f"{'case':<21} {'conc':>4} {'LB writes':>9} {'LB sendto':>9} {'LB all':>7} "
-        f"{'runner writes':>13} {'runner sendto':>13} {'runner all':>10}"
+        f"{'case':<21} {'conc':>4} {'LB writes':>9} {'LB sendto':>9} {'LB counted':>10} "
+        f"{'runner writes':>13} {'runner sendto':>13} {'runner counted':>14}"
     )
-    print(
-        "\nsystem calls per call (strace -c, separate traced cells; writes = "
-        + ", ".join(("sendto", "write", "sendmsg", "writev"))
-        + ")"
-    )
+    print(f"\nsystem calls per call ({TOOL_LABELS[tool]}; writes = {', '.join(WRITE_CALLS)})")
     print(header)
     print("-" * len(header))
     for c in cells:
@@ -439,8 +441,8 @@ def print_syscalls(cells: Sequence[Cell], traces: Traced) -> None:
         lb, server = counts
         print(
             f"{CASE_LABELS[c.stack]:<21} {c.concurrency:>4} {lb.per_call():>9.2f} "
-            f"{lb.per_call('sendto'):>9.2f} {lb.total_per_call:>7.1f} {server.per_call():>13.2f} "
-            f"{server.per_call('sendto'):>13.2f} {server.total_per_call:>10.1f}"
+            f"{lb.per_call('sendto'):>9.2f} {lb.total_per_call:>10.1f} {server.per_call():>13.2f} "
+            f"{server.per_call('sendto'):>13.2f} {server.total_per_call:>14.1f}"
         )
 
 
@@ -493,6 +495,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="N",
         help="count system calls per call with strace in a traced cell of N calls (0: off)",
     )
+    parser.add_argument(
+        "--syscall-tool",
+        choices=("strace", "perf"),
+        default="strace",
+        help="count with strace -c (every call, slows the process) or perf stat (tracepoints)",
+    )
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB side into FILE")
     args = parser.parse_args(argv)
@@ -506,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     strace_calls = args.strace
     if strace_calls:
-        missing = strace_available()
+        missing = strace_available(args.syscall_tool)
         if missing is not None:
             print(missing)
             strace_calls = 0
@@ -529,12 +537,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.call,
                 strace_calls,
                 traces,
+                args.syscall_tool,
             )
         )
     print()
     print_table(cells)
     if traces:
-        print_syscalls(cells, traces)
+        print_syscalls(cells, traces, args.syscall_tool)
     print_targets(cells)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 

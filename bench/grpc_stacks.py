@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -210,12 +211,27 @@ async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event) -> None:
     await server.stop(grace=1.0)
 
 
+def _cork_module() -> Any:
+    """Load runnerpool's ``rpc/_cork.py`` alone.
+
+    Importing the ``runnerpool.rpc`` package would load its ``runner.proto`` into the
+    descriptor pool, next to this module's stubs, and fail.
+    """
+    path = PROTO_DIR.parent / "_cork.py"
+    spec = importlib.util.spec_from_file_location("_runnerpool_cork", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = False) -> None:
     from grpclib.const import Status
     from grpclib.exceptions import GRPCError
     from grpclib.server import Server
 
-    from runnerpool.rpc._cork import CorkedServer
+    CorkedServer = _cork_module().CorkedServer
 
     pb2 = stubs.pb2
 
@@ -392,7 +408,7 @@ class GrpcAioClient:
 def _corked_channel_class() -> type[Any]:
     from grpclib.client import Channel, Handler
 
-    from runnerpool.rpc._cork import CorkedH2Protocol
+    CorkedH2Protocol = _cork_module().CorkedH2Protocol
 
     class CorkedChannel(Channel):
         """A grpclib channel whose connection writes through runnerpool's cork."""

@@ -40,7 +40,9 @@ System calls: ``--strace SECONDS`` adds, after the timed cells, one traced cell 
 path (direct and LB) and concurrency, with ``strace -c -f`` attached to the process in front of
 the runner and to the runner, and prints the writes (``sendto``/``write``/``sendmsg``/``writev``)
 and all system calls per call of each. Traced cells are slower and never timed; without
-``strace`` a line says so and the rest runs as usual.
+``strace`` a line says so and the rest runs as usual. ``--syscall-tool perf`` counts with
+``perf stat`` on the syscall tracepoints instead, which does not stop the processes (see
+``bench/engage.py``).
 
 Profiling: ``--profile-lb FILE`` / ``--profile-runner FILE`` run that process under
 ``cProfile`` and write its stats to FILE when it stops (slower; read the profile, not the
@@ -79,7 +81,7 @@ from urllib.parse import urlsplit
 import httptools
 
 import runnerpool
-from bench._syscalls import SyscallCount, strace_available, traced
+from bench._syscalls import TOOL_LABELS, WRITE_CALLS, SyscallCount, strace_available, traced
 from bench.engage import process_cpu, read_line
 from bench.grpc_stacks import ROOT, SERVER_START_TIMEOUT, percentile
 from runnerpool import BufferedCall, Call, GrpcRunner
@@ -772,12 +774,12 @@ Traced = dict[tuple[str, int], tuple[SyscallCount, SyscallCount]]
 
 
 async def trace_cell(
-    bench: Bench, path: str, concurrency: int, seconds: float
+    bench: Bench, path: str, concurrency: int, seconds: float, tool: str = "strace"
 ) -> tuple[SyscallCount, SyscallCount]:
     """Run one cell with strace counting the front process's and the runner's system calls."""
     front_pid = os.getpid() if path == "direct" else bench.front(path)[0].pid
     # The runner first: strace -f on this process would also trace the second strace.
-    with traced(bench.runner.pid) as runner, traced(front_pid) as front:
+    with traced(bench.runner.pid, tool) as runner, traced(front_pid, tool) as front:
         if path == "direct":
             calls = len((await drive_for(bench.direct.call, seconds, concurrency))[0])
         else:
@@ -789,12 +791,14 @@ async def trace_cell(
     return front, runner
 
 
-async def trace_all(bench: Bench, concurrencies: Sequence[int], seconds: float) -> Traced:
+async def trace_all(
+    bench: Bench, concurrencies: Sequence[int], seconds: float, tool: str = "strace"
+) -> Traced:
     """A traced cell per traced path and concurrency."""
     traces: Traced = {}
     for concurrency in concurrencies:
         for path in TRACED_PATHS:
-            traces[(path, concurrency)] = await trace_cell(bench, path, concurrency, seconds)
+            traces[(path, concurrency)] = await trace_cell(bench, path, concurrency, seconds, tool)
     return traces
 
 
@@ -836,23 +840,20 @@ def print_table(cells: Sequence[Cell]) -> None:
     )
 
 
-def print_syscalls(traces: Traced) -> None:
+def print_syscalls(traces: Traced, tool: str = "strace") -> None:
     """System calls per call of the front process and the runner, from the traced cells."""
-    print(
-        "\nsystem calls per call (strace -c, separate traced cells; writes = sendto, write, "
-        "sendmsg, writev)"
-    )
+    print(f"\nsystem calls per call ({TOOL_LABELS[tool]}; writes = {', '.join(WRITE_CALLS)})")
     header = (
-        f"{'path':<27} {'conc':>4} {'front writes':>12} {'front sendto':>12} {'front all':>9} "
-        f"{'runner writes':>13} {'runner all':>10}"
+        f"{'path':<27} {'conc':>4} {'front writes':>12} {'front sendto':>12} {'front counted':>13} "
+        f"{'runner writes':>13} {'runner counted':>14}"
     )
     print(header)
     print("-" * len(header))
     for (path, concurrency), (front, runner) in sorted(traces.items(), key=lambda kv: kv[0][1]):
         print(
             f"{LABELS[path]:<27} {concurrency:>4} {front.per_call():>12.2f} "
-            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>9.1f} "
-            f"{runner.per_call():>13.2f} {runner.total_per_call:>10.1f}"
+            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>13.1f} "
+            f"{runner.per_call():>13.2f} {runner.total_per_call:>14.1f}"
         )
 
 
@@ -935,6 +936,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="SECONDS",
         help="count system calls per call with strace in traced cells of SECONDS (0: off)",
     )
+    parser.add_argument(
+        "--syscall-tool",
+        choices=("strace", "perf"),
+        default="strace",
+        help="count with strace -c (every call, slows the process) or perf stat (tracepoints)",
+    )
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB into FILE")
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
@@ -949,7 +956,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     strace_seconds = args.strace
     if strace_seconds > 0:
-        missing = strace_available()
+        missing = strace_available(args.syscall_tool)
         if missing is not None:
             print(missing)
             strace_seconds = 0.0
@@ -981,7 +988,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     cells = await run_benchmark(
                         bench, args.concurrency, seconds, args.repeats, args.warmup, close=False
                     )
-                    traces.update(await trace_all(bench, args.concurrency, strace_seconds))
+                    traces.update(
+                        await trace_all(bench, args.concurrency, strace_seconds, args.syscall_tool)
+                    )
                 finally:
                     await bench.direct.close()
                 return cells
@@ -991,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print_table(cells)
     if traces:
-        print_syscalls(traces)
+        print_syscalls(traces, args.syscall_tool)
     print_summary(cells, generator.name)
     print(f"\n(total {time.perf_counter() - started_at:.0f} s)")
 
