@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import gc
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -43,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -212,18 +212,18 @@ async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event) -> None:
 
 
 def _cork_module() -> Any:
-    """Load runnerpool's ``rpc/_cork.py`` alone.
+    """Load runnerpool's ``rpc/_cork.py`` (and the grpclib shim it imports) alone.
 
     Importing the ``runnerpool.rpc`` package would load its ``runner.proto`` into the
-    descriptor pool, next to this module's stubs, and fail.
+    descriptor pool, next to this module's stubs, and fail: the two modules are loaded as
+    members of a stand-in package whose ``__init__`` is not run.
     """
-    path = PROTO_DIR.parent / "_cork.py"
-    spec = importlib.util.spec_from_file_location("_runnerpool_cork", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    name = "_runnerpool_rpc_transport"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(PROTO_DIR.parent)]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}._cork")
 
 
 async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = False) -> None:

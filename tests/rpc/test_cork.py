@@ -11,11 +11,11 @@ from grpclib.config import Configuration
 from grpclib.server import Server
 
 from runnerpool import BufferedCall, Call, GrpcRunner, RunnerCall
+from runnerpool._sockets import listening_socket
 from runnerpool.rpc._client import INLINE_BODY_LIMIT, _inline_frames
 from runnerpool.rpc._codec import try_message
 from runnerpool.rpc._cork import CorkedH2Protocol, CorkedServer, CorkedTransport
 from runnerpool.rpc._proto import runner_pb2 as pb
-from runnerpool.rpc._server import listening_socket
 from tests.rpc.conftest import ScriptedRunner, StartRunner
 
 

@@ -21,9 +21,8 @@ from google.protobuf import empty_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from .. import metrics
-from .._call import BufferedCall
-from .._context import request_id, runner_address
+from .._call import BufferedCall, RunnerTimings
+from .._context import request_id
 from .._errors import (
     RunnerBusyError,
     RunnerClosedError,
@@ -42,6 +41,7 @@ from ._codec import (
     status_from_pb,
     try_message,
 )
+from ._grpclib_private import send_window
 from ._proto import runner_pb2 as pb
 from ._proto.runner_grpc import RunnerProtocolStub
 
@@ -85,18 +85,6 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _record_runner_latencies(finished: pb.CallFinished) -> None:
-    # Fn's recordFinishStats: the runner's own timings, in milliseconds, when it gave them.
-    views = metrics.lb_agent_views()
-    if views is None:
-        return
-    tags = views.tags()
-    if finished.schedulerDuration:
-        views.runner_sched_latency.record(tags, finished.schedulerDuration // 1_000_000)
-    if finished.executionDuration:
-        views.runner_exec_latency.record(tags, finished.executionDuration // 1_000_000)
-
-
 def _status_number(error: GRPCError) -> int:
     match = _RAW_STATUS.fullmatch(error.message or "")
     return int(match.group(1)) if match else error.status.value
@@ -116,14 +104,11 @@ def _inline_frames(
     """
     if not isinstance(call, BufferedCall) or len(call.body) > INLINE_BODY_LIMIT:
         return None
-    # grpclib's protocol-level stream and its h2 connection (private attributes, pinned by
-    # tests/rpc/test_cork.py): the window is the peer's, as h2 tracks it.
-    h2_stream = stream._stream
-    if h2_stream.id is None or not h2_stream.connection.write_ready.is_set():
+    window = send_window(stream)
+    if window is None:
         return None
     framed = body_frames(call.body)
     needed = sum(frame.ByteSize() + _GRPC_PREFIX for frame in framed)
-    window = h2_stream._h2_connection.local_flow_control_window(h2_stream.id)
     return framed if needed <= window else None
 
 
@@ -267,8 +252,8 @@ class GrpcRunner(AsyncResource, Runner):
                             f"{self._address}: {exc}", grpc_status=exc.status.value
                         ) from exc
                     # COMMITTED: the runner has the call. From here on, only its explicit
-                    # NACK makes the call retriable elsewhere.
-                    runner_address.set(self._address)
+                    # NACK makes the call retriable elsewhere (and clears the address).
+                    call.runner_address = self._address
                     inline = _inline_frames(stream, call)
                     if inline is not None:
                         await self._send_frames(stream, inline)
@@ -286,6 +271,7 @@ class GrpcRunner(AsyncResource, Runner):
         except GRPCError as exc:
             number = _status_number(exc)
             if number == 503:
+                call.runner_address = None  # the NACK: this runner did not take the call
                 raise RunnerBusyError(exc.message or "Timed out - server too busy") from exc
             raise RunnerConnectionError(
                 f"{self._address}: {exc.message or exc.status.name}", grpc_status=number
@@ -414,7 +400,11 @@ class GrpcRunner(AsyncResource, Runner):
                 finished = message.finished
                 if finished.executionDuration:
                     call.add_user_execution_time(seconds(finished.executionDuration))
-                _record_runner_latencies(finished)
+                # Reported on the call: the load balancer's agent records them (Fn's
+                # recordFinishStats); the transport keeps no metrics of its own.
+                call.runner_timings = RunnerTimings(
+                    finished.schedulerDuration, finished.executionDuration
+                )
             else:
                 logger.info("Ignoring an unknown message from runner %s", self._address)
         if finished is None:

@@ -11,9 +11,8 @@ the loop later (microseconds), and with many streams on a connection the frames 
 them leave in the same write.
 
 :class:`CorkedH2Protocol` is grpclib's protocol with the transport wrapped; :class:`CorkedServer`
-is grpclib's server making those protocols. Both only wrap public objects: the protocol's
-``connection_made`` and the server's protocol factory (private in grpclib, pinned by this
-module's tests).
+is grpclib's server making those protocols (through the server's protocol factory, private in
+grpclib and reached in ``_grpclib_private.py`` only).
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ import weakref
 from typing import Any
 
 from grpclib.protocol import H2Protocol
-from grpclib.server import Server
+
+from ._grpclib_private import HookedServer
 
 __all__ = ["CorkedH2Protocol", "CorkedServer", "CorkedTransport"]
 
@@ -157,7 +157,7 @@ class CorkedH2Protocol(H2Protocol):
         super().connection_made(corked)
 
 
-class CorkedServer(Server):
+class CorkedServer(HookedServer):
     """grpclib's server, with every connection's writes corked (:class:`CorkedH2Protocol`).
 
     Attributes:
@@ -168,10 +168,8 @@ class CorkedServer(Server):
         super().__init__(*args, **kwargs)
         self.connections: weakref.WeakSet[CorkedH2Protocol] = weakref.WeakSet()
 
-    def _protocol_factory(self) -> H2Protocol:
-        # grpclib's factory registers the connection's handler with the server (for closing
-        # and draining); the protocol around it is all that changes.
-        plain = super()._protocol_factory()
-        protocol = CorkedH2Protocol(plain.handler, plain.config, plain.h2_config)
-        self.connections.add(protocol)
-        return protocol
+    def wrap_protocol(self, protocol: H2Protocol) -> H2Protocol:
+        """Return a corked protocol with the handler grpclib made (and registered) for it."""
+        corked = CorkedH2Protocol(protocol.handler, protocol.config, protocol.h2_config)
+        self.connections.add(corked)
+        return corked

@@ -8,10 +8,10 @@ import signal
 import ssl
 from collections.abc import Callable
 
-from ..rpc._server import RunnerServer
 from ._capacity import Capacity
 from ._executor import Executor
 from ._logs import LogStreamer
+from ._server import RunnerServer
 from ._service import RunnerService
 
 __all__ = ["serve_runner"]
