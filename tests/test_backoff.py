@@ -121,6 +121,29 @@ class TestFixedMode:
         assert loop.time() - start >= 0.1
 
 
+def gives_up_after(
+    config: PlacerConfig, runner: FakeRunner, deadline_in: float | None = None
+) -> float:
+    """Place one call on virtual time, every wait at its ceiling; return when the 503 came.
+
+    ``deadline_in``: the call's deadline, that many virtual seconds after it starts.
+    """
+    loop = VirtualEventLoop()
+    placer = NaivePlacer(config, runtime=PlacerRuntime(clock=loop.time, rng=EndRng()))
+
+    async def place() -> float:
+        start = loop.time()
+        call = FakeCall()
+        if deadline_in is not None:
+            call.deadline = start + deadline_in
+        with pytest.raises(ServerBusyError):
+            await placer.place_call(FakeRunnerPool([runner]), call)
+        return loop.time() - start
+
+    elapsed, _ = run_virtual(place(), loop)
+    return elapsed
+
+
 class TestExponentialMode:
     async def test_ceilings_follow_the_passes(self) -> None:
         """After pass k the ceiling is min(cap, base * 2**(k-1)); the tracker counts passes."""
@@ -146,54 +169,36 @@ class TestExponentialMode:
             )
         assert 2 <= len(runner.attempts) <= 20
 
-    async def test_cap_bounds_each_wait(self) -> None:
+    def test_cap_bounds_each_wait(self) -> None:
         """With every wait at its ceiling and a 50 ms cap, 12 passes fit in 500 ms.
 
         Waits 10, 20, 40, then 50 ms eight times end at 470 ms; uncapped (10, 20, 40, 80,
-        160, 320 ms) only 6 passes would.
+        160, 320 ms) only 6 passes would. On virtual time: exact, however loaded the machine.
         """
-        runtime = PlacerRuntime(rng=EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(
-                exponential(placer_timeout=0.5, backoff_max_delay=0.05), runtime=runtime
-            ).place_call(FakeRunnerPool([runner]), FakeCall())
-        assert 11 <= len(runner.attempts) <= 12
-        assert 0.5 <= loop.time() - start < 0.6
+        config = exponential(placer_timeout=0.5, backoff_max_delay=0.05)
+        elapsed = gives_up_after(config, runner)
+        assert len(runner.attempts) == 12
+        assert elapsed == pytest.approx(0.5)
 
-    async def test_placer_timeout_is_the_hard_stop(self) -> None:
+    def test_placer_timeout_is_the_hard_stop(self) -> None:
         """A wait that would end after the placer timeout is cut at the timeout.
 
         Passes start at 0, 10, 30, 70 and 150 ms; the next wait (160 ms) would end at 310.
         """
         views = register_views()
-        runtime = PlacerRuntime(rng=EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         config = exponential(placer_timeout=0.3, backoff_max_delay=10)
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(config, runtime=runtime).place_call(
-                FakeRunnerPool([runner]), FakeCall()
-            )
-        assert 0.3 <= loop.time() - start < 0.4
+        assert gives_up_after(config, runner) == pytest.approx(0.3)
         assert counts(views) == {"attempt": 5, "retry_busy": 5, "placer_timeout": 1}
 
-    async def test_request_deadline_is_a_hard_stop(self) -> None:
+    def test_request_deadline_is_a_hard_stop(self) -> None:
         """The request's deadline cuts a long wait too, and counts as the client's timeout."""
         views = register_views()
-        runtime = PlacerRuntime(rng=EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         config = exponential(backoff_max_delay=10)
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(config, runtime=runtime).place_call(
-                FakeRunnerPool([runner]), FakeCall().expire_in(0.2)
-            )
-        assert 0.2 <= loop.time() - start < 0.3
+        elapsed = gives_up_after(config, runner, deadline_in=0.2)
+        assert elapsed == pytest.approx(0.2)
         assert counts(views) == {"attempt": 5, "retry_busy": 5, "client_timeout": 1}
 
 

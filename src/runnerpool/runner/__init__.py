@@ -16,9 +16,11 @@ from ._logs import ContainerLogs as ContainerLogs
 from ._logs import LogLine as LogLine
 from ._logs import LogStreamer as LogStreamer
 from ._logs import RequestLogs as RequestLogs
+from ._serve import serve_runner as serve_runner
 from ._server import RunnerServer as RunnerServer
 from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
+from ._settings import RunnerSettings as RunnerSettings
 
 __all__ = [
     "Admission",
@@ -38,4 +40,6 @@ __all__ = [
     "Reservation",
     "RunnerServer",
     "RunnerService",
+    "RunnerSettings",
+    "serve_runner",
 ]
