@@ -23,6 +23,7 @@ import stamina.instrumentation
 from click.core import ParameterSource
 from grpclib.exceptions import GRPCError
 
+from . import metrics
 from ._config import _BACKOFF_MODES, BackoffMode, PlacerConfig
 from ._dev import dev_functions, run_dev
 from ._logging import (
@@ -46,6 +47,7 @@ from .placers import PLACER_NAMES
 from .pools import OutlierPolicy
 from .rpc import GrpcRunner, Keepalive, client_tls, server_tls
 from .runner import Capacity, Executor, Handler, InProcessExecutor, RunnerServer
+from .runner._metrics import RunnerMetrics
 from .runner._serve import serve_runner
 
 __all__ = ["main"]
@@ -339,6 +341,21 @@ _index_url_option = click.option(
     help="Allow serving on an address other than loopback without TLS: anyone who reaches "
     "it can run calls.",
 )
+@click.option(
+    "--metrics-port",
+    envvar="RUNNERPOOL_METRICS_PORT",
+    type=click.IntRange(0, 65535),
+    help="Serve the runner's Prometheus metrics at http://METRICS-HOST:PORT/metrics (0: any "
+    "free port, printed after the ready line). Default: not served "
+    "[env RUNNERPOOL_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-host",
+    envvar="RUNNERPOOL_METRICS_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics are served on [env RUNNERPOOL_METRICS_HOST].",
+)
 def runner(
     host: str,
     port: int,
@@ -359,6 +376,8 @@ def runner(
     function_logs: bool,
     no_sandbox: bool,
     insecure: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -384,9 +403,14 @@ def runner(
         max_calls=max_calls,
     )
 
+    runner_metrics = RunnerMetrics()
+    metrics_address: list[str] = []
+
     def ready(server: RunnerServer) -> None:
         # One line on stdout, for whoever started the runner (tests and `runnerpool dev`).
         announce(f"runner listening on {server.address}", address=server.address)
+        for address in metrics_address:  # then where its metrics are, when served
+            announce(f"runner metrics on http://{address}/metrics", address=address)
         if isinstance(executor, FdkExecutor):
             executor.prepare_ahead()
 
@@ -397,11 +421,17 @@ def runner(
         sandbox, state = _sandbox(no_sandbox)
         executor = FdkExecutor(
             Bundles(bundles),
-            Environments(state_dir / "envs", find_links=wheelhouse, index_url=index_url),
+            Environments(
+                state_dir / "envs",
+                find_links=wheelhouse,
+                index_url=index_url,
+                metrics=runner_metrics,
+            ),
             init_timeout=init_timeout,
             max_response_size=max_response_size,
             sandbox=sandbox,
             sandbox_state=state,
+            metrics=runner_metrics,
         )
     try:
         asyncio.run(
@@ -416,6 +446,10 @@ def runner(
                 drain_timeout=drain_timeout,
                 on_ready=ready,
                 log_streamer=executor if isinstance(executor, FdkExecutor) else None,
+                metrics=runner_metrics,
+                metrics_host=metrics_host,
+                metrics_port=metrics_port,
+                on_metrics=metrics_address.append,
             )
         )
     except OSError as exc:
@@ -560,6 +594,13 @@ _factor_option = click.option(
     help="c of the bounded placer: no runner takes more than ceil(c x average) of this LB's "
     "calls in flight while others have room. Default: the placer config's, else 1.25.",
 )
+
+
+def _parse_metric_tags(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return metrics.parse_lb_tags(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _lb_options(function: Any) -> Any:
@@ -859,6 +900,15 @@ def _runner_health(options: Mapping[str, Any]) -> dict[str, Any]:
     "--runner-tls-key", type=click.Path(exists=True, dir_okay=False), help="This LB's private key."
 )
 @_access_log_option
+@click.option(
+    "--metric-tags",
+    envvar="FN_METRIC_TAGS",
+    default="",
+    callback=_parse_metric_tags,
+    help="Comma-separated labels of the placer and call metrics on /metrics, among fn_id, "
+    "app_id, runner (none by default, as Fn). Each multiplies the series: by the functions "
+    "called, the apps, the runners [env FN_METRIC_TAGS].",
+)
 @_runner_health_options
 def lb(
     registry: LiveRegistry | None,
@@ -885,6 +935,7 @@ def lb(
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
     access_log: bool,
+    metric_tags: tuple[str, ...],
     **runner_health: Any,
 ) -> None:
     """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
@@ -947,6 +998,7 @@ def lb(
             on_ready=ready,
             access_log=access_log,
             on_hangup=None if registry is None else registry.reload,
+            metric_tags=metric_tags,
             **health,
         )
 

@@ -129,7 +129,7 @@ class LBAgent(AsyncResource):
             Exception: The call's own error.
             asyncio.CancelledError: If the client went away.
         """
-        views, tags = self._begin()
+        views, tags = self._begin(call)
         try:
             with self._cancellable():
                 await self._start(call, read_body, views, tags)
@@ -153,7 +153,7 @@ class LBAgent(AsyncResource):
             await self._submit_detached(call, read_body)
 
     async def _submit_detached(self, call: BufferedCall, read_body: BodyReader) -> None:
-        views, tags = self._begin()
+        views, tags = self._begin(call)
         try:
             await self._start(call, read_body, views, tags)
         except BaseException:
@@ -206,10 +206,10 @@ class LBAgent(AsyncResource):
         finally:
             self._calls.discard(task)
 
-    def _begin(self) -> tuple[LBAgentViews | None, tuple[str, ...]]:
+    def _begin(self, call: BufferedCall) -> tuple[LBAgentViews | None, tuple[str, ...]]:
         """Admit a new call: count it (503 while closing), then hold it in flight."""
         views = metrics.lb_agent_views()
-        tags = () if views is None else views.tags()
+        tags = () if views is None else views.call_tags(call.model)
         if views is not None:
             views.calls.record(tags)
         if self._closing:

@@ -156,6 +156,7 @@ async def serve_lb(
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = True,
     on_hangup: Callable[[], object] | None = None,
+    metric_tags: Sequence[str] = (),
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
@@ -188,12 +189,18 @@ async def serve_lb(
             in place of uvicorn's access log, which stays off.
         on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
             re-reads its functions file so).
+        metric_tags: Tag keys of the placer and agent metrics, among
+            :data:`~runnerpool.metrics.LB_TAG_KEYS` (none, as in Fn, by default; each one
+            multiplies the series: README, "Metrics").
 
     Raises:
         OSError: If the address cannot be listened on.
+        ValueError: If a metric tag is not one of :data:`~runnerpool.metrics.LB_TAG_KEYS`.
     """
-    metrics.register_placer_views([], FN_LATENCY_BUCKETS)
-    metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
+    tag_keys = metrics.parse_lb_tags(",".join(metric_tags))
+    metrics.register_placer_views(tag_keys, FN_LATENCY_BUCKETS)
+    metrics.register_lb_agent_views(tag_keys, FN_LATENCY_BUCKETS)
+    metrics.register_process_collectors(metrics.REGISTRY)
     chosen = create_placer(placer, placer_config)
     pool = StaticRunnerPool(
         runner_addresses,

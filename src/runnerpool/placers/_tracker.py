@@ -117,7 +117,7 @@ class PlacerTracker:
         self._ticket: int | None = None  # the call's place in a "fifo" queue
         # Reading the module attribute, not calling placer_views(): this runs on every call.
         views = self._views = metrics._placer_views
-        self._tags = () if views is None else views.tags()
+        self._tags = () if views is None else views.call_tags(call.model)
         # The front end's record of this placement (its access log): attempts are read from
         # here, live.
         record = placement.get()
@@ -202,12 +202,12 @@ class PlacerTracker:
             if self._busy is not None:
                 self._busy.refused(runner.address, call.model.memory, monotonic())
             if views is not None:
-                views.retry_busy_count.record(self._tags)
+                views.retry_busy_count.record(views.runner_tags(self._tags, runner.address))
             return
         # Go records nothing when the refusal is the request's own deadline error: the
         # attempt was cut short, the runner did not fail.
         if views is not None and not (timeout is not None and timeout.expired()):
-            views.retry_error_count.record(self._tags)
+            views.retry_error_count.record(views.runner_tags(self._tags, runner.address))
         logger.debug(
             "Runner %s did not take the call: %r",
             runner.address,
@@ -239,14 +239,15 @@ class PlacerTracker:
         views = self._views
         if views is None:
             return
+        tags = views.runner_tags(self._tags, "" if runner is None else runner.address)
         if error is None:
-            views.placed_ok_count.record(self._tags)
+            views.placed_ok_count.record(tags)
         elif isinstance(error, asyncio.CancelledError) or (
             timeout is not None and timeout.expired()
         ):
-            views.placed_abort_count.record(self._tags)
+            views.placed_abort_count.record(tags)
         else:
-            views.placed_error_count.record(self._tags)
+            views.placed_error_count.record(tags)
 
     async def try_runner(self, runner: Runner, call: RunnerCall) -> bool:
         """Offer the call to one runner and classify the outcome (Go's ``TryRunner``).

@@ -70,12 +70,12 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _record_runner_latencies(finished: pb.CallFinished) -> None:
+def _record_runner_latencies(finished: pb.CallFinished, call: RunnerCall, address: str) -> None:
     # Fn's recordFinishStats: the runner's own timings, in milliseconds, when it gave them.
     views = metrics.lb_agent_views()
     if views is None:
         return
-    tags = views.tags()
+    tags = views.runner_tags(views.call_tags(call.model), address)
     if finished.schedulerDuration:
         views.runner_sched_latency.record(tags, finished.schedulerDuration // 1_000_000)
     if finished.executionDuration:
@@ -357,7 +357,7 @@ class GrpcRunner(AsyncResource, Runner):
                 finished = message.finished
                 if finished.executionDuration:
                     call.add_user_execution_time(seconds(finished.executionDuration))
-                _record_runner_latencies(finished)
+                _record_runner_latencies(finished, call, self._address)
             else:
                 logger.info("Ignoring an unknown message from runner %s", self._address)
         if finished is None:
