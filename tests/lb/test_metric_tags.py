@@ -140,7 +140,7 @@ class TestTaggedLB:
                 0 if fn_id == "fail" else count
             )
         # Per runner: the LB's view of each runner's attempts is that runner's own count.
-        total_nacks = 0
+        total_nacks = 0.0
         for address, url in tagged.metrics_urls.items():
             runner = await scrape(url)
 
