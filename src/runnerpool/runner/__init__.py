@@ -18,6 +18,8 @@ from ._logs import ContainerLogs as ContainerLogs
 from ._logs import LogLine as LogLine
 from ._logs import LogStreamer as LogStreamer
 from ._logs import RequestLogs as RequestLogs
+from ._metrics import RunnerMetrics as RunnerMetrics
+from ._metrics_server import MetricsServer as MetricsServer
 from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
 
@@ -35,8 +37,10 @@ __all__ = [
     "InProcessExecutor",
     "LogLine",
     "LogStreamer",
+    "MetricsServer",
     "RequestLogs",
     "Reservation",
+    "RunnerMetrics",
     "RunnerServer",
     "RunnerService",
 ]
