@@ -32,7 +32,9 @@ def scrape(metrics: RunnerMetrics) -> Metrics:
 class TestCounts:
     async def test_outcomes_and_admissions(self) -> None:
         """Each admitted call ends with one outcome; bad input is rejected, never admitted."""
-        runner = RunnerService(InProcessExecutor({**FUNCTIONS, "unavailable": unavailable}))
+        executor = InProcessExecutor(FUNCTIONS)  # type: ignore[arg-type]
+        executor.register("unavailable", unavailable)
+        runner = RunnerService(executor)
         for image, body in (
             ("echo", b"x"),
             ("user-error", b""),
