@@ -19,7 +19,14 @@ from runnerpool import (
     StaticRunnerPool,
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
-from runnerpool.runner import Executor, InProcessExecutor, RunnerServer, RunnerService
+from runnerpool.runner import (
+    Executor,
+    HotProcesses,
+    InProcessExecutor,
+    RunnerMetrics,
+    RunnerServer,
+    RunnerService,
+)
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
 
 
@@ -67,6 +74,16 @@ executors: list[Executor] = [
     InProcessExecutor({}),
     FdkExecutor(Bundles(Path("examples")), Environments(Path("envs"))),
 ]
+
+# One RunnerMetrics shared by the service, the FDK executor and its environments; the FDK
+# executor reports its hot processes to the service's scrape-time collector.
+shared_metrics = RunnerMetrics()
+hot: HotProcesses = FdkExecutor(
+    Bundles(Path("examples")),
+    Environments(Path("envs"), metrics=shared_metrics),
+    metrics=shared_metrics,
+)
+metrics_service = RunnerService(InProcessExecutor({}), metrics=shared_metrics)
 
 
 async def closing() -> None:

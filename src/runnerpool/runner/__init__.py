@@ -18,6 +18,7 @@ from ._logs import ContainerLogs as ContainerLogs
 from ._logs import LogLine as LogLine
 from ._logs import LogStreamer as LogStreamer
 from ._logs import RequestLogs as RequestLogs
+from ._metrics import HotProcesses as HotProcesses
 from ._metrics import RunnerMetrics as RunnerMetrics
 from ._metrics_server import MetricsServer as MetricsServer
 from ._service import ConfigureHook as ConfigureHook
@@ -34,6 +35,7 @@ __all__ = [
     "FunctionResponse",
     "Handler",
     "HealthCheck",
+    "HotProcesses",
     "InProcessExecutor",
     "LogLine",
     "LogStreamer",
