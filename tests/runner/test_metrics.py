@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
+import pytest
+from click.testing import CliRunner
 from prometheus_client import generate_latest
 
 from runnerpool import APIError, Call
+from runnerpool.cli import main
 from runnerpool.runner import (
     Capacity,
     FunctionRequest,
@@ -105,13 +109,21 @@ class TestServer:
         assert Metrics(response.text)("runnerpool_runner_admissions_total") == 1
 
     async def test_port_in_use_is_an_oserror(self) -> None:
-        """A port already taken raises OSError at start, and nothing is left serving."""
+        """A port already taken raises OSError at start, naming the address; nothing serves."""
         async with MetricsServer(RunnerMetrics().registry) as first:
             second = MetricsServer(RunnerMetrics().registry, port=first.port)
-            try:
+            with pytest.raises(OSError, match=f"cannot serve metrics on {first.address}"):
                 await second.start()
-            except OSError:
-                pass
-            else:
-                raise AssertionError("a second server bound the same port")
             await second.aclose()
+
+    def test_cli_reports_a_metrics_port_in_use(self) -> None:
+        """``runnerpool runner --metrics-port`` on a taken port exits 1 with a clear message."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = CliRunner().invoke(
+                main, ["runner", "--port", "0", "--metrics-port", str(port)]
+            )
+        assert result.exit_code == 1
+        assert f"cannot serve metrics on 127.0.0.1:{port}" in result.output

@@ -82,7 +82,12 @@ class MetricsServer(AsyncResource):
         Raises:
             OSError: If the address cannot be listened on.
         """
-        sock = listening_socket(self._host, self._port)
+        try:
+            sock = listening_socket(self._host, self._port)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot serve metrics on {self.address}: {exc.strerror or exc}"
+            ) from exc
         self.port = sock.getsockname()[1]
         serving = self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         ready = asyncio.create_task(self._server.ready.wait())
