@@ -46,8 +46,14 @@ from .lb._serve import serve_lb
 from .placers import PLACER_NAMES
 from .pools import OutlierPolicy
 from .rpc import GrpcRunner, Keepalive, client_tls, server_tls
-from .runner import Capacity, Executor, Handler, InProcessExecutor, RunnerServer
-from .runner._metrics import RunnerMetrics
+from .runner import (
+    Capacity,
+    Executor,
+    Handler,
+    InProcessExecutor,
+    RunnerMetrics,
+    RunnerServer,
+)
 from .runner._serve import serve_runner
 
 __all__ = ["main"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from uv import find_uv_bin
 
 from .._tasks import watch
-from ..runner._metrics import RunnerMetrics
+from ..runner import RunnerMetrics
 from ._errors import EnvironmentFailedError
 
 if TYPE_CHECKING:

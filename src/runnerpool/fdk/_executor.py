@@ -26,7 +26,7 @@ from .._headers import HOP_BY_HOP
 from .._resource import AsyncResource
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
-from ..runner._metrics import RunnerMetrics
+from ..runner import RunnerMetrics
 from ..runner._syslog import SyslogShipper
 from ._errors import (
     BundleError,

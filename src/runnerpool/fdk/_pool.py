@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._resource import AsyncResource
 from .._tasks import watch
-from ..runner._metrics import RunnerMetrics
+from ..runner import RunnerMetrics
 
 if TYPE_CHECKING:
     from ..runner._capacity import Capacity, Reservation
