@@ -240,3 +240,13 @@ class TestDefaults:
         )
         assert result.exit_code == 2
         assert "unknown metric tag 'route': choose among fn_id, app_id, runner" in result.output
+
+    def test_tags_from_the_environment(self, processes: Processes) -> None:
+        """``FN_METRIC_TAGS`` is read as ``--metric-tags`` is, and checked the same way."""
+        result = CliRunner().invoke(
+            main,
+            ["lb", "--runner-addresses", "127.0.0.1:1", "--config", str(processes.config())],
+            env={"FN_METRIC_TAGS": "runner,image"},
+        )
+        assert result.exit_code == 2
+        assert "unknown metric tag 'image'" in result.output
