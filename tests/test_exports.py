@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import GenericAlias
 
 import runnerpool
-from runnerpool import fdk, metrics, runner, testing
+from runnerpool import fdk, metrics, placers, runner, testing
 
 PINNED = {
     "APIError",
@@ -17,7 +17,6 @@ PINNED = {
     "CHPlacer",
     "Call",
     "CallTimeoutError",
-    "FakeDetachedPlacer",
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
@@ -31,6 +30,7 @@ PINNED = {
     "PartialRunnersError",
     "Placer",
     "PlacerConfig",
+    "PlacerRuntime",
     "PlacerTracker",
     "RendezvousPlacer",
     "RequestTooLargeError",
@@ -79,5 +79,10 @@ class TestExports:
 
     def test_fakes_are_public(self) -> None:
         """The fakes users test with are in runnerpool.testing."""
-        assert {"FakeCall", "FakeRunner", "FakeRunnerPool"} <= set(testing.__all__)
+        assert {"FakeCall", "FakeDetachedPlacer", "FakeRunner", "FakeRunnerPool"} <= set(
+            testing.__all__
+        )
+        # Test fakes are in runnerpool.testing only, not in the API a load balancer uses.
+        assert "FakeDetachedPlacer" not in runnerpool.__all__
+        assert "FakeDetachedPlacer" not in placers.__all__
         assert "register_placer_views" in metrics.__all__

@@ -7,7 +7,6 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from runnerpool import (
     Runner,
     RunnerStatus,
 )
-from runnerpool.placers import create_placer
+from runnerpool.placers import PlacerRuntime, create_placer
 from runnerpool.placers._rendezvous import RendezvousBase
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, hang
 
@@ -278,20 +277,20 @@ class TestLeastLoadedStatus:
     async def test_fresh_status_reorders_the_preferred_runners(self) -> None:
         """A busy home (by its status) goes second; once the status is stale, first again."""
         runners = [StatusRunner(f"10.0.0.{i}:9190", 0) for i in range(6)]
-        placer = LeastLoadedPlacer(FAST, status_max_age=5.0)
+        now = [100.0]
+        runtime = PlacerRuntime(clock=lambda: now[0])
+        placer = LeastLoadedPlacer(FAST, status_max_age=5.0, runtime=runtime)
         home, second = placer.preferred("f", placer.membership(runners))[:2]
         assert self._order(placer, runners) == [home, second]
         runners[home].active = 7
         runners[second].active = RuntimeError("status failed")  # no fresh status: own count 0
-        with mock.patch("runnerpool.placers._least_loaded.monotonic") as clock:
-            clock.return_value = 100.0
-            await placer.refresh_status(runners)
-            assert placer.runner_load(runners[home].address) == 7
-            assert placer.runner_load(runners[second].address) == 0
-            assert self._order(placer, runners) == [second, home]
-            clock.return_value = 105.1
-            assert self._order(placer, runners) == [home, second]
-            assert placer.runner_load(runners[home].address) == 0
+        await placer.refresh_status(runners)
+        assert placer.runner_load(runners[home].address) == 7
+        assert placer.runner_load(runners[second].address) == 0
+        assert self._order(placer, runners) == [second, home]
+        now[0] = 105.1
+        assert self._order(placer, runners) == [home, second]
+        assert placer.runner_load(runners[home].address) == 0
 
     def test_failed_status_is_ignored_and_own_count_wins_when_larger(self) -> None:
         """A failed status check is not a load; the LB's own count is a floor."""

@@ -30,6 +30,7 @@ from runnerpool.sim import (
     run_placer,
     run_virtual,
     simulate,
+    virtual_runtime,
     write_plots,
 )
 from runnerpool.sim._simulate import PLOTS, first_runner
@@ -55,7 +56,8 @@ def test_tracker_reads_the_virtual_clock() -> None:
     from runnerpool.testing import FakeCall
 
     async def expiry() -> tuple[bool, bool]:
-        tracker = PlacerTracker(PlacerConfig(placer_timeout=50), FakeCall())
+        runtime = virtual_runtime(asyncio.get_running_loop())
+        tracker = PlacerTracker(PlacerConfig(placer_timeout=50), FakeCall(), runtime=runtime)
         await asyncio.sleep(42)
         before = tracker.placer_expired()
         await asyncio.sleep(10)

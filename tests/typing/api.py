@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from runnerpool import (
     AsyncResource,
     CHPlacer,
-    FakeDetachedPlacer,
     NaivePlacer,
     Placer,
     PlacerConfig,
+    PlacerRuntime,
     Runner,
     RunnerCall,
     RunnerPool,
@@ -27,7 +28,7 @@ from runnerpool.runner import (
     RunnerServer,
     RunnerService,
 )
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
+from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool
 
 
 class UserRunner:
@@ -66,6 +67,8 @@ placers: list[Placer] = [
     CHPlacer(),
     CHPlacer(PlacerConfig(), variant="fn"),
     NaivePlacer(),
+    # Injected clock, jitter and metric views: a user's own (here a fixed clock, no metrics).
+    NaivePlacer(runtime=PlacerRuntime(clock=lambda: 0.0, rng=random.Random(1), views=lambda: None)),
     FakeDetachedPlacer(PlacerConfig(), 0.1),
 ]
 

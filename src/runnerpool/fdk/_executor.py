@@ -49,9 +49,7 @@ if TYPE_CHECKING:
 
     from .._interfaces import LogWriter
     from .._model import Call
-    from ..runner._capacity import Capacity, Reservation
-    from ..runner._executor import Execution
-    from ..runner._logs import ContainerLogs
+    from ..runner import Capacity, ContainerLogs, Execution, Reservation
     from ._bundles import Bundle, Bundles
     from ._environments import Environments
     from ._sandbox import Sandbox

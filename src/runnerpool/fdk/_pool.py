@@ -19,7 +19,7 @@ from .._tasks import watch
 from ..runner import RunnerMetrics
 
 if TYPE_CHECKING:
-    from ..runner._capacity import Capacity, Reservation
+    from ..runner import Capacity, Reservation
     from ._process import FdkProcess
 
 __all__ = ["HotPool"]

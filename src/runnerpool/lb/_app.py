@@ -27,6 +27,7 @@ from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
 from .._tasks import watch
+from ._agent import DetachedResponse
 from ._requests import TRIGGER_METHODS, TRIGGER_ROUTES, call_model
 from ._sources import as_source
 from ._triggers import trigger_response
@@ -91,7 +92,9 @@ def create_app(
         except APIError as exc:
             return _error_for(exc, call_id)
         detached = model.type == "detached"
-        call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
+        # A detached call's writer only waits for the runner's acknowledgement (202).
+        writer = DetachedResponse() if detached else BufferedResponse(max_response_size)
+        call = BufferedCall(model, response_writer=writer)
         body_read = asyncio.Event()
 
         async def read_body() -> bytearray:

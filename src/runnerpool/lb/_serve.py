@@ -15,12 +15,11 @@ import uvicorn
 
 from .. import metrics
 from .._config import PlacerConfig
+from .._sockets import listening_socket
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import OutlierPolicy, StaticRunnerPool
-from ..rpc import Keepalive
-from ..rpc._client import DEFAULT_MAX_CONNECTIONS
-from ..rpc._server import listening_socket
+from ..rpc import DEFAULT_MAX_CONNECTIONS, Keepalive
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
@@ -35,6 +34,7 @@ from ._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits
 from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
 from ._status_poll import StatusPoller
+from ._uvicorn_private import HookedServer
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -51,7 +51,7 @@ FN_LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
 CLOSE_TIMEOUT = 5
 
 
-class LBServer(uvicorn.Server):
+class LBServer(HookedServer):
     """uvicorn, with Fn's shutdown order: close the front gate, drain, then stop serving.
 
     On the first SIGINT or SIGTERM new calls get 503 while the calls in flight (detached ones
@@ -86,7 +86,7 @@ class LBServer(uvicorn.Server):
         self.ready.set()
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
+    def handle_signals(self) -> Iterator[None]:
         """Handle SIGINT, SIGTERM (and SIGHUP if asked) on the event loop; do not re-raise them."""
         loop = asyncio.get_running_loop()
         handled = [signal.SIGINT, signal.SIGTERM]
@@ -106,10 +106,7 @@ class LBServer(uvicorn.Server):
         if self._draining is not None:
             self.force_exit = self.should_exit = True
             # Since Python 3.12, closing the server waits for its connections: close them.
-            for connection in list(self.server_state.connections):
-                transport = getattr(connection, "transport", None)
-                if transport is not None:
-                    transport.close()
+            self.close_connections()
             return
         logger.info(
             "Draining: new calls get 503, %d call(s) in flight finish%s",

@@ -7,21 +7,25 @@ from typing import TYPE_CHECKING
 from ._base import BasePlacer as BasePlacer
 from ._bounded import BoundedLoadPlacer as BoundedLoadPlacer
 from ._ch import CHPlacer as CHPlacer
-from ._fake import FakeDetachedPlacer as FakeDetachedPlacer
 from ._least_loaded import LeastLoadedPlacer as LeastLoadedPlacer
 from ._naive import NaivePlacer as NaivePlacer
 from ._rendezvous import RendezvousPlacer as RendezvousPlacer
+from ._runtime import DEFAULT_RUNTIME as DEFAULT_RUNTIME
+from ._runtime import PlacerRuntime as PlacerRuntime
+from ._tracker import PlacerTracker as PlacerTracker
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
 
 __all__ = [
+    "DEFAULT_RUNTIME",
     "BasePlacer",
     "BoundedLoadPlacer",
     "CHPlacer",
-    "FakeDetachedPlacer",
     "LeastLoadedPlacer",
     "NaivePlacer",
+    "PlacerRuntime",
+    "PlacerTracker",
     "RendezvousPlacer",
     "create_placer",
 ]
@@ -30,7 +34,9 @@ __all__ = [
 PLACER_NAMES = ("ch", "ch-fn", "naive", "bounded", "rendezvous", "least-loaded")
 
 
-def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
+def create_placer(
+    name: str, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
     """Create a placer by the name users give it in configuration (``FN_PLACER``).
 
     Args:
@@ -41,6 +47,7 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
             (rendezvous hashing) or ``"least-loaded"`` (the less loaded of a function's two
             preferred runners first).
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The placer's clock, back-off randomness and metric views (keyword only).
 
     Returns:
         The placer.
@@ -50,16 +57,16 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
             production configuration deserves an error.)
     """
     if name == "ch":
-        return CHPlacer(config)
+        return CHPlacer(config, runtime=runtime)
     if name == "ch-fn":
-        return CHPlacer(config, variant="fn")
+        return CHPlacer(config, variant="fn", runtime=runtime)
     if name == "naive":
-        return NaivePlacer(config)
+        return NaivePlacer(config, runtime=runtime)
     if name == "bounded":
-        return BoundedLoadPlacer(config)
+        return BoundedLoadPlacer(config, runtime=runtime)
     if name == "rendezvous":
-        return RendezvousPlacer(config)
+        return RendezvousPlacer(config, runtime=runtime)
     if name == "least-loaded":
-        return LeastLoadedPlacer(config)
+        return LeastLoadedPlacer(config, runtime=runtime)
     known = ", ".join(repr(known) for known in PLACER_NAMES)
     raise ValueError(f"unknown placer {name!r}: use one of {known}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._load import LoadTable
 from ._rendezvous import Membership, RendezvousBase, full_order
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -69,6 +70,8 @@ class BoundedLoadPlacer(RendezvousBase):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
         factor: ``c``, the bound over the average load; at least 1. By default the
             configuration's ``bounded_load_factor`` (1.25 unless set).
 
@@ -78,8 +81,14 @@ class BoundedLoadPlacer(RendezvousBase):
 
     __slots__ = ("factor", "load")
 
-    def __init__(self, config: PlacerConfig | None = None, *, factor: float | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: PlacerConfig | None = None,
+        *,
+        factor: float | None = None,
+        runtime: PlacerRuntime = DEFAULT_RUNTIME,
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         if factor is None:
             factor = self._config.bounded_load_factor
         if not factor >= 1.0:

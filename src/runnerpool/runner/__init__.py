@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-# The server comes last: it imports the service's modules above.
-from ..rpc._server import RunnerServer as RunnerServer
 from ._capacity import Capacity as Capacity
 from ._capacity import Reservation as Reservation
 from ._executor import Admission as Admission
@@ -21,6 +19,7 @@ from ._logs import RequestLogs as RequestLogs
 from ._metrics import HotProcesses as HotProcesses
 from ._metrics import RunnerMetrics as RunnerMetrics
 from ._metrics_server import MetricsServer as MetricsServer
+from ._server import RunnerServer as RunnerServer
 from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
 

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import make_asgi_app
 
 from .._resource import AsyncResource
-from ..rpc._server import listening_socket
+from .._sockets import listening_socket
+from ..lb._uvicorn_private import HookedServer
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -29,8 +29,11 @@ __all__ = ["MetricsServer"]
 logger = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the runner has its own), telling when it serves."""
+class _Server(HookedServer):
+    """uvicorn without its signal handling (the runner drains on SIGTERM itself).
+
+    It tells when it serves.
+    """
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -40,9 +43,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         self.ready.set()
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    def handle_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class MetricsServer(AsyncResource):

@@ -10,12 +10,12 @@ import ssl
 from collections.abc import Callable
 
 from .._process_metrics import register_process_collectors
-from ..rpc._server import RunnerServer
 from ._capacity import Capacity
 from ._executor import Executor
 from ._logs import LogStreamer
 from ._metrics import RunnerMetrics
 from ._metrics_server import MetricsServer
+from ._server import RunnerServer
 from ._service import RunnerService
 
 __all__ = ["serve_runner"]

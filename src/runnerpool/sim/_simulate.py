@@ -15,7 +15,7 @@ from .._errors import ServerBusyError
 from .._interfaces import Runner
 from .._model import Call
 from ..placers import BasePlacer, LeastLoadedPlacer, create_placer
-from ._clock import run_virtual
+from ._clock import VirtualEventLoop, run_virtual, virtual_runtime
 from ._runner import SimCall, SimPool, SimRunner
 from ._workload import Arrival, Workload, generate_workload
 
@@ -284,10 +284,13 @@ def run_placer(
     """
     if lbs < 1:
         raise ValueError(f"lbs must be at least 1, got {lbs}")
-    placers = [create_placer(name, config) for _ in range(lbs)]
+    loop = VirtualEventLoop()
+    # The load balancers share one seeded generator, as they shared the tracker's before.
+    runtime = virtual_runtime(loop, seed)
+    placers = [create_placer(name, config, runtime=runtime) for _ in range(lbs)]
     placer = placers[0]
     pool = SimPool(runners)
-    results, end = run_virtual(_drive(placers, pool, arrivals, progress), seed)
+    results, end = run_virtual(_drive(placers, pool, arrivals, progress), loop)
     placed = [call for call, ok in results if ok]
     timeout = placer.config.placer_timeout
     # A float's rounding must not make a 503 at the timeout look early or late.
