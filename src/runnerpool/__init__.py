@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._call import BufferedCall as BufferedCall
 from ._call import BufferedResponse as BufferedResponse
+from ._config import BackoffMode as BackoffMode
 from ._config import PlacerConfig as PlacerConfig
 from ._errors import APIError as APIError
 from ._errors import CallTimeoutError as CallTimeoutError
@@ -60,6 +61,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "APIError",
     "AsyncResource",
+    "BackoffMode",
     "BasePlacer",
     "BoundedLoadPlacer",
     "BufferedCall",

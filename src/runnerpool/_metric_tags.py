@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from operator import attrgetter
 from types import MappingProxyType
@@ -31,6 +31,7 @@ __all__ = [
     "RUNNER_TAG",
     "TagPlan",
     "check_keys",
+    "check_lb_tags",
     "current_tags",
     "parse_lb_tags",
     "tagged",
@@ -98,7 +99,16 @@ def parse_lb_tags(text: str) -> tuple[str, ...]:
     Raises:
         ValueError: If a key is not one of :data:`LB_TAG_KEYS`, or one repeats.
     """
-    keys = tuple(key.strip() for key in text.split(",") if key.strip())
+    return check_lb_tags(key.strip() for key in text.split(",") if key.strip())
+
+
+def check_lb_tags(keys: Iterable[str]) -> tuple[str, ...]:
+    """Return the load balancer's tag keys as a tuple, checked.
+
+    Raises:
+        ValueError: If a key is not one of :data:`LB_TAG_KEYS`, or one repeats.
+    """
+    keys = tuple(keys)
     unknown = [key for key in keys if key not in LB_TAG_KEYS]
     if unknown:
         raise ValueError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias, cast
@@ -39,7 +40,6 @@ __all__ = [
     "FakeRunner",
     "FakeRunnerPool",
     "Outcome",
-    "RecordingResponseWriter",
     "busy",
     "fail",
     "hang",
@@ -48,8 +48,20 @@ __all__ = [
 ]
 
 
-#: The response writer of fake calls: it keeps what it is given.
-RecordingResponseWriter = BufferedResponse
+def __getattr__(name: str) -> object:
+    """Serve the deprecated ``RecordingResponseWriter``: :class:`~runnerpool.BufferedResponse`.
+
+    It was a second name for the same class; it warns for one release, then goes.
+    """
+    if name == "RecordingResponseWriter":
+        warnings.warn(
+            "runnerpool.testing.RecordingResponseWriter is deprecated; use "
+            "runnerpool.BufferedResponse instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BufferedResponse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(eq=False)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from runnerpool import PlacerConfig
 from runnerpool.cli import main
-from runnerpool.placers import PLACER_NAMES
+from runnerpool.placers import placer_names
 from runnerpool.placers._hashing import FN_SIPHASH_KEY, c_jump_hash, siphash
 from runnerpool.sim import (
     Arrival,
@@ -187,7 +187,7 @@ def test_exponential_backoff_is_deterministic() -> None:
     assert simulate(settings, ["naive"]) == simulate(settings, ["naive"])
 
 
-@pytest.mark.parametrize("name", PLACER_NAMES)
+@pytest.mark.parametrize("name", placer_names())
 def test_each_placer_runs_through_the_simulator(name: str) -> None:
     workload = SMALL.workload()
     runners = SMALL.make_runners()

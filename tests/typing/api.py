@@ -8,6 +8,7 @@ from pathlib import Path
 
 from runnerpool import (
     AsyncResource,
+    BasePlacer,
     CHPlacer,
     NaivePlacer,
     Placer,
@@ -20,6 +21,8 @@ from runnerpool import (
     StaticRunnerPool,
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
+from runnerpool.lb import LBSettings, Registry, serve_lb
+from runnerpool.placers import DEFAULT_RUNTIME, PlacerFactory, register_placer
 from runnerpool.runner import (
     Executor,
     HotProcesses,
@@ -27,6 +30,8 @@ from runnerpool.runner import (
     RunnerMetrics,
     RunnerServer,
     RunnerService,
+    RunnerSettings,
+    serve_runner,
 )
 from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool
 
@@ -103,3 +108,21 @@ async def closing() -> None:
     resources: list[AsyncResource] = [InProcessExecutor({}), server]
     for resource in resources:
         await resource.aclose()
+
+
+def user_placer(
+    config: PlacerConfig | None, /, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
+    """A user's placer factory, as register_placer takes it: a config and a runtime."""
+    return NaivePlacer(config, runtime=runtime)
+
+
+# Factories: the user's, and the placer classes themselves.
+factories: list[PlacerFactory] = [user_placer, CHPlacer, NaivePlacer]
+
+
+async def serving() -> None:
+    """The entry points take settings built once."""
+    register_placer("user", user_placer, description="a user's placer")
+    await serve_lb(Registry([], []), ["127.0.0.1:9190"], LBSettings(port=0, placer="user"))
+    await serve_runner(InProcessExecutor({}), RunnerSettings(port=0))

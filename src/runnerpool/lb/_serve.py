@@ -7,19 +7,16 @@ import contextlib
 import logging
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from .. import metrics
-from .._config import PlacerConfig
 from .._sockets import listening_socket
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
-from ..pools import OutlierPolicy, StaticRunnerPool
-from ..rpc import DEFAULT_MAX_CONNECTIONS, Keepalive
+from ..pools import StaticRunnerPool
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
@@ -30,9 +27,10 @@ from ._fds import (
     handle_accept_errors,
     raise_open_files_limit,
 )
-from ._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits, reserve_for
+from ._limits import reserve_for
 from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
+from ._settings import LBSettings
 from ._status_poll import StatusPoller
 from ._uvicorn_private import HookedServer
 
@@ -137,81 +135,44 @@ class LBServer(HookedServer):
 async def serve_lb(
     registry: Registry | FunctionSource,
     runner_addresses: Sequence[str],
+    settings: LBSettings | None = None,
     *,
-    placer: str = "ch",
-    placer_config: PlacerConfig | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    max_request_size: int | None = DEFAULT_MAX_REQUEST_SIZE,
-    max_response_size: int | None = None,
-    runner_ssl: ssl.SSLContext | None = None,
-    edge: EdgeLimits | None = None,
-    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
-    keepalive: Keepalive | None = None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    outlier_policy: OutlierPolicy | None = None,
     on_ready: Callable[[str], None] | None = None,
-    access_log: bool = True,
     on_hangup: Callable[[], object] | None = None,
-    metric_tags: Sequence[str] = (),
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
     Args:
         registry: The functions that may be invoked: a registry (the functions file) or a
-            function source such as :class:`~runnerpool.lb._api_source.ApiSource`, which is
-            closed when serving ends.
+            function source such as :class:`~runnerpool.lb.ApiSource`, which is closed when
+            serving ends.
         runner_addresses: ``host:port`` of each runner.
-        placer: A name of :data:`~runnerpool.placers.PLACER_NAMES` (see
-            :func:`~runnerpool.create_placer`). With ``"least-loaded"``, the runners' status
-            is polled in the background for it.
-        placer_config: Placer timeouts and back-off; Fn's defaults when omitted.
-        host: Address to listen on.
-        port: Port to listen on (0: any free port).
-        max_request_size: Largest request body, in bytes (413 beyond; ``None``: no limit).
-        max_response_size: Largest function response, in bytes (502 beyond).
-        runner_ssl: TLS for the connections to the runners.
-        edge: The HTTP edge's limits (:class:`EdgeLimits`' defaults when omitted). The
-            connection cap is lowered, with a warning, to fit the open files limit, which is
-            first raised to its hard limit.
-        drain_timeout: Seconds calls in flight may run once draining; then they are
-            cancelled (sync calls answer 500) and the load balancer exits. ``None``: wait
-            for them.
-        keepalive: Keepalive and connect timeouts of the connections to the runners.
-        max_connections: Connections to each runner at most.
-        outlier_policy: When runners are ejected and probed (see
-            :class:`~runnerpool.pools.OutlierDetector`).
+        settings: Where to listen, the placer, limits and timeouts (:class:`LBSettings`'
+            defaults when omitted).
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
-        access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
-            in place of uvicorn's access log, which stays off.
         on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
             re-reads its functions file so).
-        metric_tags: Tag keys of the placer and agent metrics, among
-            :data:`~runnerpool.metrics.LB_TAG_KEYS` (none, as in Fn, by default; each one
-            multiplies the series: README, "Metrics").
 
     Raises:
         OSError: If the address cannot be listened on.
-        ValueError: If a metric tag is not one of :data:`~runnerpool.metrics.LB_TAG_KEYS`.
     """
-    tag_keys = metrics.parse_lb_tags(",".join(metric_tags))
-    metrics.register_placer_views(tag_keys, FN_LATENCY_BUCKETS)
-    metrics.register_lb_agent_views(tag_keys, FN_LATENCY_BUCKETS)
+    settings = LBSettings() if settings is None else settings
+    host, port, placer = settings.host, settings.port, settings.placer
+    metrics.register_placer_views(settings.metric_tags, FN_LATENCY_BUCKETS)
+    metrics.register_lb_agent_views(settings.metric_tags, FN_LATENCY_BUCKETS)
     metrics.register_process_collectors(metrics.REGISTRY)
-    chosen = create_placer(placer, placer_config)
+    chosen = create_placer(placer, settings.placer_config)
     pool = StaticRunnerPool(
         runner_addresses,
-        ssl=runner_ssl,
-        keepalive=keepalive,
-        max_connections=max_connections,
-        outlier_policy=outlier_policy,
+        ssl=settings.runner_ssl,
+        keepalive=settings.keepalive,
+        max_connections=settings.runner_connections,
+        outlier_policy=settings.outlier_policy,
     )
     agent = LBAgent(chosen, pool)
     poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
-    app = create_app(
-        agent, registry, max_request_size=max_request_size, max_response_size=max_response_size
-    )
-    limits = edge or EdgeLimits()
+    app = create_app(agent, registry, settings)
+    limits = settings.edge
     open_files = raise_open_files_limit()
     cap = connection_budget(limits.max_connections, open_files)
     if cap < limits.max_connections:
@@ -224,7 +185,7 @@ async def serve_lb(
     edge_log = RateLimitedLog(logger)
     handle_accept_errors(asyncio.get_running_loop(), edge_log)
     config = EdgeConfig(
-        AccessLog(app) if access_log else app,
+        AccessLog(app) if settings.access_log else app,
         limits=limits,
         connections=ConnectionTable(cap, reserve_for(cap)),
         log=edge_log,
@@ -236,7 +197,7 @@ async def serve_lb(
         backlog=ACCEPT_BACKLOG,
         timeout_graceful_shutdown=CLOSE_TIMEOUT,
     )
-    server = LBServer(config, agent, drain_timeout, on_hangup)
+    server = LBServer(config, agent, settings.drain_timeout, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
     sock = listening_socket(host, port)

@@ -19,9 +19,11 @@ from ._logs import RequestLogs as RequestLogs
 from ._metrics import HotProcesses as HotProcesses
 from ._metrics import RunnerMetrics as RunnerMetrics
 from ._metrics_server import MetricsServer as MetricsServer
+from ._serve import serve_runner as serve_runner
 from ._server import RunnerServer as RunnerServer
 from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
+from ._settings import RunnerSettings as RunnerSettings
 
 __all__ = [
     "Admission",
@@ -44,4 +46,6 @@ __all__ = [
     "RunnerMetrics",
     "RunnerServer",
     "RunnerService",
+    "RunnerSettings",
+    "serve_runner",
 ]

@@ -6,17 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 from collections.abc import Callable
 
 from .._process_metrics import register_process_collectors
-from ._capacity import Capacity
 from ._executor import Executor
 from ._logs import LogStreamer
 from ._metrics import RunnerMetrics
 from ._metrics_server import MetricsServer
 from ._server import RunnerServer
 from ._service import RunnerService
+from ._settings import RunnerSettings
 
 __all__ = ["serve_runner"]
 
@@ -25,52 +24,37 @@ logger = logging.getLogger(__name__)
 
 async def serve_runner(
     executor: Executor,
+    settings: RunnerSettings | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 9190,
-    capacity: Capacity | None = None,
-    max_request_size: int | None = None,
-    max_response_size: int | None = None,
-    ssl: ssl.SSLContext | None = None,
-    drain_timeout: float | None = None,
     on_ready: Callable[[RunnerServer], None] | None = None,
     log_streamer: LogStreamer | None = None,
     metrics: RunnerMetrics | None = None,
-    metrics_host: str = "127.0.0.1",
-    metrics_port: int | None = None,
     on_metrics: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a runner until SIGINT or SIGTERM, then drain and return.
 
     Draining: new calls get the 503 NACK (the load balancer places them elsewhere), calls in
-    flight finish (or are cancelled after ``drain_timeout``), then the server closes.
+    flight finish (or are cancelled after ``settings.drain_timeout``), then the server closes.
 
     Args:
         executor: Runs the admitted calls.
-        host: Address to listen on.
-        port: Port to listen on (0: any free port).
-        capacity: Memory and call slots.
-        max_request_size: Largest request body accepted, in bytes.
-        max_response_size: Largest response body accepted, in bytes.
-        ssl: TLS for the server.
-        drain_timeout: Seconds to wait for calls in flight when stopping.
+        settings: Where to listen, capacity, size limits, TLS and the drain timeout
+            (:class:`RunnerSettings`' defaults when omitted).
         on_ready: Called once the server listens (it gets the server, and so its port).
         log_streamer: Serves ``StreamLogs`` (the functions' output).
         metrics: The runner's metrics (give the executor the same, to count its processes
-            and environments).
-        metrics_host: Address the metrics are served on (loopback by default).
-        metrics_port: Serve ``GET /metrics`` on this port (0: any free port); ``None``, the
-            default: not served.
+            and environments), served when ``settings.metrics_port`` is set.
         on_metrics: Called with the metrics server's ``host:port`` once it listens.
 
     Raises:
         OSError: If an address cannot be listened on.
     """
+    settings = RunnerSettings() if settings is None else settings
     service = RunnerService(
         executor,
-        capacity=capacity,
-        max_request_size=max_request_size,
-        max_response_size=max_response_size,
+        capacity=settings.capacity,
+        max_request_size=settings.max_request_size,
+        max_response_size=settings.max_response_size,
         log_streamer=log_streamer,
         metrics=metrics,
     )
@@ -80,16 +64,24 @@ async def serve_runner(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if metrics_port is not None:
+            if settings.metrics_port is not None:
                 register_process_collectors(service.metrics.registry)
                 exporter = MetricsServer(
-                    service.metrics.registry, host=metrics_host, port=metrics_port
+                    service.metrics.registry,
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
                 )
                 await stack.enter_async_context(exporter)
                 if on_metrics is not None:
                     on_metrics(exporter.address)
             server = await stack.enter_async_context(
-                RunnerServer(service, host=host, port=port, ssl=ssl, drain_timeout=drain_timeout)
+                RunnerServer(
+                    service,
+                    host=settings.host,
+                    port=settings.port,
+                    ssl=settings.ssl,
+                    drain_timeout=settings.drain_timeout,
+                )
             )
             if on_ready is not None:
                 on_ready(server)
