@@ -173,3 +173,13 @@ class TestProcessCollectors:
         assert {"process_cpu_seconds", "python_info", "python_gc_collections"} <= names
         metrics.unregister_process_collectors(registry)
         assert families(registry) == {}
+
+
+class TestSettings:
+    def test_lb_settings_check_the_tags(self) -> None:
+        """LBSettings keeps the tags as a tuple, and names the field of an unknown one."""
+        from runnerpool.lb import LBSettings
+
+        assert LBSettings(metric_tags=("runner", "fn_id")).metric_tags == ("runner", "fn_id")
+        with pytest.raises(ValueError, match=r"LBSettings\.metric_tags: unknown metric tag 'x'"):
+            LBSettings(metric_tags=("x",))

@@ -127,3 +127,14 @@ class TestServer:
             )
         assert result.exit_code == 1
         assert f"cannot serve metrics on 127.0.0.1:{port}" in result.output
+
+
+class TestSettings:
+    def test_metrics_port_is_checked(self) -> None:
+        """RunnerSettings names metrics_port when it is no TCP port; loopback by default."""
+        from runnerpool.runner import RunnerSettings
+
+        assert RunnerSettings().metrics_host == "127.0.0.1"
+        assert RunnerSettings().metrics_port is None
+        with pytest.raises(ValueError, match=r"RunnerSettings\.metrics_port must be"):
+            RunnerSettings(metrics_port=70000)
