@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
+from .. import _tracing
 from .._errors import (
     APIError,
     CallTimeoutError,
@@ -235,12 +236,23 @@ class RunnerService:
         if problem is not None:
             await self._reject(stream, model, problem, received)
             return "done"
+        trace = _tracing.active
         try:
-            admission = (
-                None
-                if self.draining
-                else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
-            )
+            if trace is None:
+                admission = (
+                    None
+                    if self.draining
+                    else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
+                )
+            else:
+                admission = trace.admit(
+                    self.executor,
+                    model,
+                    slot_key,
+                    try_call.extensions,
+                    self.capacity,
+                    self.draining,
+                )
         except APIError as exc:
             await self._reject(stream, model, exc, received)
             return "done"
@@ -341,12 +353,16 @@ class RunnerService:
             admission=admission,
         )
         error: BaseException | None = None
+        trace = _tracing.active
         # "error" unless the call ends below: cut by a protocol violation or a cancellation.
         outcome = "error"
         try:
             try:
                 async with asyncio.timeout(model.timeout + _TIMEOUT_GRACE):
-                    await self.executor.execute(execution)
+                    if trace is None:
+                        await self.executor.execute(execution)
+                    else:
+                        await trace.execute(self.executor, execution)
                 await writer.start()
             except ProtocolViolation:
                 raise
