@@ -22,6 +22,9 @@ ALLOWED = {
     ("runnerpool.runner.", "runnerpool.rpc._cork"): "the corked HTTP/2 writes",
     # FDK functions' logs go out through the runner's syslog shipper (one writer per runner).
     ("runnerpool.fdk.", "runnerpool.runner._syslog"): "the runner's syslog shipper",
+    # The runner's /metrics server is uvicorn too: it turns uvicorn's signal handling off
+    # through the one module that holds (and checks) uvicorn's private server API.
+    ("runnerpool.runner._metrics_server", "runnerpool.lb._uvicorn_private"): "uvicorn's API",
     # The command line wires the packages together; issue #13 item 4 moves it onto the
     # packages' public entry points (serve_lb, serve_runner, the registry).
     ("runnerpool.cli", "runnerpool.lb._"): "the CLI",

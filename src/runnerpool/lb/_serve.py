@@ -158,8 +158,9 @@ async def serve_lb(
     """
     settings = LBSettings() if settings is None else settings
     host, port, placer = settings.host, settings.port, settings.placer
-    metrics.register_placer_views([], FN_LATENCY_BUCKETS)
-    metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
+    metrics.register_placer_views(settings.metric_tags, FN_LATENCY_BUCKETS)
+    metrics.register_lb_agent_views(settings.metric_tags, FN_LATENCY_BUCKETS)
+    metrics.register_process_collectors(metrics.REGISTRY)
     chosen = create_placer(placer, settings.placer_config)
     pool = StaticRunnerPool(
         runner_addresses,
