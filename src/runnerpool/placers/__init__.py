@@ -11,6 +11,7 @@ from ._fake import FakeDetachedPlacer as FakeDetachedPlacer
 from ._least_loaded import LeastLoadedPlacer as LeastLoadedPlacer
 from ._naive import NaivePlacer as NaivePlacer
 from ._rendezvous import RendezvousPlacer as RendezvousPlacer
+from ._warm import WarmBoundedPlacer as WarmBoundedPlacer
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -23,11 +24,12 @@ __all__ = [
     "LeastLoadedPlacer",
     "NaivePlacer",
     "RendezvousPlacer",
+    "WarmBoundedPlacer",
     "create_placer",
 ]
 
 #: The names :func:`create_placer` knows, for configuration and the command line.
-PLACER_NAMES = ("ch", "ch-fn", "naive", "bounded", "rendezvous", "least-loaded")
+PLACER_NAMES = ("ch", "ch-fn", "naive", "bounded", "rendezvous", "least-loaded", "warm-bounded")
 
 
 def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
@@ -61,5 +63,15 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
         return RendezvousPlacer(config)
     if name == "least-loaded":
         return LeastLoadedPlacer(config)
+    if name == "warm-bounded":
+        return WarmBoundedPlacer(config)
+    if name.startswith("xwf"):  # EXPERIMENT
+        placer = WarmBoundedPlacer(config, factor=float(name[3:]))
+        placer.warm_first = True
+        return placer
+    if name.startswith("xwb"):  # EXPERIMENT
+        return WarmBoundedPlacer(config, factor=float(name[3:]))
+    if name.startswith("xb"):  # EXPERIMENT
+        return BoundedLoadPlacer(config, factor=float(name[2:]))
     known = ", ".join(repr(known) for known in PLACER_NAMES)
     raise ValueError(f"unknown placer {name!r}: use one of {known}")
