@@ -48,6 +48,7 @@ PINNED = {
     "RunnerUnavailableError",
     "ServerBusyError",
     "StaticRunnerPool",
+    "WarmBoundedPlacer",
     "__version__",
     "client_tls",
     "create_placer",

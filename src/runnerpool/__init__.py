@@ -43,6 +43,7 @@ from .placers import FakeDetachedPlacer as FakeDetachedPlacer
 from .placers import LeastLoadedPlacer as LeastLoadedPlacer
 from .placers import NaivePlacer as NaivePlacer
 from .placers import RendezvousPlacer as RendezvousPlacer
+from .placers import WarmBoundedPlacer as WarmBoundedPlacer
 from .placers import create_placer as create_placer
 from .placers._tracker import PlacerTracker as PlacerTracker
 from .pools import OutlierPolicy as OutlierPolicy
@@ -98,6 +99,7 @@ __all__ = [
     "RunnerUnavailableError",
     "ServerBusyError",
     "StaticRunnerPool",
+    "WarmBoundedPlacer",
     "__version__",
     "client_tls",
     "create_placer",

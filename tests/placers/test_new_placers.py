@@ -21,6 +21,7 @@ from runnerpool import (
     RendezvousPlacer,
     Runner,
     RunnerStatus,
+    WarmBoundedPlacer,
 )
 from runnerpool.placers import create_placer
 from runnerpool.placers._rendezvous import RendezvousBase
@@ -31,6 +32,7 @@ NEW: dict[str, Callable[[], RendezvousBase]] = {
     "bounded": lambda: BoundedLoadPlacer(FAST),
     "rendezvous": lambda: RendezvousPlacer(FAST),
     "least-loaded": lambda: LeastLoadedPlacer(FAST),
+    "warm-bounded": lambda: WarmBoundedPlacer(FAST),
 }
 
 addresses = st.lists(

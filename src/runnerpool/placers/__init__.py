@@ -40,8 +40,9 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
             hashing with Fn's exact placement), ``"naive"`` (round robin), ``"bounded"``
             (consistent hashing with bounded loads, ``c`` from the configuration's
             ``bounded_load_factor``), ``"rendezvous"``
-            (rendezvous hashing) or ``"least-loaded"`` (the less loaded of a function's two
-            preferred runners first).
+            (rendezvous hashing), ``"least-loaded"`` (the less loaded of a function's two
+            preferred runners first) or ``"warm-bounded"`` (bounded load that sends a call
+            where its function has an idle instance first).
         config: Timeouts and back-off; Fn's defaults when omitted.
 
     Returns:
@@ -65,13 +66,5 @@ def create_placer(name: str, config: PlacerConfig | None = None) -> BasePlacer:
         return LeastLoadedPlacer(config)
     if name == "warm-bounded":
         return WarmBoundedPlacer(config)
-    if name.startswith("xwf"):  # EXPERIMENT
-        placer = WarmBoundedPlacer(config, factor=float(name[3:]))
-        placer.warm_first = True
-        return placer
-    if name.startswith("xwb"):  # EXPERIMENT
-        return WarmBoundedPlacer(config, factor=float(name[3:]))
-    if name.startswith("xb"):  # EXPERIMENT
-        return BoundedLoadPlacer(config, factor=float(name[2:]))
     known = ", ".join(repr(known) for known in PLACER_NAMES)
     raise ValueError(f"unknown placer {name!r}: use one of {known}")

@@ -1,19 +1,24 @@
-"""Bounded load whose overflow goes where the function was recently warm (issue 17).
+"""Bounded load that sends a call where its function has an idle instance (issue 17).
 
-:class:`BoundedLoadPlacer` sends a call past its home when the home holds ``ceil(c *
-average)`` of the placer's calls, to the next runner of the function's rendezvous order
-that is below the bound. That runner is often one where the function has no hot instance:
-the call starts cold there, and its instance then holds memory that evicts other functions'
-idle instances. On some workloads this cost bounded load up to 4.6 warm-rate points against
-plain consistent hashing (docs/benchmarks.md).
+:class:`BoundedLoadPlacer` sends a call to its function's home unless the home holds ``ceil(c
+* average)`` of the placer's calls, then to the next runner of the function's rendezvous
+order below the bound. A call of a function whose instances on its home are all busy starts
+cold there, while an idle instance of the function may sit on a runner an earlier overflow
+went to. On some workloads bounded load lost up to 4.6 warm-rate points to plain consistent
+hashing this way (docs/benchmarks.md).
 
-The load balancer knows where each function's calls recently ended: a call's order is
-dropped when the call ends, on the runner that took it, and that runner then holds an idle
-instance of the function until the runner's idle timeout. So the overflow here tries, first,
-the runners below the bound on which one of the function's calls ended within
-``warm_window`` seconds (most recent first), then the rest of the function's rendezvous
-order below the bound, then the runners at the bound. The home still comes first whenever it
-is below the bound, so homes and their movement are rendezvous hashing's.
+A load balancer can tell where its functions' idle instances are: a call's order is dropped
+when the call ends, on the runner that took it (see :mod:`._load`), and that runner then keeps
+an idle instance of the function until its idle timeout; the next call of the function sent
+there uses it. So this placer keeps, per function and runner, the end times of its calls
+there not yet followed by another call (its idle instances, as this load balancer sees them),
+and tries first the runners below the load bound that have one, the most recent first (an
+older one is likelier to have been evicted). Then it follows bounded load: the rendezvous
+order below the bound, then the runners at the bound. A fresh placer, or a function with no
+idle instance, goes home first, so homes and their movement are rendezvous hashing's.
+
+With several load balancers each sees only its own calls' instances; docs/benchmarks.md has
+what that costs.
 """
 
 from __future__ import annotations
@@ -30,15 +35,19 @@ if TYPE_CHECKING:
     from .._config import PlacerConfig
     from .._interfaces import Runner, RunnerCall
 
-__all__ = ["WarmBoundedPlacer"]
+__all__ = ["WARM_FACTOR", "WarmBoundedPlacer"]
 
-#: Functions whose recent runners are remembered at most; the memory is emptied past this.
+#: ``c`` by default: measured best of 1.1, 1.15, 1.2 and 1.25 (docs/benchmarks.md). Lower
+#: than bounded load's 1.25 because calls follow idle instances as well as homes, which
+#: weighs on balance.
+WARM_FACTOR = 1.15
+#: Functions whose idle instances are remembered at most; the memory is emptied past this.
 RECENT_SIZE = 16384
 
 
 def _now() -> float:
     # The event loop's clock: time.monotonic() in a real load balancer, the virtual clock in
-    # the simulator. Outside a loop (a bare order in a test) there is no time: 0.
+    # the simulator. Outside a loop (an order taken by hand, as in tests) there is no time.
     try:
         return asyncio.get_running_loop().time()
     except RuntimeError:
@@ -46,39 +55,36 @@ def _now() -> float:
 
 
 class WarmBoundedPlacer(RendezvousBase):
-    """Bounded-load rendezvous hashing whose overflow prefers runners the function ran on.
+    """Bounded-load rendezvous hashing that prefers runners with an idle instance of the function.
 
-    A function's order is its rendezvous order, with a load bound as in
-    :class:`BoundedLoadPlacer`: a runner holding ``ceil(c * (in_flight + 1) / n)`` of this
-    placer's calls is tried only after the runners below it. When the home is below the bound
-    it is tried first. Otherwise the runners below the bound where one of the function's calls
-    ended within ``warm_window`` seconds come next, the most recent first (they likely hold an
-    idle instance of it), then the rest of the rendezvous order below the bound, then the
-    runners at the bound in rendezvous order. A pass still tries every runner once.
+    The load bound is :class:`BoundedLoadPlacer`'s: a runner holding ``ceil(c * (in_flight +
+    1) / n)`` of this placer's calls is tried only after the runners below it. Below the
+    bound, the runners on which one of the function's calls ended within ``warm_window``
+    seconds, with no call of the function sent there since, come first, the most recent end
+    first; then the function's rendezvous order (home first); then the runners at the bound.
+    A pass tries every runner once.
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
-        factor: ``c``, the bound over the average load; at least 1. By default the
-            configuration's ``bounded_load_factor`` (1.25 unless set).
-        warm_window: Seconds after a call's end during which its runner counts as warm for
-            its function; Fn's default idle timeout of a hot function (30 s).
+        factor: ``c``, the bound over the average load; at least 1 (:data:`WARM_FACTOR`
+            when omitted).
+        warm_window: Seconds an idle instance is counted on after its call ended: Fn's
+            default idle timeout of a hot function (30 s).
 
     Raises:
         ValueError: If ``factor`` is below 1 or ``warm_window`` is negative.
     """
 
-    __slots__ = ("_recent", "factor", "load", "warm_first", "warm_window")
+    __slots__ = ("_index", "_recent", "factor", "load", "warm_window")
 
     def __init__(
         self,
         config: PlacerConfig | None = None,
         *,
-        factor: float | None = None,
+        factor: float = WARM_FACTOR,
         warm_window: float = 30.0,
     ) -> None:
         super().__init__(config)
-        if factor is None:
-            factor = self._config.bounded_load_factor
         if not factor >= 1.0:
             raise ValueError(f"bounded-load factor must be at least 1, got {factor!r}")
         if not warm_window >= 0.0:
@@ -86,19 +92,19 @@ class WarmBoundedPlacer(RendezvousBase):
         self.factor = factor
         self.warm_window = warm_window
         self.load = LoadTable()
-        # fn_id -> {address: end times of its calls there not yet reused}: the function's
-        # idle instances as this placer can tell them, oldest end first in each list.
+        # fn_id -> {address: end times of its calls there not followed by another call}: the
+        # function's idle instances as this placer sees them, each list oldest first.
         self._recent: dict[str, dict[str, list[float]]] = {}
-        self.warm_first = False
+        self._index: tuple[Membership | None, dict[str, int]] = (None, {})
 
     def runner_order(self, call: RunnerCall, runners: Sequence[Runner]) -> Iterator[int]:
-        """Return the home if below the bound, then recently warm runners, then the rest."""
+        """Return runners with an idle instance of the function, then bounded-load order."""
         fn_id = call.model.fn_id
-        membership: Membership = self.membership(runners)
+        membership = self.membership(runners)
         return self._order(fn_id, membership, self.preferred(fn_id, membership))
 
-    def _warm(self, fn_id: str, addresses: tuple[str, ...]) -> list[int]:
-        """Return the runners with an idle instance of the function, by latest end first."""
+    def idle_runners(self, fn_id: str, membership: Membership) -> list[int]:
+        """Return the runners where the function has an idle instance, latest end first."""
         recent = self._recent.get(fn_id)
         if not recent:
             return []
@@ -115,16 +121,17 @@ class WarmBoundedPlacer(RendezvousBase):
             del self._recent[fn_id]
             return []
         found.sort(reverse=True)
-        index = {address: number for number, address in enumerate(addresses)}
-        return [index[a] for _, a in found if a in index]
+        known, index = self._index
+        if known is not membership:
+            index = {address: number for number, address in enumerate(membership.addresses)}
+            self._index = (membership, index)
+        return [index[address] for _, address in found if address in index]
 
     def _take(self, fn_id: str, address: str) -> float | None:
         ends = self._recent.get(fn_id, {}).get(address)
         return ends.pop() if ends else None
 
-    def _give_back(self, fn_id: str, address: str, ended: float | None) -> None:
-        if ended is None:
-            return
+    def _give_back(self, fn_id: str, address: str, ended: float) -> None:
         ends = self._recent.setdefault(fn_id, {}).setdefault(address, [])
         ends.append(ended)
         ends.sort()
@@ -134,7 +141,7 @@ class WarmBoundedPlacer(RendezvousBase):
             self._recent.clear()
         self._recent.setdefault(fn_id, {}).setdefault(address, []).append(_now())
 
-    def _order(
+    def _candidates(
         self, fn_id: str, membership: Membership, first: tuple[int, ...]
     ) -> Iterator[int]:
         addresses = membership.addresses
@@ -144,36 +151,36 @@ class WarmBoundedPlacer(RendezvousBase):
         factor = self.factor
 
         def below(index: int) -> bool:
-            bound = math.ceil(factor * (load.total + 1) / count)
-            return counts.get(addresses[index], 0) < bound
+            # Taken afresh for each runner: it sees the attempts other calls started meanwhile.
+            return counts.get(addresses[index], 0) < math.ceil(factor * (load.total + 1) / count)
 
-        def candidates() -> Iterator[int]:
-            # Home below the bound first; then warm runners below it; then the rest below
-            # it; then those at the bound. Each runner once.
-            tried: set[int] = set()
-            home = first[0]
-            if not self.warm_first and below(home):
-                tried.add(home)
-                yield home
-            for index in self._warm(fn_id, addresses):
-                if index not in tried and below(index):
-                    tried.add(index)
-                    yield index
-            deferred: list[int] = []
-            for index in full_order(fn_id, membership, first):
-                if index in tried:
-                    continue
-                if below(index):
-                    tried.add(index)
-                    yield index
-                else:
-                    deferred.append(index)
-            for index in deferred:
-                if index not in tried:
-                    tried.add(index)
-                    yield index
+        tried: set[int] = set()
+        for index in self.idle_runners(fn_id, membership):
+            if below(index):
+                tried.add(index)
+                yield index
+        deferred: list[int] = []
+        for index in full_order(fn_id, membership, first):
+            if index in tried:
+                continue
+            if below(index):
+                tried.add(index)
+                yield index
+            else:
+                deferred.append(index)
+        yield from deferred
 
-        for index in candidates():
+    def _order(self, fn_id: str, membership: Membership, first: tuple[int, ...]) -> Iterator[int]:
+        """Yield the candidates, counting each runner in ``load`` while its index is out.
+
+        A runner's idle instance is taken when its index goes out and given back if the runner
+        refused (the loop asked for the next index). When the loop drops the order instead,
+        the call ended on that runner: its instance is idle there from now.
+        """
+        addresses = membership.addresses
+        load = self.load
+        counts = load.counts
+        for index in self._candidates(fn_id, membership, first):
             address = addresses[index]
             counts[address] = counts.get(address, 0) + 1
             load.total += 1
@@ -181,12 +188,11 @@ class WarmBoundedPlacer(RendezvousBase):
             try:
                 yield index
             except GeneratorExit:
-                # The order is dropped when the call ends: on this runner, which now holds
-                # an idle instance of the function (or refused it as the call gave up).
                 self._ended(fn_id, address)
                 raise
             else:
-                self._give_back(fn_id, address, taken)  # refused: the instance is still idle
+                if taken is not None:
+                    self._give_back(fn_id, address, taken)
             finally:
                 load.total -= 1
                 left = counts[address] - 1
