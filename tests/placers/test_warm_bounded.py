@@ -12,7 +12,6 @@ from runnerpool import (
     Call,
     PlacerConfig,
     RendezvousPlacer,
-    RunnerStatus,
     WarmBoundedPlacer,
     create_placer,
 )
@@ -149,51 +148,6 @@ class TestLoadBound:
         placer.load.counts[ADDRESSES[other]] = 5
         placer.load.total = 5
         assert _order(placer, "f", runners) == [home, other]
-
-
-class TestRunnerStatus:
-    async def test_other_load_balancers_calls_count_towards_the_bound(self) -> None:
-        """A fresh status showing the home full of other calls sends the call elsewhere first."""
-        placer = WarmBoundedPlacer(FAST)
-        runners = [FakeRunner(a) for a in ADDRESSES]
-        home = _order(placer, "f", runners)[0]
-        placer.observe_statuses({ADDRESSES[home]: RunnerStatus(active_request_count=10)})
-        assert _order(placer, "f", runners)[-1] == home
-
-    def test_a_stale_status_is_ignored(self) -> None:
-        """Past status_max_age the placer goes back to its own counts: home first again."""
-        loop = VirtualEventLoop()
-
-        async def scenario() -> tuple[int, int]:
-            placer = WarmBoundedPlacer(FAST, status_max_age=1.0)
-            runners = [FakeRunner(a) for a in ADDRESSES]
-            home = _order(placer, "f", runners)[0]
-            await placer.refresh_status([FakeRunner(a) for a in ADDRESSES])
-            placer.observe_statuses({ADDRESSES[home]: RunnerStatus(active_request_count=10)})
-            await asyncio.sleep(1.5)
-            return home, _order(placer, "f", runners)[0]
-
-        try:
-            home, first = loop.run_until_complete(scenario())
-        finally:
-            loop.close()
-        assert first == home
-
-    async def test_refresh_reads_every_runner(self) -> None:
-        """refresh_status records what each runner's status says; a failed one is left out."""
-        placer = WarmBoundedPlacer(FAST)
-        runners = [FakeRunner(a, then=hang()) for a in ADDRESSES[:3]]
-        failed = FakeRunner(ADDRESSES[3], status=RunnerStatus(status_failed=True))
-        pool = FakeRunnerPool([runners[0]])
-        task = asyncio.create_task(placer.place_call(pool, FakeCall(Call(fn_id="f"))))
-        for _ in range(20):
-            await asyncio.sleep(0)
-        try:
-            await placer.refresh_status([*runners, failed])
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        assert placer._statuses == {ADDRESSES[0]: 1, ADDRESSES[1]: 0, ADDRESSES[2]: 0}
 
 
 class TestConstruction:

@@ -34,7 +34,6 @@ from ._rendezvous import Membership, RendezvousBase, full_order
 if TYPE_CHECKING:
     from .._config import PlacerConfig
     from .._interfaces import Runner, RunnerCall
-    from .._status import RunnerStatus
 
 __all__ = ["WARM_FACTOR", "WarmBoundedPlacer"]
 
@@ -76,16 +75,7 @@ class WarmBoundedPlacer(RendezvousBase):
         ValueError: If ``factor`` is below 1 or ``warm_window`` is negative.
     """
 
-    __slots__ = (
-        "_index",
-        "_recent",
-        "_status_total",
-        "_statuses",
-        "factor",
-        "load",
-        "status_max_age",
-        "warm_window",
-    )
+    __slots__ = ("_index", "_recent", "factor", "load", "warm_window")
 
     def __init__(
         self,
@@ -93,7 +83,6 @@ class WarmBoundedPlacer(RendezvousBase):
         *,
         factor: float = WARM_FACTOR,
         warm_window: float = 30.0,
-        status_max_age: float = 1.0,
     ) -> None:
         super().__init__(config)
         if not factor >= 1.0:
@@ -107,33 +96,6 @@ class WarmBoundedPlacer(RendezvousBase):
         # function's idle instances as this placer sees them, each list oldest first.
         self._recent: dict[str, dict[str, list[float]]] = {}
         self._index: tuple[Membership | None, dict[str, int]] = (None, {})
-        self.status_max_age = status_max_age
-        # address -> active_request_count of the last status; their sum and when it was taken.
-        self._statuses: dict[str, int] = {}
-        self._status_total: tuple[int, float] = (0, -math.inf)
-
-    def observe_statuses(self, statuses: dict[str, RunnerStatus]) -> None:
-        """Record every runner's status at once, fresh for ``status_max_age`` seconds."""
-        counts = {
-            address: status.active_request_count
-            for address, status in statuses.items()
-            if not status.status_failed
-        }
-        self._statuses = counts
-        self._status_total = (sum(counts.values()), _now())
-
-    async def refresh_status(self, runners: Sequence[Runner]) -> None:
-        """Ask every runner for its status, concurrently, and record the answers."""
-        answers = await asyncio.gather(
-            *(runner.status() for runner in runners), return_exceptions=True
-        )
-        self.observe_statuses(
-            {
-                runner.address: answer
-                for runner, answer in zip(runners, answers, strict=True)
-                if not isinstance(answer, BaseException)
-            }
-        )
 
     def runner_order(self, call: RunnerCall, runners: Sequence[Runner]) -> Iterator[int]:
         """Return runners with an idle instance of the function, then bounded-load order."""
@@ -188,24 +150,9 @@ class WarmBoundedPlacer(RendezvousBase):
         count = len(addresses)
         factor = self.factor
 
-        status_total, taken = self._status_total
-        if _now() - taken <= self.status_max_age:
-            statuses = self._statuses
-
-            def below(index: int) -> bool:
-                address = addresses[index]
-                own = counts.get(address, 0)
-                total = max(load.total, status_total)
-                return max(own, statuses.get(address, 0)) < math.ceil(factor * (total + 1) / count)
-
-        else:
-
-            def below(index: int) -> bool:
-                # Taken afresh for each runner: it sees the attempts other calls started
-                # meanwhile.
-                return counts.get(addresses[index], 0) < math.ceil(
-                    factor * (load.total + 1) / count
-                )
+        def below(index: int) -> bool:
+            # Taken afresh for each runner: it sees the attempts other calls started meanwhile.
+            return counts.get(addresses[index], 0) < math.ceil(factor * (load.total + 1) / count)
 
         tried: set[int] = set()
         for index in self.idle_runners(fn_id, membership):

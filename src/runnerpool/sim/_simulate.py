@@ -14,7 +14,7 @@ from .._config import BackoffMode, PlacerConfig
 from .._errors import ServerBusyError
 from .._interfaces import Runner
 from .._model import Call
-from ..placers import BasePlacer, LeastLoadedPlacer, WarmBoundedPlacer, create_placer
+from ..placers import BasePlacer, LeastLoadedPlacer, create_placer
 from ._clock import run_virtual
 from ._runner import SimCall, SimPool, SimRunner
 from ._workload import Arrival, Workload, generate_workload
@@ -209,7 +209,7 @@ async def _place(placer: BasePlacer, pool: SimPool, call: SimCall) -> bool:
 STATUS_INTERVAL = 0.5
 
 
-async def _refresh_status(placer: LeastLoadedPlacer | WarmBoundedPlacer, pool: SimPool) -> None:
+async def _refresh_status(placer: LeastLoadedPlacer, pool: SimPool) -> None:
     while True:
         await placer.refresh_status(pool.members)
         await asyncio.sleep(STATUS_INTERVAL)
@@ -227,7 +227,7 @@ async def _drive(
     refreshers = [
         loop.create_task(_refresh_status(placer, pool))
         for placer in placers
-        if isinstance(placer, (LeastLoadedPlacer, WarmBoundedPlacer))
+        if isinstance(placer, LeastLoadedPlacer)
     ]
     calls: list[SimCall] = []
     tasks: list[asyncio.Task[bool]] = []
