@@ -41,8 +41,6 @@ DRAIN_WINDOW = 64
 SCAN = 64
 #: Wake-ups needed before any call is shed: a rate from fewer is noise.
 MIN_WAKES = 8
-#: Releases that may pass the head of the queue by before it reserves a runner.
-PATIENCE = 8
 
 
 class FifoQueue(BusyRunners):
@@ -55,27 +53,11 @@ class FifoQueue(BusyRunners):
         limit: The most calls waiting; a call finding the queue full is refused at once.
     """
 
-    __slots__ = (
-        "_busy_since",
-        "_busy_total",
-        "_head_skips",
-        "_order",
-        "_queue",
-        "_reserve",
-        "_tickets",
-        "_wakes",
-        "limit",
-        "patience",
-    )
+    __slots__ = ("_busy_since", "_busy_total", "_order", "_queue", "_tickets", "_wakes", "limit")
 
-    def __init__(self, hold: float, limit: int, patience: int | None = None) -> None:
+    def __init__(self, hold: float, limit: int) -> None:
         super().__init__(hold)
         self.limit = limit
-        self.patience = PATIENCE if patience is None else patience
-        # The head's ticket and how many releases passed it by without waking it.
-        self._head_skips: tuple[int, int] = (-1, 0)
-        # The head's reservation: its ticket, the runner, and the memory released there since.
-        self._reserve: tuple[int, str, int] | None = None
         # ticket -> (memory, future) of the calls waiting now, and their tickets in order:
         # a call that waits again goes back to its ticket's place, not to the back.
         self._queue: dict[int, tuple[int, asyncio.Future[None]]] = {}
@@ -139,19 +121,11 @@ class FifoQueue(BusyRunners):
         if not self._queue:
             self._busy_total += now - self._busy_since
 
-    def reserved_against(self, address: str, ticket: int | None) -> bool:
-        """Return whether the runner is reserved for a waiting call other than ``ticket``."""
-        reserve = self._reserve
-        return reserve is not None and reserve[1] == address and reserve[0] != ticket
-
     def released(self, address: str, memory: int, now: float | None = None) -> None:
         """Record that a call of ``memory`` MB on the runner ended; wake waiting calls.
 
         The calls woken are those, in ticket order, that fit together in the memory
-        released; if none fits, the first is woken. Once :attr:`patience` releases have
-        passed the head of the queue by, it reserves the runner of the next release: the
-        releases there add up for it alone (other calls pass that runner over), and it is
-        woken when they reach its memory.
+        released; if none fits, the first is woken.
         """
         self._marks.pop(address, None)
         queue = self._queue
@@ -160,43 +134,14 @@ class FifoQueue(BusyRunners):
         # A call whose wait just timed out or was cancelled is still listed until its task
         # runs again: it is not there to wake.
         order = [ticket for ticket in self._order[:SCAN] if not queue[ticket][1].done()]
-        if not order:
-            return
-        head = order[0]
-        reserve = self._reserve
-        if reserve is not None and reserve[0] not in queue:
-            reserve = self._reserve = None  # its call left the queue (woken or gave up)
-        if reserve is not None and reserve[1] == address:
-            gathered = reserve[2] + memory
-            if gathered < queue[reserve[0]][0]:
-                self._reserve = (reserve[0], address, gathered)
-                return
-            self._reserve = None
-            self._wake([reserve[0]], now)
-            return
-        if reserve is None and queue[head][0] > memory:
-            skipped_head, skips = self._head_skips
-            skips = skips + 1 if skipped_head == head else 1
-            self._head_skips = (head, skips)
-            if skips > self.patience:
-                self._reserve = (head, address, memory)
-                return
         woken: list[int] = []
         left = memory
         for ticket in order:
-            if reserve is not None and ticket == reserve[0]:
-                continue  # it waits for its runner
             wanted = queue[ticket][0]
             if wanted <= left:
                 woken.append(ticket)
                 left -= wanted
-        if not woken:
-            woken = [t for t in order[:2] if reserve is None or t != reserve[0]][:1]
-        self._wake(woken, now)
-
-    def _wake(self, tickets: list[int], now: float) -> None:
-        queue = self._queue
-        for ticket in tickets:
+        for ticket in woken or order[:1]:
             future = queue[ticket][1]
             self._wakes.append(self._busy_clock(now))
             self._remove(ticket, now)
@@ -225,9 +170,6 @@ class FifoQueue(BusyRunners):
             async with asyncio.timeout(within):
                 await future
         except TimeoutError:
-            reserve = self._reserve
-            if reserve is not None and reserve[0] == ticket:
-                self._reserve = None  # no release came there: the runner may be gone
             return False
         finally:
             if ticket in self._queue:

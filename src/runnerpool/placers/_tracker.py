@@ -158,12 +158,8 @@ class PlacerTracker:
             return False
         # In the "fifo" mode a call that has no place in the queue does not go before those
         # that wait: while any call waits, it tries no runner and takes its place at the back.
-        if isinstance(busy, FifoQueue):
-            if self._ticket is None and busy.waiting:
-                return True
-            # A runner reserved for the head of the queue gathers its releases for it alone.
-            if busy.reserved_against(runner.address, self._ticket):
-                return True
+        if self._ticket is None and busy.waiting and isinstance(busy, FifoQueue):
+            return True
         return busy.held(runner.address, call.model.memory, monotonic())
 
     def mark_cancelled(self) -> None:
