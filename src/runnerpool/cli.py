@@ -586,8 +586,9 @@ def _lb_options(function: Any) -> Any:
                 "function's calls go to the same runner first, where it is warm); ch-fn = the "
                 "same with Fn's exact placement; naive = round robin; bounded = consistent "
                 "hashing with bounded loads; rendezvous = rendezvous hashing, stable when any "
-                "runner leaves; least-loaded = the less loaded of two preferred runners. Unlike "
-                "Fn, an unknown value is an error rather than round robin.",
+                "runner leaves; least-loaded = the less loaded of two preferred runners; "
+                "warm-bounded = bounded loads, where the function has an idle instance first. "
+                "Unlike Fn, an unknown value is an error rather than round robin.",
             ),
             click.option(
                 "--placer-config",
