@@ -11,6 +11,7 @@ import pytest
 from runnerpool import (
     Call,
     PlacerConfig,
+    PlacerRuntime,
     RendezvousPlacer,
     WarmBoundedPlacer,
     create_placer,
@@ -99,7 +100,8 @@ class TestIdleInstances:
         loop = VirtualEventLoop()
 
         async def scenario() -> tuple[list[int], list[int], int]:
-            placer = WarmBoundedPlacer(FAST, warm_window=30.0)
+            runtime = PlacerRuntime(clock=loop.time)
+            placer = WarmBoundedPlacer(FAST, warm_window=30.0, runtime=runtime)
             runners = [FakeRunner(a) for a in ADDRESSES]
             second = _order(placer, "f", runners)[1]
             await _end_on(placer, "f", second)
@@ -114,6 +116,7 @@ class TestIdleInstances:
             loop.close()
         assert within[0] == second
         assert after == _order(WarmBoundedPlacer(FAST), "f", [FakeRunner(a) for a in ADDRESSES])
+        assert within != after
 
 
 class TestLoadBound:

@@ -27,7 +27,9 @@ from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
 from .._tasks import watch
+from ._agent import DetachedResponse
 from ._requests import TRIGGER_METHODS, TRIGGER_ROUTES, call_model
+from ._settings import LBSettings
 from ._sources import as_source
 from ._triggers import trigger_response
 
@@ -68,9 +70,7 @@ def _error_for(error: BaseException, call_id: str) -> Response:
 def create_app(
     agent: LBAgent,
     registry: Registry | FunctionSource,
-    *,
-    max_request_size: int | None = None,
-    max_response_size: int | None = None,
+    settings: LBSettings | None = None,
 ) -> Starlette:
     """Return the load balancer's ASGI application.
 
@@ -78,10 +78,12 @@ def create_app(
         agent: Places and accounts for the calls.
         registry: The functions that may be invoked: a registry (the functions file) or a
             function source such as Fn's API server. The source is ``app.state.source``.
-        max_request_size: Refuse request bodies larger than this (413), before any runner
-            is tried (``None``: no limit; the CLI's default is 6 MiB).
-        max_response_size: Refuse function responses larger than this (502).
+        settings: Its ``max_request_size`` (413 beyond, before any runner is tried) and
+            ``max_response_size`` (502 beyond) apply; :class:`LBSettings`' defaults when
+            omitted.
     """
+    settings = LBSettings() if settings is None else settings
+    max_request_size, max_response_size = settings.max_request_size, settings.max_response_size
     source = as_source(registry)
 
     async def invoke(request: Request) -> Response:
@@ -91,7 +93,9 @@ def create_app(
         except APIError as exc:
             return _error_for(exc, call_id)
         detached = model.type == "detached"
-        call = BufferedCall(model, response_writer=BufferedResponse(max_response_size))
+        # A detached call's writer only waits for the runner's acknowledgement (202).
+        writer = DetachedResponse() if detached else BufferedResponse(max_response_size)
+        call = BufferedCall(model, response_writer=writer)
         body_read = asyncio.Event()
 
         async def read_body() -> bytearray:

@@ -23,13 +23,13 @@ what that costs.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ._load import LoadTable
 from ._rendezvous import Membership, RendezvousBase, full_order
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -43,15 +43,6 @@ __all__ = ["WARM_FACTOR", "WarmBoundedPlacer"]
 WARM_FACTOR = 1.15
 #: Functions whose idle instances are remembered at most; the memory is emptied past this.
 RECENT_SIZE = 16384
-
-
-def _now() -> float:
-    # The event loop's clock: time.monotonic() in a real load balancer, the virtual clock in
-    # the simulator. Outside a loop (an order taken by hand, as in tests) there is no time.
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return 0.0
 
 
 class WarmBoundedPlacer(RendezvousBase):
@@ -70,6 +61,9 @@ class WarmBoundedPlacer(RendezvousBase):
             when omitted).
         warm_window: Seconds an idle instance is counted on after its call ended: Fn's
             default idle timeout of a hot function (30 s).
+        runtime: The clock (which also times idle instances), back-off randomness and
+            metric views; the monotonic clock, a shared generator and the registered views
+            when omitted.
 
     Raises:
         ValueError: If ``factor`` is below 1 or ``warm_window`` is negative.
@@ -83,8 +77,9 @@ class WarmBoundedPlacer(RendezvousBase):
         *,
         factor: float = WARM_FACTOR,
         warm_window: float = 30.0,
+        runtime: PlacerRuntime = DEFAULT_RUNTIME,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, runtime=runtime)
         if not factor >= 1.0:
             raise ValueError(f"bounded-load factor must be at least 1, got {factor!r}")
         if not warm_window >= 0.0:
@@ -108,7 +103,7 @@ class WarmBoundedPlacer(RendezvousBase):
         recent = self._recent.get(fn_id)
         if not recent:
             return []
-        oldest = _now() - self.warm_window
+        oldest = self._runtime.clock() - self.warm_window
         found: list[tuple[float, str]] = []
         for address, ends in list(recent.items()):
             while ends and ends[0] < oldest:
@@ -139,7 +134,7 @@ class WarmBoundedPlacer(RendezvousBase):
     def _ended(self, fn_id: str, address: str) -> None:
         if fn_id not in self._recent and len(self._recent) >= RECENT_SIZE:
             self._recent.clear()
-        self._recent.setdefault(fn_id, {}).setdefault(address, []).append(_now())
+        self._recent.setdefault(fn_id, {}).setdefault(address, []).append(self._runtime.clock())
 
     def _candidates(
         self, fn_id: str, membership: Membership, first: tuple[int, ...]
