@@ -170,7 +170,9 @@ class WarmBoundedPlacer(RendezvousBase):
 
         A runner's idle instance is taken when its index goes out and given back if the runner
         refused (the loop asked for the next index). When the loop drops the order instead,
-        the call ended on that runner: its instance is idle there from now.
+        the call ended on that runner: its instance is idle there from now. (A pass cut short
+        by the call's deadline also drops the order, after taking a runner's index it did not
+        try: that runner is then wrongly counted as warm for one call, or 30 s.)
         """
         addresses = membership.addresses
         load = self.load
