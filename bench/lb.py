@@ -33,8 +33,22 @@ added latency (LB p50 - direct p50, and the same at p99) and its throughput as a
 the direct path's, and the load generator's ceiling against the LB's rate. Loopback only; the
 processes are stopped (or killed) at the end, also on error.
 
+``--tracing`` adds two paths through LB processes with tracing on (``lb-unsampled``: sampler
+ratio 0, ``lb-traced``: every call), configured as an operator would, by OpenTelemetry's
+variables (``OTEL_TRACES_EXPORTER=otlp`` over ``http/protobuf``, batched), exporting to a
+trivial OTLP sink process of this module on loopback; the ``lb`` path is tracing off. The
+runner does not trace. The summary then gives their LB CPU per call against ``lb``'s.
+
 Note that ``direct`` runs two processes (this one and the runner) where ``LB`` runs three on
 the same cores (generator, LB, runner): the fraction is the end-to-end cost of the HTTP hop.
+
+System calls: ``--strace SECONDS`` adds, after the timed cells, one traced cell of SECONDS per
+path (direct and LB) and concurrency, with ``strace -c -f`` attached to the process in front of
+the runner and to the runner, and prints the writes (``sendto``/``write``/``sendmsg``/``writev``)
+and all system calls per call of each. Traced cells are slower and never timed; without
+``strace`` a line says so and the rest runs as usual. ``--syscall-tool perf`` counts with
+``perf stat`` on the syscall tracepoints instead, which does not stop the processes (see
+``bench/engage.py``).
 
 Profiling: ``--profile-lb FILE`` / ``--profile-runner FILE`` run that process under
 ``cProfile`` and write its stats to FILE when it stops (slower; read the profile, not the
@@ -73,6 +87,7 @@ from urllib.parse import urlsplit
 import httptools
 
 import runnerpool
+from bench._syscalls import TOOL_LABELS, WRITE_CALLS, SyscallCount, strace_available, traced
 from bench.engage import process_cpu, read_line
 from bench.grpc_stacks import ROOT, SERVER_START_TIMEOUT, percentile
 from runnerpool import BufferedCall, Call, GrpcRunner
@@ -83,8 +98,10 @@ BODY = b"hello"
 CONTENT_TYPE = "text/plain"
 CONFIG = Path(runnerpool.__file__).resolve().parent / "examples.toml"
 PATHS = ("direct", "lb", "lb-quiet", "ceiling")
-#: The paths through a load balancer: with its access log (the default), and without.
-LB_PATHS = ("lb", "lb-quiet")
+#: The paths ``--tracing`` adds: LBs tracing with the sampler ratio given.
+TRACING_PATHS = {"lb-unsampled": "0", "lb-traced": "1"}
+#: The paths through a load balancer: with its access log (the default), without, tracing.
+LB_PATHS = ("lb", "lb-quiet", *TRACING_PATHS)
 CELL_GRACE = 60.0  # seconds beyond a cell's duration before it counts as hung
 STOP_TIMEOUT = 15.0  # seconds a server gets to drain and exit on SIGTERM before a kill
 SAMPLE = 5  # responses checked after the warm-up and after every LB cell
@@ -103,11 +120,21 @@ class Service:
     """A server child process that prints ``<ready><address>`` on stdout once it listens."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], ready: str, stderr: IO[bytes] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        ready: str,
+        stderr: IO[bytes] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+            argv,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         try:
             assert self.proc.stdout is not None
@@ -159,17 +186,39 @@ def start_runner(profile: str | None) -> Service:
 
 
 def start_lb(
-    runner_address: str, profile: str | None, log: IO[bytes], *, access_log: bool = True
+    runner_address: str,
+    profile: str | None,
+    log: IO[bytes],
+    *,
+    access_log: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Service:
     """``runnerpool lb --port 0`` with the examples' registry, in front of one runner.
 
-    Its stderr, the access log's line per call included, goes to ``log``.
+    Its stderr, the access log's line per call included, goes to ``log``; ``env`` is added
+    to its environment.
     """
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "lb", "--port", "0"]
     argv += ["--config", str(CONFIG), "--runner-addresses", runner_address]
     if not access_log:
         argv.append("--no-access-log")
-    return Service("load balancer", argv, "load balancer listening on ", stderr=log)
+    return Service("load balancer", argv, "load balancer listening on ", stderr=log, env=env)
+
+
+def tracing_env(sink: str, ratio: str) -> dict[str, str]:
+    """OpenTelemetry's variables for an LB exporting OTLP/HTTP to ``sink``, sampling ``ratio``."""
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": ratio,
+    }
+
+
+def start_otlp_sink() -> Service:
+    """A trivial OTLP/HTTP receiver (this module): it answers every export 200, at once."""
+    return Service("OTLP sink", [sys.executable, "-m", "bench.lb", "--serve-otlp"], TRIVIAL_READY)
 
 
 def start_trivial_server() -> Service:
@@ -188,10 +237,17 @@ TRIVIAL_RESPONSE = (
 )
 
 
+#: What the OTLP sink answers: success, an empty ExportTraceServiceResponse.
+OTLP_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\ncontent-type: application/x-protobuf\r\n\r\n"
+)
+
+
 class _TrivialConnection(asyncio.Protocol):
     """Answers every request with the same response, as soon as it is parsed."""
 
-    def __init__(self) -> None:
+    def __init__(self, response: bytes = TRIVIAL_RESPONSE) -> None:
+        self.response = response
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
 
@@ -211,16 +267,18 @@ class _TrivialConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.transport is not None
-        self.transport.write(TRIVIAL_RESPONSE)
+        self.transport.write(self.response)
 
 
-async def serve_trivial() -> None:
+async def serve_trivial(response: bytes = TRIVIAL_RESPONSE) -> None:
     """Serve on 127.0.0.1, any port, until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await loop.create_server(_TrivialConnection, "127.0.0.1", 0, backlog=1024)
+    server = await loop.create_server(
+        lambda: _TrivialConnection(response), "127.0.0.1", 0, backlog=1024
+    )
     async with server:
         host, port = server.sockets[0].getsockname()[:2]
         print(f"{TRIVIAL_READY}{host}:{port}", flush=True)
@@ -622,6 +680,9 @@ class Cell:
     front_cpu_us: float  # LB process; this process (direct); trivial server (ceiling)
     runner_cpu_us: float | None
     client_cpu_us: float | None
+    #: The least front CPU per call over the repeats (set by run_benchmark): the steadiest
+    #: figure on a busy machine, used to compare LBs.
+    least_front_cpu_us: float = float("inf")
 
     @property
     def rate(self) -> float:
@@ -639,6 +700,13 @@ class Bench:
     trivial: Service
     generator: LoadGenerator
     direct: DirectCaller
+    #: The LBs of the tracing paths, by path (empty without ``--tracing``).
+    tracing: dict[str, Service] = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths this run measures."""
+        return (*PATHS, *self.tracing)
 
     @property
     def lb_url(self) -> str:
@@ -651,6 +719,8 @@ class Bench:
             return self.lb, self.lb_url
         if path == "lb-quiet":
             return self.quiet_lb, f"{self.quiet_lb.address}/invoke/{FN_ID}"
+        if path in self.tracing:
+            return self.tracing[path], f"{self.tracing[path].address}/invoke/{FN_ID}"
         return self.trivial, self.trivial_url
 
     @property
@@ -716,35 +786,86 @@ async def measure(bench: Bench, path: str, concurrency: int, seconds: float) -> 
 async def warm_up(bench: Bench, concurrency: int, seconds: float) -> None:
     """Connect every path, fill caches, let the processes settle; check the LB's answers."""
     await asyncio.to_thread(check_sample, bench.lb_url, SAMPLE)
-    for path in PATHS:
+    for path in bench.paths:
         await measure(bench, path, concurrency, seconds)
     await drive_for(bench.direct.call, seconds / 4, 1)
 
 
 async def run_benchmark(
-    bench: Bench, concurrencies: Sequence[int], seconds: float, repeats: int, warmup: float
+    bench: Bench,
+    concurrencies: Sequence[int],
+    seconds: float,
+    repeats: int,
+    warmup: float,
+    *,
+    close: bool = True,
 ) -> list[Cell]:
-    """Warm up, then measure every cell ``repeats`` times, interleaved; keep each cell's best."""
+    """Warm up, then measure every cell ``repeats`` times, interleaved; keep each cell's best.
+
+    The direct caller is closed at the end unless ``close`` is false.
+    """
     try:
         if warmup > 0:
             await warm_up(bench, max(concurrencies), warmup)
         best: dict[tuple[str, int], Cell] = {}
         for repeat in range(repeats):
             for concurrency in concurrencies:
-                order = PATHS if repeat % 2 == 0 else PATHS[::-1]
+                order = bench.paths if repeat % 2 == 0 else bench.paths[::-1]
                 for path in order:
                     cell = await measure(bench, path, concurrency, seconds)
                     key = (path, concurrency)
+                    least = min(
+                        cell.front_cpu_us,
+                        best[key].least_front_cpu_us if key in best else cell.front_cpu_us,
+                    )
                     if key not in best or cell.rate > best[key].rate:
                         best[key] = cell
+                    best[key].least_front_cpu_us = least
                     print(
                         f"  repeat {repeat + 1}: {path:<7} c={concurrency:<3} "
                         f"{cell.rate:8.0f} calls/s  p50 {cell.p50_ms:6.2f} ms",
                         file=sys.stderr,
                     )
-        return [best[(path, c)] for c in concurrencies for path in PATHS]
+        return [best[(path, c)] for c in concurrencies for path in bench.paths]
     finally:
-        await bench.direct.close()
+        if close:
+            await bench.direct.close()
+
+
+#: The paths traced with ``--strace``: the front process is this one (direct) or the LB.
+TRACED_PATHS = ("direct", "lb")
+
+#: Per (path, concurrency): the front process's and the runner's system calls.
+Traced = dict[tuple[str, int], tuple[SyscallCount, SyscallCount]]
+
+
+async def trace_cell(
+    bench: Bench, path: str, concurrency: int, seconds: float, tool: str = "strace"
+) -> tuple[SyscallCount, SyscallCount]:
+    """Run one cell with strace counting the front process's and the runner's system calls."""
+    front_pid = os.getpid() if path == "direct" else bench.front(path)[0].pid
+    # The runner first: strace -f on this process would also trace the second strace.
+    with traced(bench.runner.pid, tool) as runner, traced(front_pid, tool) as front:
+        if path == "direct":
+            calls = len((await drive_for(bench.direct.call, seconds, concurrency))[0])
+        else:
+            load = await asyncio.to_thread(
+                bench.generator.run, bench.front(path)[1], concurrency, seconds
+            )
+            calls = load.calls
+    front.calls = runner.calls = calls
+    return front, runner
+
+
+async def trace_all(
+    bench: Bench, concurrencies: Sequence[int], seconds: float, tool: str = "strace"
+) -> Traced:
+    """A traced cell per traced path and concurrency."""
+    traces: Traced = {}
+    for concurrency in concurrencies:
+        for path in TRACED_PATHS:
+            traces[(path, concurrency)] = await trace_cell(bench, path, concurrency, seconds, tool)
+    return traces
 
 
 # --------------------------------------------------------------------------- report
@@ -753,6 +874,8 @@ LABELS = {
     "direct": "direct: GrpcRunner.try_exec",
     "lb": f"LB: POST /invoke/{FN_ID}",
     "lb-quiet": "LB, --no-access-log",
+    "lb-unsampled": "LB, tracing sampled out",
+    "lb-traced": "LB, tracing 100%",
     "ceiling": "generator ceiling",
 }
 
@@ -785,6 +908,23 @@ def print_table(cells: Sequence[Cell]) -> None:
     )
 
 
+def print_syscalls(traces: Traced, tool: str = "strace") -> None:
+    """System calls per call of the front process and the runner, from the traced cells."""
+    print(f"\nsystem calls per call ({TOOL_LABELS[tool]}; writes = {', '.join(WRITE_CALLS)})")
+    header = (
+        f"{'path':<27} {'conc':>4} {'front writes':>12} {'front sendto':>12} {'front counted':>13} "
+        f"{'runner writes':>13} {'runner counted':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for (path, concurrency), (front, runner) in sorted(traces.items(), key=lambda kv: kv[0][1]):
+        print(
+            f"{LABELS[path]:<27} {concurrency:>4} {front.per_call():>12.2f} "
+            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>13.1f} "
+            f"{runner.per_call():>13.2f} {runner.total_per_call:>14.1f}"
+        )
+
+
 def print_summary(cells: Sequence[Cell], generator: str) -> None:
     """The LB against the direct path, and the load generator's headroom."""
     by = {(c.path, c.concurrency): c for c in cells}
@@ -805,6 +945,21 @@ def print_summary(cells: Sequence[Cell], generator: str) -> None:
             f"{quiet.rate:.0f} calls/s); LB CPU {lb.front_cpu_us - quiet.front_cpu_us:+.0f} "
             f"µs/call; p50 {lb.p50_ms - quiet.p50_ms:+.2f} ms"
         )
+    if any(c.path in TRACING_PATHS for c in cells):
+        print(
+            "\nTracing's cost, LB with tracing against LB (tracing off), same run "
+            "(LB CPU: the least per call over the repeats):"
+        )
+        for conc in concurrencies:
+            lb = by[("lb", conc)]
+            for path in TRACING_PATHS:
+                traced = by[(path, conc)]
+                extra = traced.least_front_cpu_us / lb.least_front_cpu_us - 1
+                print(
+                    f"  c={conc:<3} {LABELS[path]:<24} LB CPU {traced.least_front_cpu_us:.0f} vs "
+                    f"{lb.least_front_cpu_us:.0f} µs/call ({extra:+.1%}); throughput "
+                    f"{traced.rate / lb.rate:.0%}; p50 {traced.p50_ms - lb.p50_ms:+.2f} ms"
+                )
     print(f"\nload generator: {generator}; its ceiling against the trivial server:")
     for conc in concurrencies:
         lb, ceiling = by[("lb", conc)], by[("ceiling", conc)]
@@ -826,9 +981,12 @@ def describe_environment() -> str:
 
 @contextmanager
 def started(
-    generator_choice: str, profile_lb: str | None, profile_runner: str | None
-) -> Iterator[tuple[Service, Service, Service, Service, LoadGenerator]]:
-    """Start the runner, the LBs, the trivial server and the load generator; stop them all."""
+    generator_choice: str, profile_lb: str | None, profile_runner: str | None, tracing: bool
+) -> Iterator[tuple[Service, Service, Service, Service, LoadGenerator, dict[str, Service]]]:
+    """Start the runner, the LBs, the trivial server and the load generator; stop them all.
+
+    With ``tracing``, also the OTLP sink and an LB per tracing path.
+    """
     with ExitStack() as stack:
         runner = start_runner(profile_runner)
         stack.callback(runner.close)
@@ -837,11 +995,20 @@ def started(
         stack.callback(lb.close)  # stopped before the runner: it drains towards it
         quiet_lb = start_lb(runner.address, None, log, access_log=False)
         stack.callback(quiet_lb.close)
+        traced: dict[str, Service] = {}
+        if tracing:
+            sink = start_otlp_sink()
+            stack.callback(sink.close)  # stopped last of these: the LBs export when they stop
+            for path, ratio in TRACING_PATHS.items():
+                traced[path] = start_lb(
+                    runner.address, None, log, env=tracing_env(sink.address, ratio)
+                )
+                stack.callback(traced[path].close)
         trivial = start_trivial_server()
         stack.callback(trivial.close)
         generator = load_generator(generator_choice)
         stack.callback(generator.close)
-        yield runner, lb, quiet_lb, trivial, generator
+        yield runner, lb, quiet_lb, trivial, generator, traced
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -857,26 +1024,56 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="auto",
         help="load generator: wrk, the Python client, or wrk when installed (auto)",
     )
+    parser.add_argument(
+        "--strace",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="count system calls per call with strace in traced cells of SECONDS (0: off)",
+    )
+    parser.add_argument(
+        "--syscall-tool",
+        choices=("strace", "perf"),
+        default="strace",
+        help="count with strace -c (every call, slows the process) or perf stat (tracepoints)",
+    )
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB into FILE")
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="add LBs tracing with OpenTelemetry: sampled out, and every call (otel extra)",
+    )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-otlp", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_trivial:
         asyncio.run(serve_trivial())
         return
+    if args.serve_otlp:
+        asyncio.run(serve_trivial(OTLP_RESPONSE))
+        return
     if args.client_process:
         serve_client()
         return
 
+    strace_seconds = args.strace
+    if strace_seconds > 0:
+        missing = strace_available(args.syscall_tool)
+        if missing is not None:
+            print(missing)
+            strace_seconds = 0.0
+    traces: Traced = {}
     started_at = time.perf_counter()
     with (
-        started(args.client, args.profile_lb, args.profile_runner) as (
+        started(args.client, args.profile_lb, args.profile_runner, args.tracing) as (
             runner,
             lb,
             quiet_lb,
             trivial,
             generator,
+            traced,
         ),
         asyncio.Runner() as loop_runner,
     ):
@@ -890,12 +1087,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
         async def run() -> list[Cell]:
-            bench = Bench(runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address))
+            bench = Bench(
+                runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address), traced
+            )
+            if strace_seconds > 0:  # the direct caller stays open for the traced cells
+                try:
+                    cells = await run_benchmark(
+                        bench, args.concurrency, seconds, args.repeats, args.warmup, close=False
+                    )
+                    traces.update(
+                        await trace_all(bench, args.concurrency, strace_seconds, args.syscall_tool)
+                    )
+                finally:
+                    await bench.direct.close()
+                return cells
             return await run_benchmark(bench, args.concurrency, seconds, args.repeats, args.warmup)
 
         cells = loop_runner.run(run())
     print()
     print_table(cells)
+    if traces:
+        print_syscalls(traces, args.syscall_tool)
     print_summary(cells, generator.name)
     print(f"\n(total {time.perf_counter() - started_at:.0f} s)")
 

@@ -27,9 +27,12 @@ Transfer/sec:    198.60KB
 
 
 class TestLBBenchmark:
-    @pytest.mark.timeout(30)
+    @pytest.mark.timeout(60)
     def test_prints_every_row(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """A tiny run with the Python client prints every path, concurrency and summary."""
+        """A tiny run with the Python client prints every path, concurrency and summary.
+
+        With ``--strace``, also the system calls per call (or why they are not measured).
+        """
         lb.main(
             [
                 "--client",
@@ -43,17 +46,35 @@ class TestLBBenchmark:
                 "--concurrency",
                 "1",
                 "2",
+                "--strace",
+                "0.2",
             ]
         )
         out = capsys.readouterr().out
         assert "load generator: Python asyncio client" in out
-        for label in lb.LABELS.values():
+        # System calls per call: the table, or the sentence saying why not.
+        assert "system calls per call (strace" in out or "are not measured" in out
+        for label in (lb.LABELS[path] for path in lb.PATHS):
             for concurrency in (1, 2):
                 row = re.search(rf"^{re.escape(label)} +{concurrency} +\d+ ", out, re.MULTILINE)
                 assert row is not None, f"no row for {label} at concurrency {concurrency}"
         for concurrency in (1, 2):
             assert re.search(rf"c={concurrency} +added latency p50 [+-]\d", out)
             assert re.search(rf"c={concurrency} +>= \d+ calls/s", out)
+
+    @pytest.mark.timeout(60)
+    def test_tracing_paths(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--tracing adds the LBs tracing sampled out and at 100%, and their cost summary."""
+        lb.main(
+            [
+                *("--client", "python", "--seconds", "0.3", "--warmup", "0.1"),
+                *("--repeats", "1", "--concurrency", "1", "--tracing"),
+            ]
+        )
+        out = capsys.readouterr().out
+        for path in lb.TRACING_PATHS:
+            assert re.search(rf"^{re.escape(lb.LABELS[path])} +1 +\d+ ", out, re.MULTILINE)
+            assert re.search(rf"c=1 +{re.escape(lb.LABELS[path])} +LB CPU \d+ vs \d+", out)
 
     def test_parses_wrk_output(self) -> None:
         """Counts, duration, percentiles in any unit, and failures come out of wrk's report."""

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .. import _tracing
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._headers import HOP_BY_HOP
 from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
@@ -181,6 +182,8 @@ class FdkExecutor(AsyncResource):
         self._preparing: asyncio.Task[None] | None = None
         # Starts that go on after their call took another process.
         self._starting: set[asyncio.Future[FdkProcess]] = set()
+        #: Processes started so far (each a cold start: a call found no idle process).
+        self.process_starts = 0
 
     # -- Admission ------------------------------------------------------------------------
 
@@ -312,7 +315,11 @@ class FdkExecutor(AsyncResource):
         memory, ticket.memory = ticket.memory, None
         assert memory is not None
         assert ticket.bundle is not None
-        start = asyncio.ensure_future(self._start(ticket, model, memory, stderr))
+        starting = self._start(ticket, model, memory, stderr)
+        trace = _tracing.active  # a cold start is a span of the call's trace
+        start = asyncio.ensure_future(
+            starting if trace is None else trace.process_start(model, starting)
+        )
         handed = self.pool.wait_for_idle(ticket.slot_key)
         try:
             await asyncio.wait({start, handed}, return_when=asyncio.FIRST_COMPLETED)
@@ -379,6 +386,7 @@ class FdkExecutor(AsyncResource):
             raise
         output.container_id = process.id
         self.pool.adopt(process, memory)
+        self.process_starts += 1
         return process
 
     async def _broken(self, process: FdkProcess, model: Call) -> Exception:
@@ -399,6 +407,7 @@ class FdkExecutor(AsyncResource):
         report = {
             "processes": str(len(self.pool.processes)),
             "idle_processes": str(self.pool.idle_count()),
+            "process_starts": str(self.process_starts),
             "sandbox": self._sandbox_state,
         }
         for key, state in self.environments.states().items():

@@ -10,6 +10,7 @@ from abc import ABC
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .. import _tracing
 from .._config import PlacerConfig
 from .._errors import (
     NoRunnerReachableError,
@@ -115,6 +116,11 @@ class BasePlacer(Placer, ABC):
         """
         busy = self._busy
         tracker = PlacerTracker(self._config, call, busy=busy, runtime=self._runtime)
+        trace = _tracing.active  # None while tracing is off: one check per attempt
+        # Bound once: these run on every attempt (an attribute lookup less each time).
+        is_done = tracker.is_done
+        attempt_started = tracker.attempt_started
+        not_placed = tracker.not_placed
         try:
             while True:
                 pool_error: BaseException | None = None
@@ -130,7 +136,7 @@ class BasePlacer(Placer, ABC):
                 answered = count == 0
                 if count:
                     for index in self.runner_order(call, runners):
-                        if tracker.is_done():
+                        if is_done():
                             answered = True
                             break
                         runner = runners[index % count]
@@ -141,15 +147,18 @@ class BasePlacer(Placer, ABC):
                             continue
                         # The steps of PlacerTracker.try_runner, inline: a coroutine less per
                         # attempt is a quarter of a NACK's cost.
-                        timeout = tracker.attempt_started()
+                        timeout = attempt_started()
+                        attempt = (
+                            runner.try_exec(call) if trace is None else trace.attempt(runner, call)
+                        )
                         try:
                             if timeout is None:
-                                await runner.try_exec(call)
+                                await attempt
                             else:
                                 async with timeout:
-                                    await runner.try_exec(call)
+                                    await attempt
                         except NotPlacedError as exc:
-                            tracker.not_placed(runner, call, exc, timeout)
+                            not_placed(runner, call, exc, timeout)
                             if not isinstance(exc, RunnerUnavailableError):
                                 answered = True
                             continue
