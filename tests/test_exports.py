@@ -49,6 +49,7 @@ PINNED = {
     "RunnerUnavailableError",
     "ServerBusyError",
     "StaticRunnerPool",
+    "WarmBoundedPlacer",
     "__version__",
     "client_tls",
     "create_placer",
