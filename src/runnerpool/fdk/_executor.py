@@ -27,10 +27,10 @@ from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseT
 from .._headers import HOP_BY_HOP
 from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
 from .._resource import AsyncResource
+from .._syslog import SyslogShipper
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
 from ..runner import RunnerMetrics
-from ..runner._syslog import SyslogShipper
 from ._errors import (
     BundleError,
     ContainerExitError,

@@ -3,7 +3,8 @@
 :func:`serve_lb` runs one until SIGINT or SIGTERM, with an :class:`LBSettings`;
 :func:`create_app` is its ASGI application, to serve or test on its own. The functions it
 serves come from a :class:`Registry` (a functions file, re-read by :class:`LiveRegistry`) or
-from Fn's API server (:class:`ApiSource`).
+from Fn's API server (:class:`ApiSource`), or from a folder of FDK bundles
+(:func:`registry_from_bundles`, as ``runnerpool dev --bundles`` serves them).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from ._api_source import ApiSourceSettings as ApiSourceSettings
 from ._api_source import api_base_url as api_base_url
 from ._api_source import log_retry as log_retry
 from ._app import create_app as create_app
+from ._bundle_registry import bundle_directories as bundle_directories
+from ._bundle_registry import registry_from_bundles as registry_from_bundles
 from ._limits import EdgeLimits as EdgeLimits
 from ._live import LiveRegistry as LiveRegistry
 from ._registry import App as App
@@ -35,7 +38,9 @@ __all__ = [
     "Registry",
     "Trigger",
     "api_base_url",
+    "bundle_directories",
     "create_app",
     "log_retry",
+    "registry_from_bundles",
     "serve_lb",
 ]

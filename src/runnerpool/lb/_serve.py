@@ -15,6 +15,7 @@ import uvicorn
 from .. import _tracing, metrics
 from .._sockets import listening_socket
 from .._tasks import watch
+from .._uvicorn_private import HookedServer
 from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import StaticRunnerPool
 from ._access_log import AccessLog
@@ -32,7 +33,6 @@ from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
 from ._settings import LBSettings
 from ._status_poll import StatusPoller
-from ._uvicorn_private import HookedServer
 
 if TYPE_CHECKING:
     from ._registry import Registry

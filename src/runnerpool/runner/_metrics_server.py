@@ -19,7 +19,7 @@ from prometheus_client import make_asgi_app
 
 from .._resource import AsyncResource
 from .._sockets import listening_socket
-from ..lb._uvicorn_private import HookedServer
+from .._uvicorn_private import HookedServer
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

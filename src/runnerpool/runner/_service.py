@@ -35,7 +35,7 @@ from .._errors import (
 from .._images import valid_image
 from .._model import Call
 from .._status import RunnerStatus
-from ..rpc._proto import runner_pb2 as pb
+from ..rpc.wire import pb
 from ._capacity import Capacity
 from ._engage import (
     EngageStream,
