@@ -53,7 +53,38 @@ ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "src" / "runnerpool" / "rpc" / "_proto"
 #: ``grpclib+cork``: grpclib with runnerpool's corked writes on both sides (rpc/_cork.py,
 #: issue 16): one socket write per event-loop turn instead of one per HTTP/2 frame group.
-STACKS = ("grpc.aio", "grpclib", "grpclib+cork")
+#: ``grpc.aio+tuned``: grpc.aio with :data:`TUNED_OPTIONS` on both sides; ``grpc.aio+latency``
+#: the same with ``grpc.optimization_target`` "latency"; ``grpc.aio+4ch``: the tuned options
+#: over four channels, each its own connection, calls spread round robin (as a load balancer
+#: holding several connections to one runner would). ``grpclib+cork+uvloop``: the corked stack
+#: on uvloop, the client on a loop of its own in a thread, the server process on uvloop.
+#: ``grpclib+cork+jh2``: the corked stack whose server runs grpclib on ``jh2`` (h2's API with a
+#: compiled HPACK codec) in place of h2; its client is the plain corked one.
+STACKS = (
+    "grpc.aio",
+    "grpc.aio+tuned",
+    "grpc.aio+latency",
+    "grpc.aio+4ch",
+    "grpclib",
+    "grpclib+cork",
+    "grpclib+cork+uvloop",
+    "grpclib+cork+jh2",
+)
+DEFAULT_STACKS = ("grpc.aio", "grpc.aio+tuned", "grpclib", "grpclib+cork")
+#: grpc core options for the tuned grpc.aio stacks, each off a default that costs work per call
+#: or per connection: channelz bookkeeping, retry state, BDP pings, the deadline and census
+#: filters (minimal stack), and the stream limit (100 by default on the server).
+TUNED_OPTIONS: tuple[tuple[str, int | str], ...] = (
+    ("grpc.max_concurrent_streams", 1000),
+    ("grpc.http2.max_frame_size", 1 << 20),
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.enable_retries", 0),
+    ("grpc.enable_channelz", 0),
+    ("grpc.minimal_stack", 1),
+    ("grpc.so_reuseport", 0),
+    ("grpc.optimization_target", "throughput"),
+)
+MULTI_CHANNELS = 4
 CALL_ID = "01CALLID0000000000000000"
 CALL_JSON = json.dumps(
     {
@@ -181,7 +212,26 @@ def _runner_replies(pb2: Any, call_id: str, body: bytes) -> tuple[Any, Any, Any]
     )
 
 
-async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event) -> None:
+def grpc_options(stack: str) -> list[tuple[str, int | str]]:
+    """The grpc core options of a grpc.aio stack (none for the default one)."""
+    if stack == "grpc.aio":
+        return []
+    options = list(TUNED_OPTIONS)
+    if stack == "grpc.aio+latency":
+        options = [o for o in options if o[0] != "grpc.optimization_target"]
+        options.append(("grpc.optimization_target", "latency"))
+    return options
+
+
+def use_jh2() -> None:
+    """Make ``import h2`` (grpclib's) load ``jh2``, which keeps h2's module layout."""
+    jh2: Any = importlib.import_module("jh2")  # optional; only for grpclib+cork+jh2
+    sys.modules["h2"] = jh2
+    for name in ("config", "connection", "errors", "events", "exceptions", "settings", "stream"):
+        sys.modules[f"h2.{name}"] = importlib.import_module(f"jh2.{name}")
+
+
+async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event, stack: str = "grpc.aio") -> None:
     aio: Any = importlib.import_module("grpc.aio")  # grpcio ships no type hints
 
     pb2 = stubs.pb2
@@ -202,7 +252,7 @@ async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event) -> None:
             await context.write(reply)
 
     servicer = type("EngageServicer", (stubs.pb2_grpc.RunnerProtocolServicer,), {"Engage": engage})
-    server = aio.server()
+    server = aio.server(options=grpc_options(stack))
     stubs.pb2_grpc.add_RunnerProtocolServicer_to_server(servicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -286,6 +336,8 @@ def _command_thread(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Non
 
 def serve(stack: str, stub_dir: str, use_uvloop: bool) -> None:
     """The server process: run ``stack``'s server until stdin says quit or closes."""
+    if stack.endswith("+jh2"):
+        use_jh2()
     stubs = import_stubs(stub_dir)
 
     async def main() -> None:
@@ -293,12 +345,13 @@ def serve(stack: str, stub_dir: str, use_uvloop: bool) -> None:
         threading.Thread(
             target=_command_thread, args=(asyncio.get_running_loop(), stop), daemon=True
         ).start()
-        if stack == "grpc.aio":
-            await serve_grpc_aio(stubs, stop)
+        if stack.startswith("grpc.aio"):
+            await serve_grpc_aio(stubs, stop, stack)
         else:
-            await serve_grpclib(stubs, stop, corked=stack == "grpclib+cork")
+            await serve_grpclib(stubs, stop, corked=stack.startswith("grpclib+cork"))
 
-    with asyncio.Runner(loop_factory=new_loop_factory(use_uvloop)) as runner:
+    uvloop_here = use_uvloop or stack.endswith("+uvloop")
+    with asyncio.Runner(loop_factory=new_loop_factory(uvloop_here)) as runner:
         runner.run(main())
 
 
@@ -375,20 +428,31 @@ CallFn = Callable[[], Awaitable[None]]
 
 
 class GrpcAioClient:
-    """``grpc.aio`` client over one channel, read/write API."""
+    """``grpc.aio`` client over one channel (or several, round robin), read/write API."""
 
-    def __init__(self, stubs: Stubs, port: int) -> None:
+    def __init__(self, stubs: Stubs, port: int, stack: str = "grpc.aio") -> None:
         aio: Any = importlib.import_module("grpc.aio")
 
         self.pb2 = stubs.pb2
         self.eof = aio.EOF
-        self.channel = aio.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = stubs.pb2_grpc.RunnerProtocolStub(self.channel)
+        options = [o for o in grpc_options(stack) if o[0] != "grpc.so_reuseport"]
+        count = MULTI_CHANNELS if stack == "grpc.aio+4ch" else 1
+        if count > 1:
+            # Channels with equal arguments share one subchannel (one connection) from grpc's
+            # global pool; a local pool per channel gives each its own connection.
+            options.append(("grpc.use_local_subchannel_pool", 1))
+        self.channels = [
+            aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(count)
+        ]
+        self.stubs = [stubs.pb2_grpc.RunnerProtocolStub(channel) for channel in self.channels]
+        self.next = 0
         self.requests = client_messages(stubs.pb2)
 
     async def call(self) -> None:
         """One Engage exchange."""
-        call = self.stub.Engage()
+        stub = self.stubs[self.next]
+        self.next = (self.next + 1) % len(self.stubs)
+        call = stub.Engage()
         for request in self.requests:
             await call.write(request)
         await call.done_writing()
@@ -401,8 +465,9 @@ class GrpcAioClient:
         check_reply(self.pb2, received)
 
     async def close(self) -> None:
-        """Close the channel."""
-        await self.channel.close()
+        """Close the channels."""
+        for channel in self.channels:
+            await channel.close()
 
 
 def _corked_channel_class() -> type[Any]:
@@ -446,6 +511,76 @@ class GrpclibClient:
     async def close(self) -> None:
         """Close the channel."""
         self.channel.close()
+
+
+class LoopThread:
+    """An event loop of its own (uvloop) in a thread, for one stack's client.
+
+    A whole cell runs there (:meth:`run`), so the main loop only waits for its result and
+    the thread's loop does every call, as a process on uvloop would.
+    """
+
+    def __init__(self, use_uvloop: bool) -> None:
+        factory = new_loop_factory(use_uvloop)
+        self.loop = factory() if factory is not None else asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def run(self, coro: Awaitable[Any]) -> Any:
+        """Run ``coro`` on this thread's loop and wait for it from the calling loop."""
+
+        async def wrapper() -> Any:
+            return await coro
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(wrapper(), self.loop))
+
+    def stop(self) -> None:
+        """Stop the loop and join the thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class ThreadedClient:
+    """A client that lives on a :class:`LoopThread`; :meth:`drive` runs a cell there."""
+
+    def __init__(self, make: Callable[[], GrpclibClient], thread: LoopThread) -> None:
+        self.thread = thread
+
+        async def build() -> GrpclibClient:
+            return make()  # on the thread's loop: grpclib's channel keeps the current loop
+
+        self.client = asyncio.run_coroutine_threadsafe(build(), thread.loop).result(10)
+
+    async def drive(self, calls: int, concurrency: int) -> list[float]:
+        """Run a cell on the thread's loop."""
+        result: list[float] = await self.thread.run(drive(self.client.call, calls, concurrency))
+        return result
+
+    async def close(self) -> None:
+        """Close the client on its loop, then stop the loop."""
+        await self.thread.run(self.client.close())
+        self.thread.stop()
+
+
+Client = GrpcAioClient | GrpclibClient | ThreadedClient
+
+
+async def drive_client(client: Client, calls: int, concurrency: int) -> list[float]:
+    """Run ``calls`` calls of ``client`` with ``concurrency`` tasks, on the client's loop."""
+    if isinstance(client, ThreadedClient):
+        return await client.drive(calls, concurrency)
+    return await drive(client.call, calls, concurrency)
+
+
+def make_client(stubs: Stubs, stack: str, port: int) -> Client:
+    """The client of ``stack`` connected to ``port``."""
+    if stack.startswith("grpc.aio"):
+        return GrpcAioClient(stubs, port, stack)
+    corked = stack.startswith("grpclib+cork")
+    if stack.endswith("+uvloop"):
+        return ThreadedClient(lambda: GrpclibClient(stubs, port, corked=corked), LoopThread(True))
+    return GrpclibClient(stubs, port, corked=corked)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -497,13 +632,13 @@ async def drive(call: CallFn, calls: int, concurrency: int) -> list[float]:
 
 
 async def measure(
-    stack: str, call: CallFn, server: ServerProcess, calls: int, concurrency: int
+    stack: str, client: Client, server: ServerProcess, calls: int, concurrency: int
 ) -> Cell:
     gc.collect()
     server_cpu0 = server.cpu()
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
-    latencies = await drive(call, calls, concurrency)
+    latencies = await drive_client(client, calls, concurrency)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     server_cpu = server.cpu() - server_cpu0
@@ -528,28 +663,24 @@ async def run_benchmark(
     repeats: int,
     warmup: int,
 ) -> list[Cell]:
-    clients: dict[str, GrpcAioClient | GrpclibClient] = {}
+    clients: dict[str, Client] = {}
     try:
         for name, proc in procs.items():
-            clients[name] = (
-                GrpcAioClient(stubs, proc.port)
-                if name == "grpc.aio"
-                else GrpclibClient(stubs, proc.port, corked=name == "grpclib+cork")
-            )
+            clients[name] = make_client(stubs, name, proc.port)
         for client in clients.values():  # connect, fill caches, let both settle
-            await drive(client.call, warmup, max(concurrencies))
-            await drive(client.call, warmup // 4, 1)
+            await drive_client(client, warmup, max(concurrencies))
+            await drive_client(client, warmup // 4, 1)
         best: dict[tuple[str, int], Cell] = {}
         for repeat in range(repeats):
             for concurrency in concurrencies:
                 order = list(clients) if repeat % 2 == 0 else list(reversed(clients))
                 for name in order:
-                    cell = await measure(name, clients[name].call, procs[name], calls, concurrency)
+                    cell = await measure(name, clients[name], procs[name], calls, concurrency)
                     key = (name, concurrency)
                     if key not in best or cell.rate > best[key].rate:
                         best[key] = cell
                     print(
-                        f"  repeat {repeat + 1}: {name:<9} c={concurrency:<3} {cell.rate:8.0f} "
+                        f"  repeat {repeat + 1}: {name:<19} c={concurrency:<3} {cell.rate:8.0f} "
                         "calls/s",
                         file=sys.stderr,
                     )
@@ -559,18 +690,33 @@ async def run_benchmark(
             await client.close()
 
 
+BASELINE = "grpclib+cork"
+
+
 def print_table(cells: Sequence[Cell]) -> None:
+    """Print the cells, with ratios against :data:`BASELINE` at the same concurrency if run."""
+    base = {c.concurrency: c for c in cells if c.stack == BASELINE}
     header = (
-        f"{'stack':<10} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'client CPU µs/call':>18} {'server CPU µs/call':>18}"
+        f"{'stack':<20} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'client CPU µs/call':>18} {'server CPU µs/call':>18} "
+        f"{'calls/s /base':>13} {'client CPU /base':>16} {'server CPU /base':>16}"
     )
     print(header)
     print("-" * len(header))
     for c in cells:
-        print(
-            f"{c.stack:<10} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} {c.p99_ms:>7.2f} "
-            f"{c.client_cpu_us:>18.0f} {c.server_cpu_us:>18.0f}"
+        b = base.get(c.concurrency)
+        ratios = (
+            f"{c.rate / b.rate:>13.2f} {c.client_cpu_us / b.client_cpu_us:>16.2f} "
+            f"{c.server_cpu_us / b.server_cpu_us:>16.2f}"
+            if b is not None
+            else f"{'':>13} {'':>16} {'':>16}"
         )
+        print(
+            f"{c.stack:<20} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} {c.p99_ms:>7.2f} "
+            f"{c.client_cpu_us:>18.0f} {c.server_cpu_us:>18.0f} {ratios}"
+        )
+    if base:
+        print(f"(/base: over {BASELINE} at the same concurrency, same run)")
 
 
 def describe_environment(use_uvloop: bool) -> str:
@@ -594,11 +740,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repetitions; best kept")
     parser.add_argument("--warmup", type=int, default=1000, help="warm-up calls per stack")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
+    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(DEFAULT_STACKS))
+    parser.add_argument(
+        "--grpc-env",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for grpc core in this run, client and servers (GRPC_POLL_STRATEGY=poll)",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (not required)")
     parser.add_argument("--serve", choices=STACKS, help=argparse.SUPPRESS)
     parser.add_argument("--stubs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for assignment in args.grpc_env:
+        # Set before grpc is first imported (it reads them once); the servers inherit them.
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.startswith("GRPC_"):
+            parser.error(f"--grpc-env takes GRPC_NAME=VALUE, not {assignment!r}")
+        os.environ[name] = value
 
     if args.serve is not None:
         serve(args.serve, args.stubs, args.uvloop)
@@ -608,6 +767,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         generate_stubs(stub_dir)
         stubs = import_stubs(stub_dir)
         print(describe_environment(args.uvloop))
+        if args.grpc_env:
+            print("grpc environment: " + " ".join(args.grpc_env))
         print(
             f"{args.calls} calls per cell, best of {args.repeats} interleaved repeats, "
             f"{args.warmup} warm-up calls per stack; server in its own process, one connection"
