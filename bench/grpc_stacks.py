@@ -6,23 +6,27 @@ and an empty frame with ``eof``; the server reads those, parses the call JSON fo
 ``CallResultStart`` (200, one header), one body frame and ``CallFinished``, and returns OK. The
 client reads every message until the stream ends and checks the last one.
 
-Each stack runs its own client and server: grpcio's ``grpc.aio`` on both sides, or ``grpclib``
-on both sides. The server runs in a separate process (this module with ``--serve``) bound to
-127.0.0.1 port 0; it reports its port on stdout and, when asked on stdin, its
-``time.process_time()``. The client runs in this process, over one channel (one HTTP/2
+Each stack runs its own client and server: grpcio's ``grpc.aio`` on both sides (with default or
+tuned options, see :data:`STACKS`), or ``grpclib`` on both sides (plain, corked, corked on
+uvloop, corked with the server on jh2). Every row also shows its ratios against ``grpclib+cork``
+at the same concurrency in the same run. The server runs in a separate process (this module with
+``--serve``) bound to 127.0.0.1 port 0; it reports its port on stdout and, when asked on stdin,
+its ``time.process_time()``. The client runs in this process, over one channel (one HTTP/2
 connection) per stack, with 1, 16 and 64 asyncio tasks doing calls back to back.
 
 For each cell: calls per second, p50 and p99 latency of a whole call (open to stream end),
 client CPU per call (``time.process_time()`` of this process, so grpcio's own threads count)
-and server CPU per call (the same in the server process). Both stacks are warmed up first;
+and server CPU per call (the same in the server process). Every stack is warmed up first;
 every cell runs a fixed number of calls, the cells are interleaved stack by stack within each
 of the repetitions so machine noise hits both alike, and the row shown is the repetition with
 the best throughput. Stubs are generated at start from ``src/runnerpool/rpc/_proto`` with
 ``grpc_tools.protoc`` into a temporary directory. Loopback only; the server processes are
 killed at the end, also on error.
 
-Run: ``python -m bench.grpc_stacks`` (``--help`` for the knobs; ``--uvloop`` runs both client
-and servers on uvloop when it is installed, which this benchmark does not require).
+Run: ``python -m bench.grpc_stacks`` (``--help`` for the knobs; ``--stacks`` picks from
+:data:`STACKS`; ``--grpc-env GRPC_POLL_STRATEGY=poll ...`` sets grpc core's environment for
+the client and the servers; ``--uvloop`` runs every client and server on uvloop). uvloop and
+jh2 come from the ``bench`` dependency group.
 """
 
 from __future__ import annotations
