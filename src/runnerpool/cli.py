@@ -12,7 +12,7 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from .lb._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLim
 from .lb._live import LiveRegistry
 from .lb._registry import ConfigError, Registry
 from .lb._serve import serve_lb
+from .lb._workers import WorkerContext, default_workers, run_workers
 from .placers import PLACER_NAMES
 from .pools import OutlierPolicy
 from .rpc import GrpcRunner, Keepalive, client_tls, server_tls
@@ -860,6 +861,15 @@ def _runner_health(options: Mapping[str, Any]) -> dict[str, Any]:
 )
 @_access_log_option
 @_runner_health_options
+@click.option(
+    "--workers",
+    default=default_workers,
+    show_default="one per CPU core",
+    type=click.IntRange(min=1),
+    help="Load balancer processes sharing the port (SO_REUSEPORT), each with its own placer "
+    "state and runner connections; /metrics sums them all. A worker that dies stops them all "
+    "(exit status 1).",
+)
 def lb(
     registry: LiveRegistry | None,
     api_url: str | None,
@@ -885,6 +895,7 @@ def lb(
     runner_tls_cert: str | None,
     runner_tls_key: str | None,
     access_log: bool,
+    workers: int,
     **runner_health: Any,
 ) -> None:
     """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
@@ -922,7 +933,7 @@ def lb(
     def ready(url: str) -> None:
         announce(f"load balancer listening on {url}", address=url)
 
-    async def serve() -> None:
+    async def serve(worker: WorkerContext | None, ready: Callable[[str], None]) -> None:
         # Made on the loop that serves: the API source's HTTP client belongs to it.
         functions = ApiSource(api_url, settings) if api_url is not None else registry
         assert functions is not None
@@ -947,13 +958,23 @@ def lb(
             on_ready=ready,
             access_log=access_log,
             on_hangup=None if registry is None else registry.reload,
+            worker=worker,
             **health,
         )
 
+    def serve_worker(worker: WorkerContext, listening: Callable[[], None]) -> None:
+        asyncio.run(serve(worker, lambda url: listening()))
+
     try:
-        asyncio.run(serve())
+        if workers == 1:
+            asyncio.run(serve(None, ready))
+            return
+        status = run_workers(
+            workers, host, port, serve_worker, on_ready=ready, hangup=registry is not None
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+    sys.exit(status)
 
 
 @main.command()

@@ -13,6 +13,7 @@ import asyncio
 import importlib.metadata
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -71,6 +72,7 @@ def create_app(
     *,
     max_request_size: int | None = None,
     max_response_size: int | None = None,
+    exposition: Callable[[], Awaitable[bytes]] | None = None,
 ) -> Starlette:
     """Return the load balancer's ASGI application.
 
@@ -81,6 +83,8 @@ def create_app(
         max_request_size: Refuse request bodies larger than this (413), before any runner
             is tried (``None``: no limit; the CLI's default is 6 MiB).
         max_response_size: Refuse function responses larger than this (502).
+        exposition: Returns ``GET /metrics``'s body (this process's metrics when omitted;
+            several workers' sum with ``runnerpool lb --workers N``).
     """
     source = as_source(registry)
 
@@ -179,7 +183,8 @@ def create_app(
         return Response(body + "\n", 200 if reachable > 0 else 503, media_type="application/json")
 
     async def prometheus(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        body = metrics.exposition() if exposition is None else await exposition()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
