@@ -166,7 +166,7 @@ def start_lb(
     Its stderr, the access log's line per call included, goes to ``log``.
     """
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "lb", "--port", "0"]
-    argv += ["--config", str(CONFIG), "--runner-addresses", runner_address]
+    argv += ["--config", str(CONFIG), "--runner-addresses", runner_address, "--workers", "1"]
     if not access_log:
         argv.append("--no-access-log")
     return Service("load balancer", argv, "load balancer listening on ", stderr=log)
