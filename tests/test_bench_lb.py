@@ -55,6 +55,22 @@ class TestLBBenchmark:
             assert re.search(rf"c={concurrency} +added latency p50 [+-]\d", out)
             assert re.search(rf"c={concurrency} +>= \d+ calls/s", out)
 
+    @pytest.mark.timeout(60)
+    def test_workers_mode_prints_both_rows_and_the_ratio(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``--workers 2``: one worker and two, same run, LB CPU per call and the ratio."""
+        lb.main(
+            [
+                *("--workers", "2", "--client", "python", "--seconds", "0.3"),
+                *("--warmup", "0", "--repeats", "1", "--concurrency", "2"),
+            ]
+        )
+        out = capsys.readouterr().out
+        for workers in (1, 2):
+            assert re.search(rf"^{workers} worker\(s\) +2 +\d+ ", out, re.MULTILINE), out
+        assert re.search(r"c=2 +throughput \d+\.\d\dx", out)
+
     def test_parses_wrk_output(self) -> None:
         """Counts, duration, percentiles in any unit, and failures come out of wrk's report."""
         load = lb.parse_wrk(WRK_OUTPUT)
