@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest workers for `make test`: one per core (at least 2: most tests wait on processes).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -lt 2 ] && n=2; echo $$n)
 
 .PHONY: install system-packages dev check test bench proto clean
 
@@ -39,7 +41,9 @@ check: install
 
 test: check
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest
+	# One pytest worker per core (pytest-xdist); coverage follows the workers as it follows
+	# every Python subprocess (patch = subprocess in pyproject.toml).
+	$(BIN)/coverage run -m pytest -n $(TEST_WORKERS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 

@@ -470,7 +470,9 @@ class TestReleaseMode:
 
     async def test_fixed_and_exponential_pass_over_no_runner(self) -> None:
         """Only the release mode passes over refusing runners: the others retry each one."""
-        for config in (PlacerConfig(placer_timeout=0.05), exponential(placer_timeout=0.05)):
+        # A generous placer timeout: the third attempt succeeds long before it, however loaded
+        # the machine (0.05 s failed under a parallel suite).
+        for config in (PlacerConfig(placer_timeout=30.0), exponential(placer_timeout=30.0)):
             runner = FakeRunner("r", busy(), busy(), then=succeed())
             await NaivePlacer(config).place_call(FakeRunnerPool([runner]), FakeCall())
             assert [a.outcome for a in runner.attempts] == ["busy", "busy", "succeed"]
