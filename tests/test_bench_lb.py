@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from bench import lb
+from bench import lb, lb_front
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:40000/invoke/echo
@@ -70,6 +70,15 @@ class TestLBBenchmark:
         for workers in (1, 2):
             assert re.search(rf"^{workers} worker\(s\) +2 +\d+ ", out, re.MULTILINE), out
         assert re.search(r"c=2 +throughput \d+\.\d\dx", out)
+
+    @pytest.mark.timeout(60)
+    def test_front_end_alone_prints_its_cpu_per_call(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``bench.lb_front``: a tiny run (every answer checked) prints a CPU figure."""
+        lb_front.main(["--calls", "40", "--concurrency", "2", "--repeats", "1"])
+        out = capsys.readouterr().out
+        assert re.search(r"^this checkout +2 +\d+\.\d", out, re.MULTILINE), out
 
     def test_parses_wrk_output(self) -> None:
         """Counts, duration, percentiles in any unit, and failures come out of wrk's report."""
