@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: Linux's ``PR_SET_PDEATHSIG``: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
+#: The signals the supervisor handles (and forwards).
+_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +130,19 @@ def _worker_main(
     sockets: list[socket.socket],
     ready_fd: int,
 ) -> None:
+    supervisor = os.getppid()
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the supervisor, which forwards it once
     _die_with_parent()
+    if os.getppid() != supervisor:
+        return  # the supervisor died before the request above could take effect
     # Keep only this worker's socket: a sibling's, held open here, would keep taking its
     # share of connections after that sibling died, and nobody would accept them.
     for sock in sockets:
         if sock is not context.socket:
             sock.close()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
     def ready() -> None:
         os.write(ready_fd, b"r")
@@ -189,6 +195,16 @@ def _handlers(supervisor: _Supervisor, hangup: bool) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def _blocked(signals: frozenset[signal.Signals]) -> Iterator[None]:
+    """Block ``signals`` inside the block (and unblock them at its end, at the latest)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
 def run_workers(
     count: int,
     host: str,
@@ -224,7 +240,9 @@ def run_workers(
     workers: list[BaseProcess] = []
     supervisor = _Supervisor(workers)
     try:
-        with _handlers(supervisor, hangup):
+        with _handlers(supervisor, hangup), _blocked(_SIGNALS):
+            # Signals wait until every worker is forked: a child must not run the
+            # supervisor's handlers (its copy of them) before it resets its own.
             for index, sock in enumerate(sockets):
                 context = WorkerContext(index, count, directory, sock)
                 worker: BaseProcess = forking.Process(
@@ -238,6 +256,7 @@ def run_workers(
                 sock.close()
             os.close(ready_w)
             ready_w = -1
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             if not _wait_ready(supervisor, ready_r, count):
                 return _failed(supervisor)
             logger.info("Load balancer: %d workers on port %d", count, bound)
