@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +19,15 @@ import httpx
 import pytest
 
 from runnerpool.lb._worker_metrics import merge_expositions
-from tests.lb.conftest import Metrics, Process, Processes, eventually, get_metrics
+from tests.lb.conftest import (
+    FUNCTIONS_TOML,
+    RUNNERPOOL,
+    Metrics,
+    Process,
+    Processes,
+    eventually,
+    get_metrics,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes"
@@ -94,8 +104,9 @@ class TestWorkers:
         assert sum(m(name, call_status="completed") for m in own) == 40
         assert (await client_ready(lb.address)).status_code == 200
 
-    async def test_sigterm_drains_both_workers(
-        self, processes: Processes, runners: list[Process]
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+    async def test_a_signal_drains_both_workers(
+        self, processes: Processes, runners: list[Process], signum: int
     ) -> None:
         """Slow calls in flight on both workers finish with 200; then every process exits 0."""
         lb = processes.lb([r.address for r in runners], "--workers", "2", log_level="info")
@@ -108,7 +119,7 @@ class TestWorkers:
             return all([(await own_metrics(pid))("fn_running") > 0 for pid in pids])
 
         await eventually(both_running, what="calls running on both workers")
-        lb.signal(signal.SIGTERM)
+        lb.signal(signum)
         responses = await asyncio.gather(*calls)
         assert [(r.status_code, r.content) for r in responses] == [(200, b"slept 1s")] * 8
         assert await lb.wait() == 0
@@ -143,6 +154,41 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+class TestPort:
+    def test_a_port_in_use_is_the_usual_error(self, tmp_path: Path) -> None:
+        """A port another socket listens on: exit 1, "cannot serve on", as with one process."""
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            result = _run_lb(tmp_path, "--port", str(port), "--workers", "2")
+        assert result.returncode == 1
+        assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+
+    def test_a_second_lb_cannot_share_the_port(
+        self, processes: Processes, runners: list[Process], tmp_path: Path
+    ) -> None:
+        """SO_REUSEPORT does not let a second ``lb --workers 2`` on the same port in."""
+        lb = processes.lb([runners[0].address], "--workers", "2")
+        port = lb.address.rpartition(":")[2]
+        result = _run_lb(tmp_path, "--port", port, "--workers", "2")
+        assert result.returncode == 1
+        assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+
+
+def _run_lb(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``runnerpool lb`` (on the test functions, runner 127.0.0.1:1) to its end."""
+    config = directory / "functions.toml"
+    config.write_text(FUNCTIONS_TOML)
+    return subprocess.run(
+        [*RUNNERPOOL, "lb", "--config", str(config), "--runner-addresses", "127.0.0.1:1", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 class TestMerge:

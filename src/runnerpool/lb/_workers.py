@@ -39,6 +39,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
+from ..rpc._server import listening_socket
+
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
@@ -102,8 +104,13 @@ def bind_workers(host: str, port: int, count: int) -> list[socket.socket]:
     """Return ``count`` sockets bound to one port (port 0: the first one's).
 
     Raises:
-        OSError: If the port cannot be bound (in use without ``SO_REUSEPORT``, say).
+        OSError: If the port cannot be bound, or something listens on it already.
     """
+    if port != 0:
+        # SO_REUSEPORT would let this user's other sockets on the port (a second load
+        # balancer started by mistake) share its connections silently: bind it once without
+        # the option first, which fails if anything is bound to it, as a lone LB would.
+        listening_socket(host, port).close()
     sockets = [reuseport_socket(host, port)]
     try:
         chosen = sockets[0].getsockname()[1]
