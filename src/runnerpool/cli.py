@@ -864,7 +864,7 @@ def _runner_health(options: Mapping[str, Any]) -> dict[str, Any]:
 @click.option(
     "--workers",
     default=default_workers,
-    show_default="one per CPU core",
+    show_default="one per CPU core, or per CPU of the cgroup's quota",
     type=click.IntRange(min=1),
     help="Load balancer processes sharing the port (SO_REUSEPORT), each with its own placer "
     "state and runner connections; /metrics sums them all. A worker that dies stops them all "

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from runnerpool.lb._worker_metrics import merge_expositions
+from runnerpool.lb._workers import default_workers
 from tests.lb.conftest import (
     FUNCTIONS_TOML,
     RUNNERPOOL,
@@ -189,6 +190,21 @@ def _run_lb(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
     )
+
+
+class TestDefault:
+    @pytest.mark.parametrize(
+        ("cpu_max", "expected"),
+        [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("junk", None)],
+    )
+    def test_a_cgroup_quota_lowers_the_default(
+        self, tmp_path: Path, cpu_max: str, expected: int | None
+    ) -> None:
+        """One worker per core of the affinity mask, or the cgroup v2 quota rounded up if lower."""
+        path = tmp_path / "cpu.max"
+        path.write_text(cpu_max)
+        cores = len(os.sched_getaffinity(0))
+        assert default_workers(path) == (cores if expected is None else min(cores, expected))
 
 
 class TestMerge:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -75,12 +76,23 @@ class WorkerContext:
         return self.directory / f"worker-{index}.sock"
 
 
-def default_workers() -> int:
-    """Return the default number of workers: the cores this process may run on."""
+def default_workers(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Return the default number of workers: the cores this process may run on.
+
+    That is the CPUs of its affinity mask, or fewer under a cgroup v2 CPU quota (a container
+    limited to 2 CPUs of a 64-core host gets 2 workers, not 64).
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota readable: the affinity mask it is
+    return cores
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
