@@ -212,11 +212,11 @@ def serve(protocol: str) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from runnerpool._sockets import listening_socket
     from runnerpool.lb._connections import ConnectionTable
     from runnerpool.lb._limits import EdgeLimits
     from runnerpool.lb._protocol import EdgeConfig
     from runnerpool.lb._ratelog import RateLimitedLog
-    from runnerpool.rpc._server import listening_socket
 
     async def health(request: object) -> Response:
         return Response('{"status":"ok"}\n', media_type="application/json")

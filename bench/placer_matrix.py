@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from runnerpool.placers import PLACER_NAMES
+from runnerpool.placers import placer_names
 from runnerpool.sim import PlacerReport, SimulationSettings, simulate
 
 
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lbs", default="1,2,4", help="load-balancer counts")
     parser.add_argument("--duration", type=float, default=60.0, help="virtual seconds")
     parser.add_argument("--backoff", default="release")
-    parser.add_argument("--placers", default=",".join(p for p in PLACER_NAMES if p != "ch-fn"))
+    parser.add_argument("--placers", default=",".join(p for p in placer_names() if p != "ch-fn"))
     parser.add_argument("--jobs", type=int, default=2, help="processes")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]

@@ -8,7 +8,6 @@ import random
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
-from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -20,13 +19,14 @@ from runnerpool import (
     FunctionFailedError,
     NaivePlacer,
     PlacerConfig,
+    PlacerRuntime,
     PlacerTracker,
     ServerBusyError,
 )
 from runnerpool._interfaces import Runner, RunnerCall
 from runnerpool.placers._busy import BusyRunners
 from runnerpool.placers._tracker import backoff_delay
-from runnerpool.sim import run_virtual
+from runnerpool.sim import VirtualEventLoop, run_virtual, virtual_runtime
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, refuse, succeed
 from tests.helpers import counts, register_views
 
@@ -49,16 +49,6 @@ class NoRng(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         raise AssertionError("the fixed back-off drew a random number")
-
-
-@pytest.fixture
-def use_rng(monkeypatch: pytest.MonkeyPatch) -> Callable[[random.Random], None]:
-    """Make every tracker draw its back-off from the given rng, for this test only."""
-
-    def use(rng: random.Random) -> None:
-        monkeypatch.setattr(PlacerTracker, "backoff_rng", rng)
-
-    return use
 
 
 def exponential(**kwargs: float) -> PlacerConfig:
@@ -115,137 +105,138 @@ class TestFixedMode:
             '"detached_placer_timeout":30000000000}'
         )
 
-    async def test_fixed_mode_ignores_rng_and_cap(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_fixed_mode_ignores_rng_and_cap(self) -> None:
         """Fixed mode waits retry_all_delay every pass: no random draw, the cap has no say."""
-        use_rng(NoRng())
+        runtime = PlacerRuntime(rng=NoRng())
         runner = FakeRunner("busy", then=busy())
         config = PlacerConfig(placer_timeout=0.1, backoff_max_delay=0.0001)
         loop = asyncio.get_running_loop()
         start = loop.time()
         with pytest.raises(ServerBusyError):
-            await NaivePlacer(config).place_call(FakeRunnerPool([runner]), FakeCall())
+            await NaivePlacer(config, runtime=runtime).place_call(
+                FakeRunnerPool([runner]), FakeCall()
+            )
         # 10 ms between passes, not 0.1 ms: at most 11 passes in 100 ms.
         assert 2 <= len(runner.attempts) <= 11
         assert loop.time() - start >= 0.1
 
 
+def gives_up_after(
+    config: PlacerConfig, runner: FakeRunner, deadline_in: float | None = None
+) -> float:
+    """Place one call on virtual time, every wait at its ceiling; return when the 503 came.
+
+    ``deadline_in``: the call's deadline, that many virtual seconds after it starts.
+    """
+    loop = VirtualEventLoop()
+    placer = NaivePlacer(config, runtime=PlacerRuntime(clock=loop.time, rng=EndRng()))
+
+    async def place() -> float:
+        start = loop.time()
+        call = FakeCall()
+        if deadline_in is not None:
+            call.deadline = start + deadline_in
+        with pytest.raises(ServerBusyError):
+            await placer.place_call(FakeRunnerPool([runner]), call)
+        return loop.time() - start
+
+    elapsed, _ = run_virtual(place(), loop)
+    return elapsed
+
+
 class TestExponentialMode:
-    async def test_ceilings_follow_the_passes(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_ceilings_follow_the_passes(self) -> None:
         """After pass k the ceiling is min(cap, base * 2**(k-1)); the tracker counts passes."""
         rng = EndRng("lower")  # waits 0: the test takes no time
-        use_rng(rng)
+        runtime = PlacerRuntime(rng=rng)
         runner = FakeRunner("r", *[busy()] * 7)  # refuses 7 passes, takes the 8th
-        await NaivePlacer(exponential()).place_call(FakeRunnerPool([runner]), FakeCall())
+        await NaivePlacer(exponential(), runtime=runtime).place_call(
+            FakeRunnerPool([runner]), FakeCall()
+        )
         assert len(runner.attempts) == 8
         assert rng.ceilings == [0.01, 0.02, 0.04, 0.08, 0.16, 0.2, 0.2]
 
-    async def test_far_fewer_passes_than_fixed(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_far_fewer_passes_than_fixed(self) -> None:
         """Base 10 ms, cap 200 ms, 1 s timeout: a handful of passes, not fixed mode's ~100.
 
         The expected waits are 5, 10, 20, 40, 80, then 100 ms: about 12 passes fit in 1 s.
         """
-        use_rng(random.Random(20261127))
+        runtime = PlacerRuntime(rng=random.Random(20261127))
         runner = FakeRunner("busy", then=busy())
         with pytest.raises(ServerBusyError):
-            await NaivePlacer(exponential(placer_timeout=1.0)).place_call(
+            await NaivePlacer(exponential(placer_timeout=1.0), runtime=runtime).place_call(
                 FakeRunnerPool([runner]), FakeCall()
             )
         assert 2 <= len(runner.attempts) <= 20
 
-    async def test_cap_bounds_each_wait(self, use_rng: Callable[[random.Random], None]) -> None:
+    def test_cap_bounds_each_wait(self) -> None:
         """With every wait at its ceiling and a 50 ms cap, 12 passes fit in 500 ms.
 
         Waits 10, 20, 40, then 50 ms eight times end at 470 ms; uncapped (10, 20, 40, 80,
-        160, 320 ms) only 6 passes would.
+        160, 320 ms) only 6 passes would. On virtual time: exact, however loaded the machine.
         """
-        use_rng(EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(exponential(placer_timeout=0.5, backoff_max_delay=0.05)).place_call(
-                FakeRunnerPool([runner]), FakeCall()
-            )
-        assert 11 <= len(runner.attempts) <= 12
-        assert 0.5 <= loop.time() - start < 0.6
+        config = exponential(placer_timeout=0.5, backoff_max_delay=0.05)
+        elapsed = gives_up_after(config, runner)
+        assert len(runner.attempts) == 12
+        assert elapsed == pytest.approx(0.5)
 
-    async def test_placer_timeout_is_the_hard_stop(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    def test_placer_timeout_is_the_hard_stop(self) -> None:
         """A wait that would end after the placer timeout is cut at the timeout.
 
         Passes start at 0, 10, 30, 70 and 150 ms; the next wait (160 ms) would end at 310.
         """
         views = register_views()
-        use_rng(EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         config = exponential(placer_timeout=0.3, backoff_max_delay=10)
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(config).place_call(FakeRunnerPool([runner]), FakeCall())
-        assert 0.3 <= loop.time() - start < 0.4
+        assert gives_up_after(config, runner) == pytest.approx(0.3)
         assert counts(views) == {"attempt": 5, "retry_busy": 5, "placer_timeout": 1}
 
-    async def test_request_deadline_is_a_hard_stop(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    def test_request_deadline_is_a_hard_stop(self) -> None:
         """The request's deadline cuts a long wait too, and counts as the client's timeout."""
         views = register_views()
-        use_rng(EndRng())
         runner = FakeRunner("busy", then=busy())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         config = exponential(backoff_max_delay=10)
-        with pytest.raises(ServerBusyError):
-            await NaivePlacer(config).place_call(
-                FakeRunnerPool([runner]), FakeCall().expire_in(0.2)
-            )
-        assert 0.2 <= loop.time() - start < 0.3
+        elapsed = gives_up_after(config, runner, deadline_in=0.2)
+        assert elapsed == pytest.approx(0.2)
         assert counts(views) == {"attempt": 5, "retry_busy": 5, "client_timeout": 1}
 
 
 class TestMetricsUnchanged:
     """Exponential mode records exactly what the fixed mode records."""
 
-    async def test_empty_list_counts_rp_empty_per_pass(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_empty_list_counts_rp_empty_per_pass(self) -> None:
         """Empty list, no error: one rp_empty per pass, then the placer timeout and 503."""
         views = register_views()
-        use_rng(random.Random(1))
+        runtime = PlacerRuntime(rng=random.Random(1))
         pool = FakeRunnerPool([])
         with pytest.raises(ServerBusyError):
-            await NaivePlacer(exponential(placer_timeout=0.2)).place_call(pool, FakeCall())
+            await NaivePlacer(exponential(placer_timeout=0.2), runtime=runtime).place_call(
+                pool, FakeCall()
+            )
         result = counts(views)
         assert result.pop("rp_empty") == pool.calls >= 2
         assert result == {"attempt": 0, "placer_timeout": 1}
 
-    async def test_fail_fast_does_not_wait(self, use_rng: Callable[[random.Random], None]) -> None:
+    async def test_fail_fast_does_not_wait(self) -> None:
         """A user's 502 with no runners stops after one pass, drawing no wait."""
         views = register_views()
-        use_rng(NoRng())
+        runtime = PlacerRuntime(rng=NoRng())
         pool = FakeRunnerPool(FunctionFailedError())
         with pytest.raises(FunctionFailedError):
-            await NaivePlacer(exponential(placer_timeout=5)).place_call(pool, FakeCall())
+            await NaivePlacer(exponential(placer_timeout=5), runtime=runtime).place_call(
+                pool, FakeCall()
+            )
         assert pool.calls == 1
         assert counts(views) == {"attempt": 0, "rp_empty": 1, "rp_error": 1}
 
-    async def test_refusals_are_classified_as_before(
-        self, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_refusals_are_classified_as_before(self) -> None:
         """Busy refusals count retry_busy, other refusals retry_error, one per attempt."""
         views = register_views()
-        use_rng(random.Random(2))
+        runtime = PlacerRuntime(rng=random.Random(2))
         b, e = FakeRunner("busy", then=busy()), FakeRunner("err", then=refuse())
         with pytest.raises(ServerBusyError):
-            await NaivePlacer(exponential(placer_timeout=0.2)).place_call(
+            await NaivePlacer(exponential(placer_timeout=0.2), runtime=runtime).place_call(
                 FakeRunnerPool([b, e]), FakeCall()
             )
         result = counts(views)
@@ -270,21 +261,19 @@ class PassMarkingPool(FakeRunnerPool):
         return await super().runners(call)
 
 
-CORE_PLACERS: dict[str, Callable[[PlacerConfig], BasePlacer]] = {
-    "ch": CHPlacer,
-    "ch-fn": lambda config: CHPlacer(config, variant="fn"),
-    "naive": NaivePlacer,
+CORE_PLACERS: dict[str, Callable[[PlacerConfig, PlacerRuntime], BasePlacer]] = {
+    "ch": lambda config, runtime: CHPlacer(config, runtime=runtime),
+    "ch-fn": lambda config, runtime: CHPlacer(config, variant="fn", runtime=runtime),
+    "naive": lambda config, runtime: NaivePlacer(config, runtime=runtime),
 }
 
 
 class TestOneTryPerPass:
     @pytest.mark.parametrize("mode", ["fixed", "exponential"])
     @pytest.mark.parametrize("name", sorted(CORE_PLACERS))
-    async def test_refusing_runners_are_not_retried_in_the_pass(
-        self, name: str, mode: str, use_rng: Callable[[random.Random], None]
-    ) -> None:
+    async def test_refusing_runners_are_not_retried_in_the_pass(self, name: str, mode: str) -> None:
         """Within one pass, a runner that refused is never tried again; the next pass may."""
-        use_rng(random.Random(3))
+        runtime = PlacerRuntime(rng=random.Random(3))
         runners = [FakeRunner(f"busy{i}", then=busy()) for i in range(3)] + [
             FakeRunner(f"err{i}", then=refuse()) for i in range(2)
         ]
@@ -295,7 +284,7 @@ class TestOneTryPerPass:
             backoff="exponential" if mode == "exponential" else "fixed",
         )
         with pytest.raises(ServerBusyError):
-            await CORE_PLACERS[name](config).place_call(pool, FakeCall())
+            await CORE_PLACERS[name](config, runtime).place_call(pool, FakeCall())
         attempts = sorted((a.sequence, r.address) for r in runners for a in r.attempts)
         bounds = [*pool.boundaries, attempts[-1][0]]
         passes = [
@@ -384,7 +373,8 @@ class TestReleaseMode:
         too), then waits without trying anyone until call 1 ends at 1 s and wakes it.
         """
         runners = [FakeRunner(f"r{i}", capacity=1, then=succeed(delay=1.0)) for i in range(2)]
-        placer = CHPlacer(release())
+        loop = VirtualEventLoop()
+        placer = CHPlacer(release(), runtime=virtual_runtime(loop, seed=1))
         pool = FakeRunnerPool(runners)
         calls = [FakeCall() for _ in range(3)]
 
@@ -392,7 +382,7 @@ class TestReleaseMode:
             await asyncio.gather(*(placer.place_call(pool, call) for call in calls))
             return asyncio.get_running_loop().time()
 
-        end, _ = run_virtual(place(), seed=1)
+        end, _ = run_virtual(place(), loop)
         home = placer.start_index(calls[0], 2)
         attempts = [(a.call, a.outcome, a.at) for r in runners for a in r.attempts]
         assert len(attempts) == 5  # 1 + 2 + 2; Fn's fixed 10 ms: about 200
@@ -416,15 +406,16 @@ class TestReleaseMode:
         150, 310 and 630 ms each find both holds expired and try both: 1 + 8 + 1 attempts.
         """
         runners = [FakeRunner(f"r{i}", capacity=1, then=succeed(delay=1.0)) for i in range(2)]
-        placer = CHPlacer(release(release_hold=0.05))
+        loop = VirtualEventLoop()
+        runtime = PlacerRuntime(clock=loop.time, rng=EndRng())
+        placer = CHPlacer(release(release_hold=0.05), runtime=runtime)
         pool = FakeRunnerPool(runners)
         calls = [FakeCall() for _ in range(3)]
 
         async def place() -> None:
-            with mock.patch.object(PlacerTracker, "backoff_rng", EndRng()):
-                await asyncio.gather(*(placer.place_call(pool, call) for call in calls))
+            await asyncio.gather(*(placer.place_call(pool, call) for call in calls))
 
-        run_virtual(place())
+        run_virtual(place(), loop)
         third = [a.at for r in runners for a in r.attempts if a.call is calls[2]]
         assert sorted(third) == pytest.approx(
             [0, 0.07, 0.07, 0.15, 0.15, 0.31, 0.31, 0.63, 0.63, 1]
@@ -434,15 +425,17 @@ class TestReleaseMode:
         """A runner that never frees: one attempt, then 503 exactly at the placer timeout."""
         views = register_views()
         runner = FakeRunner("full", then=busy())
+        loop = VirtualEventLoop()
+        runtime = virtual_runtime(loop, seed=3)
 
         async def place() -> float:
             with pytest.raises(ServerBusyError):
-                await NaivePlacer(release(placer_timeout=3.0)).place_call(
+                await NaivePlacer(release(placer_timeout=3.0), runtime=runtime).place_call(
                     FakeRunnerPool([runner]), FakeCall()
                 )
             return asyncio.get_running_loop().time()
 
-        end, _ = run_virtual(place(), seed=3)
+        end, _ = run_virtual(place(), loop)
         assert end == pytest.approx(3.0)
         assert len(runner.attempts) == 1  # held for 10 s; Fn's fixed back-off: 300 attempts
         assert counts(views) == {"attempt": 1, "retry_busy": 1, "placer_timeout": 1}
@@ -455,7 +448,8 @@ class TestReleaseMode:
         so 4 GB is tried at once.
         """
         runner = FakeRunner("r", busy(), busy(), then=succeed())
-        placer = NaivePlacer(release(placer_timeout=0.5))
+        loop = VirtualEventLoop()
+        placer = NaivePlacer(release(placer_timeout=0.5), runtime=virtual_runtime(loop, seed=4))
         pool = FakeRunnerPool([runner])
 
         async def place() -> None:
@@ -465,7 +459,7 @@ class TestReleaseMode:
             await placer.place_call(pool, memory_call(64))
             await placer.place_call(pool, memory_call(4096))
 
-        run_virtual(place(), seed=4)
+        run_virtual(place(), loop)
         assert [a.call.model.memory for a in runner.attempts] == [1024, 128, 64, 4096]
 
     async def test_fixed_and_exponential_pass_over_no_runner(self) -> None:

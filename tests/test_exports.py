@@ -5,11 +5,12 @@ from __future__ import annotations
 from types import GenericAlias
 
 import runnerpool
-from runnerpool import fdk, metrics, runner, testing
+from runnerpool import cli, fdk, lb, metrics, placers, runner, testing
 
 PINNED = {
     "APIError",
     "AsyncResource",
+    "BackoffMode",
     "BasePlacer",
     "BoundedLoadPlacer",
     "BufferedCall",
@@ -17,7 +18,6 @@ PINNED = {
     "CHPlacer",
     "Call",
     "CallTimeoutError",
-    "FakeDetachedPlacer",
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
@@ -31,6 +31,7 @@ PINNED = {
     "PartialRunnersError",
     "Placer",
     "PlacerConfig",
+    "PlacerRuntime",
     "PlacerTracker",
     "RendezvousPlacer",
     "RequestTooLargeError",
@@ -55,6 +56,11 @@ PINNED = {
 }
 
 
+def ruff_sorted(names: list[str]) -> list[str]:
+    """Sort names as ruff's RUF022 does: SCREAMING_CASE constants first, then by code point."""
+    return sorted(names, key=lambda name: (not name.isupper(), name))
+
+
 class TestExports:
     def test_all_is_pinned_and_sorted(self) -> None:
         """runnerpool.__all__ is exactly the pinned names, sorted."""
@@ -62,22 +68,51 @@ class TestExports:
         assert runnerpool.__all__ == sorted(runnerpool.__all__)
 
     def test_packages_export_sorted_names(self) -> None:
-        """The runner and FDK packages pin their names too: sorted, each one defined."""
-        assert fdk.__all__ == sorted(fdk.__all__)
-        assert runner.__all__ == sorted(runner.__all__)
+        """The packages' names are sorted as ruff sorts them: constants first, then sorted."""
+        for module in (fdk, runner, lb, placers):
+            assert module.__all__ == ruff_sorted(module.__all__), module.__name__
         assert {"FdkExecutor", "Bundles", "Environments", "slot_key", "LogBook"} <= set(fdk.__all__)
         assert {"Admission", "Capacity", "Executor", "InProcessExecutor"} <= set(runner.__all__)
 
+    def test_entry_points_are_public(self) -> None:
+        """serve_lb, the LB app factory, the function registry and the settings are public."""
+        assert {"LBSettings", "Registry", "create_app", "serve_lb"} <= set(lb.__all__)
+        assert {"RunnerSettings", "serve_runner"} <= set(runner.__all__)
+        assert {"create_placer", "placer_names", "register_placer"} <= set(placers.__all__)
+        assert cli.__all__ == ["main"]
+
+    def test_cli_imports_no_private_name_of_another_package(self) -> None:
+        """The CLI reaches the library through public names only (its own modules aside)."""
+        import ast
+        from pathlib import Path
+
+        for path in Path(cli.__file__).parent.glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 2:
+                    module = node.module or ""
+                    # The CLI's own helpers at the top (_dev, _logging, _logs_command) are
+                    # the CLI's; any subpackage is reached through its __init__.
+                    assert "." not in module, f"{path.name} imports {module}"
+                    names = [alias.name for alias in node.names]
+                    assert not [n for n in names if n.startswith("_")], (path.name, names)
+
     def test_every_name_resolves_and_is_documented(self) -> None:
         """Every public name of every public module exists and has a docstring."""
-        for module in (runnerpool, metrics, testing, runner, fdk):
+        for module in (runnerpool, metrics, testing, runner, fdk, lb, placers):
             for name in module.__all__:
                 obj = getattr(module, name)
-                # Type aliases (ConfigureHook = Callable[...]) are documented where defined.
-                if name != "__version__" and callable(obj) and not isinstance(obj, GenericAlias):
+                # Type aliases (ConfigureHook = Callable[...], BackoffMode = Literal[...])
+                # are documented where defined.
+                alias = isinstance(obj, GenericAlias) or type(obj).__module__ == "typing"
+                if name != "__version__" and callable(obj) and not alias:
                     assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
 
     def test_fakes_are_public(self) -> None:
         """The fakes users test with are in runnerpool.testing."""
-        assert {"FakeCall", "FakeRunner", "FakeRunnerPool"} <= set(testing.__all__)
+        assert {"FakeCall", "FakeDetachedPlacer", "FakeRunner", "FakeRunnerPool"} <= set(
+            testing.__all__
+        )
+        # Test fakes are in runnerpool.testing only, not in the API a load balancer uses.
+        assert "FakeDetachedPlacer" not in runnerpool.__all__
+        assert "FakeDetachedPlacer" not in placers.__all__
         assert "register_placer_views" in metrics.__all__

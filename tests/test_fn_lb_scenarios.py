@@ -8,12 +8,11 @@ import pytest
 
 from runnerpool import (
     Call,
-    FakeDetachedPlacer,
     NaivePlacer,
     PlacerConfig,
     ServerBusyError,
 )
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, succeed
+from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool, succeed
 from tests.helpers import counts, register_views
 
 

@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from runnerpool import ResponseTooLargeError, RunnerBusyError, RunnerClosedError
+from runnerpool import BufferedResponse, ResponseTooLargeError, RunnerBusyError, RunnerClosedError
 from runnerpool.testing import (
     FakeCall,
     FakeRunner,
     FakeRunnerPool,
-    RecordingResponseWriter,
     hang,
     succeed,
 )
@@ -72,10 +71,19 @@ class TestFakeRunnerPool:
         assert [good.closed, bad1.closed, bad2.closed] == [True, True, True]
 
 
-class TestRecordingResponseWriter:
+class TestBufferedResponse:
+    def test_old_name_warns_and_is_the_same_class(self) -> None:
+        """testing.RecordingResponseWriter, a second name, is deprecated for BufferedResponse."""
+        import runnerpool.testing
+
+        with pytest.warns(DeprecationWarning, match="use runnerpool.BufferedResponse"):
+            old = runnerpool.testing.RecordingResponseWriter
+        assert old is BufferedResponse
+        assert "RecordingResponseWriter" not in runnerpool.testing.__all__
+
     async def test_max_size(self) -> None:
         """A body over max_size is refused and nothing more is kept."""
-        writer = RecordingResponseWriter(max_size=4)
+        writer = BufferedResponse(max_size=4)
         await writer.write(b"abcd")
         with pytest.raises(ResponseTooLargeError, match="function response body too large"):
             await writer.write(b"e")

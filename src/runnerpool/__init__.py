@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._call import BufferedCall as BufferedCall
 from ._call import BufferedResponse as BufferedResponse
+from ._config import BackoffMode as BackoffMode
 from ._config import PlacerConfig as PlacerConfig
 from ._errors import APIError as APIError
 from ._errors import CallTimeoutError as CallTimeoutError
@@ -39,12 +40,12 @@ from ._status import RunnerStatus as RunnerStatus
 from .placers import BasePlacer as BasePlacer
 from .placers import BoundedLoadPlacer as BoundedLoadPlacer
 from .placers import CHPlacer as CHPlacer
-from .placers import FakeDetachedPlacer as FakeDetachedPlacer
 from .placers import LeastLoadedPlacer as LeastLoadedPlacer
 from .placers import NaivePlacer as NaivePlacer
+from .placers import PlacerRuntime as PlacerRuntime
+from .placers import PlacerTracker as PlacerTracker
 from .placers import RendezvousPlacer as RendezvousPlacer
 from .placers import create_placer as create_placer
-from .placers._tracker import PlacerTracker as PlacerTracker
 from .pools import OutlierPolicy as OutlierPolicy
 from .pools import StaticRunnerPool as StaticRunnerPool
 from .rpc import GrpcRunner as GrpcRunner
@@ -60,6 +61,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "APIError",
     "AsyncResource",
+    "BackoffMode",
     "BasePlacer",
     "BoundedLoadPlacer",
     "BufferedCall",
@@ -67,7 +69,6 @@ __all__ = [
     "CHPlacer",
     "Call",
     "CallTimeoutError",
-    "FakeDetachedPlacer",
     "FuncError",
     "FunctionFailedError",
     "GrpcRunner",
@@ -81,6 +82,7 @@ __all__ = [
     "PartialRunnersError",
     "Placer",
     "PlacerConfig",
+    "PlacerRuntime",
     "PlacerTracker",
     "RendezvousPlacer",
     "RequestTooLargeError",

@@ -14,11 +14,25 @@ from ._errors import ResponseTooLargeError
 from ._interfaces import LogWriter
 from ._model import Call
 
-__all__ = ["BufferedCall", "BufferedResponse"]
+__all__ = ["BufferedCall", "BufferedResponse", "RunnerTimings"]
 
 #: A ``bytearray`` body is replayed in ``bytes`` pieces of this size: one piece is copied at
 #: a time, never the whole body.
 _PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerTimings:
+    """The timings a runner reported for a call it ran (Fn's ``CallFinished`` durations).
+
+    Attributes:
+        scheduler_duration: Nanoseconds from the runner receiving the call to starting it;
+            0 when the runner gave none.
+        execution_duration: Nanoseconds the call ran; 0 when the runner gave none.
+    """
+
+    scheduler_duration: int = 0
+    execution_duration: int = 0
 
 
 class BufferedResponse:
@@ -75,6 +89,8 @@ class BufferedCall:
         deadline: The request's deadline on the ``time.monotonic()`` clock (which is
             asyncio's), or ``None``.
         user_execution_time: Seconds spent in user code, ``None`` until the first add.
+        runner_address: The address of the runner that took the call, once one did.
+        runner_timings: The timings the runner reported when the call finished, if any.
     """
 
     model: Call = field(default_factory=Call)
@@ -85,6 +101,8 @@ class BufferedCall:
     stderr: LogWriter = field(default_factory=io.BytesIO)
     deadline: float | None = None
     user_execution_time: float | None = None
+    runner_address: str | None = None
+    runner_timings: RunnerTimings | None = None
 
     async def request_body(self) -> AsyncIterator[bytes]:
         """Yield the whole body, from its start."""

@@ -9,7 +9,7 @@ from dataclasses import KW_ONLY, dataclass, fields
 from fractions import Fraction
 from typing import Any, Literal, TypeAlias, get_args
 
-__all__ = ["BackoffMode", "PlacerConfig", "parse_go_duration"]
+__all__ = ["BACKOFF_MODES", "BackoffMode", "PlacerConfig", "parse_go_duration"]
 
 #: How a placer waits after a pass in which every runner refused: ``"fixed"`` is Fn's
 #: constant ``retry_all_delay``; ``"exponential"`` is exponential back-off with full jitter;
@@ -18,7 +18,8 @@ __all__ = ["BackoffMode", "PlacerConfig", "parse_go_duration"]
 #: waiting calls keep their place in a bounded queue, are woken in arrival order, and a call
 #: the queue cannot serve before its deadline is refused at once.
 BackoffMode: TypeAlias = Literal["fixed", "exponential", "release", "fifo"]
-_BACKOFF_MODES: tuple[str, ...] = get_args(BackoffMode)
+#: The names of :data:`BackoffMode`, for configuration and the command line.
+BACKOFF_MODES: tuple[str, ...] = get_args(BackoffMode)
 
 # Fn's keys: always written by to_json. Other keys are written only when not at their default,
 # so a default configuration's JSON is exactly Fn's.
@@ -147,9 +148,9 @@ class PlacerConfig:
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name == "backoff":
-                if value not in _BACKOFF_MODES:
+                if value not in BACKOFF_MODES:
                     raise ValueError(
-                        f"PlacerConfig.backoff must be one of {', '.join(_BACKOFF_MODES)}, "
+                        f"PlacerConfig.backoff must be one of {', '.join(BACKOFF_MODES)}, "
                         f"got {value!r}"
                     )
                 continue
@@ -252,9 +253,9 @@ def _backoff_from_json(value: object) -> str:
         raise ValueError(
             f"placer config field 'backoff' must be a string, not {type(value).__name__}"
         )
-    if value not in _BACKOFF_MODES:
+    if value not in BACKOFF_MODES:
         raise ValueError(
-            f"placer config field 'backoff' must be one of {', '.join(_BACKOFF_MODES)}, "
+            f"placer config field 'backoff' must be one of {', '.join(BACKOFF_MODES)}, "
             f"got {value!r}"
         )
     return value

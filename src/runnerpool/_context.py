@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .placers._tracker import PlacerTracker
+    from .placers import PlacerTracker
 
-__all__ = ["Placement", "placement", "request_id", "runner_address"]
+__all__ = ["Placement", "placement", "request_id"]
 
 #: The id of the request being served (Fn's request id), if the front end set one. Runners
 #: send it to the runner as the ``fn_request_id`` gRPC metadata, for correlating logs.
 request_id: ContextVar[str | None] = ContextVar("runnerpool_request_id", default=None)
-
-#: The address of the runner that took the call being served, once one did. Set by
-#: ``GrpcRunner`` at its commit point, for the load balancer's logs.
-runner_address: ContextVar[str | None] = ContextVar("runnerpool_runner_address", default=None)
 
 
 @dataclass(eq=False, slots=True)

@@ -23,18 +23,17 @@ from importlib import resources
 from pathlib import Path
 
 from ._dev_watch import FunctionWatcher, versioned
+from .lb import LBSettings, LiveRegistry, Registry, serve_lb
 from .lb._bundle_registry import registry_from_bundles
-from .lb._limits import DEFAULT_DRAIN_TIMEOUT, EdgeLimits
-from .lb._live import LiveRegistry
-from .lb._registry import Registry
-from .lb._serve import serve_lb
 
-__all__ = ["dev_functions", "run_dev"]
+__all__ = ["DEFAULT_RUNNERS", "dev_functions", "run_dev"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a runner process may take to start listening.
 START_TIMEOUT = 30.0
+#: Runner processes `runnerpool dev` starts by default.
+DEFAULT_RUNNERS = 3
 #: The example functions' registry, served when neither bundles nor a functions file is given.
 EXAMPLES_TOML = "examples.toml"
 
@@ -212,15 +211,10 @@ async def run_dev(
     bundles: Path | None = None,
     config: Path | None = None,
     examples: bool = True,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    runners: int = 3,
-    placer: str = "ch",
+    runners: int = DEFAULT_RUNNERS,
+    settings: LBSettings | None = None,
     echo: Callable[[str], None] = print,
     runner_args: Sequence[str] = (),
-    access_log: bool = True,
-    edge: EdgeLimits | None = None,
-    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> None:
     """Serve functions through a load balancer and runners until Ctrl-C.
 
@@ -231,15 +225,11 @@ async def run_dev(
             watched, so that an edit is served on the next call. ``None``: nothing watched.
         config: The functions file, watched too, if the functions come from one.
         examples: Whether the functions are the examples (the banner shows a sample call).
-        host: The load balancer's address.
-        port: The load balancer's port (0: any free port).
         runners: How many runner processes to start.
-        placer: The placer's name.
+        settings: The load balancer's settings (address, placer, limits; defaults when
+            omitted).
         echo: Where the banner goes.
         runner_args: Added to each runner's command line (e.g. ``--bundles DIR``).
-        access_log: Log a line per call on the load balancer.
-        edge: The load balancer's HTTP edge limits (defaults when omitted).
-        drain_timeout: Seconds the load balancer's calls may run once it drains.
 
     Raises:
         ConfigError: If ``functions`` is not given and the functions do not read.
@@ -253,15 +243,10 @@ async def run_dev(
             await serve_lb(
                 live,
                 addresses,
-                placer=placer,
-                host=host,
-                port=port,
+                settings,
                 on_ready=lambda url: echo(
                     banner(url, addresses, live.current, watched=bundles, examples=examples)
                 ),
-                access_log=access_log,
-                edge=edge,
-                drain_timeout=drain_timeout,
             )
         finally:
             if watcher is not None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ._call import RunnerTimings
     from ._config import PlacerConfig
     from ._model import Call
     from ._status import RunnerStatus
@@ -82,6 +83,14 @@ class RunnerCall(Protocol):
     @property
     def user_execution_time(self) -> float | None:
         """Seconds spent in the user's code so far; ``None`` until the first add."""
+
+    #: The address of the runner that took the call: a runner sets it when it commits (and
+    #: clears it if it then refuses). The load balancer's logs name it.
+    runner_address: str | None
+
+    #: The timings the runner reported when the call finished; the load balancer records
+    #: them as its ``lb_runner_*_latency`` metrics.
+    runner_timings: RunnerTimings | None
 
     def request_body(self) -> AsyncIterator[bytes]:
         """Return a fresh iterator over the whole request body.

@@ -24,10 +24,23 @@ import orjson
 
 from ._times import format_time, parse_time
 
-__all__ = ["MAX_MILLI_CPUS", "Call", "Stat"]
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MEMORY",
+    "DEFAULT_TIMEOUT",
+    "MAX_MILLI_CPUS",
+    "Call",
+    "Stat",
+]
 
 MAX_MILLI_CPUS = 1_024_000
 """The most milli-CPUs a call may ask for: 1024 CPUs (Go's ``models.MaxMilliCPUs``)."""
+
+# Fn's function defaults (api/models/fn.go), for a function (or a call) that names none:
+# the registry fills them in, and a runner falls back on them for a call that lacks them.
+DEFAULT_MEMORY = 128  #: MB, Fn's ``DefaultMemory``.
+DEFAULT_TIMEOUT = 30  #: Seconds, Fn's ``DefaultTimeout``.
+DEFAULT_IDLE_TIMEOUT = 30  #: Seconds, Fn's ``DefaultIdleTimeout``.
 
 _ZERO_TIME_JSON = "0001-01-01T00:00:00.000Z"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -5,7 +5,8 @@ This module keeps the same model. Recording is a dict update on the event loop's
 ``prometheus_client`` owns the registry and the text exposition, through a custom collector.
 Why not prometheus_client's own Counter and Histogram objects: they take a lock on every
 update and cost 0.3 µs (counter) and 0.7 µs (histogram) here, against 0.05 µs and 0.2 µs for
-the dict update (docs/decisions.md), and placement records up to three of them per call.
+the dict update (docs/decisions.md): a placement records up to four values, and the load
+balancer's agent a few more per call.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 * :class:`FakeRunner`: a runner that plays scripted outcomes (:func:`busy`, :func:`succeed`,
   :func:`fail`, :func:`refuse`, :func:`hang`) and records every attempt.
 * :class:`FakeRunnerPool`: a pool that answers scripted runner lists and errors.
+* :class:`FakeDetachedPlacer`: a placer that only waits (Go's ``fake_placer.go``).
 
 runnerpool's own tests use these, so they are tested with the library::
 
@@ -19,23 +20,26 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias, cast
 
 from ._call import BufferedCall, BufferedResponse
+from ._config import PlacerConfig
 from ._errors import NotPlacedError, PartialRunnersError, RunnerBusyError, RunnerClosedError
-from ._interfaces import Runner, RunnerCall, RunnerPool
+from ._interfaces import Placer, Runner, RunnerCall, RunnerPool
 from ._resource import AsyncResource, aclose_resource, warn_renamed
 from ._status import RunnerStatus
+from .placers import DEFAULT_RUNTIME, PlacerRuntime, PlacerTracker
 
 __all__ = [
     "Attempt",
     "FakeCall",
+    "FakeDetachedPlacer",
     "FakeRunner",
     "FakeRunnerPool",
     "Outcome",
-    "RecordingResponseWriter",
     "busy",
     "fail",
     "hang",
@@ -44,8 +48,20 @@ __all__ = [
 ]
 
 
-#: The response writer of fake calls: it keeps what it is given.
-RecordingResponseWriter = BufferedResponse
+def __getattr__(name: str) -> object:
+    """Serve the deprecated ``RecordingResponseWriter``: :class:`~runnerpool.BufferedResponse`.
+
+    It was a second name for the same class; it warns for one release, then goes.
+    """
+    if name == "RecordingResponseWriter":
+        warnings.warn(
+            "runnerpool.testing.RecordingResponseWriter is deprecated; use "
+            "runnerpool.BufferedResponse instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BufferedResponse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(eq=False)
@@ -241,7 +257,13 @@ class FakeRunner(AsyncResource, Runner):
         try:
             body = b"".join([chunk async for chunk in call.request_body()])
             self.attempts.append(Attempt(call, body, outcome.name, now))
-            await outcome.action(self, call)
+            # As a GrpcRunner does: the address is set at the commit, cleared by a refusal.
+            call.runner_address = self._address
+            try:
+                await outcome.action(self, call)
+            except NotPlacedError:
+                call.runner_address = None
+                raise
             self._handled += 1
         finally:
             self._in_flight -= 1
@@ -345,3 +367,49 @@ class FakeRunnerPool(AsyncResource, RunnerPool):
                 first = first or exc
         if first is not None:
             raise first
+
+
+class FakeDetachedPlacer(Placer):
+    """Sleeps instead of placing, then succeeds unless the placer's timeout passed.
+
+    The port of Go's ``fake_placer.go``. It never asks the pool for runners, so tests of
+    detached-call handling can use it with no runners at all. Metrics are recorded as for a
+    real placement with no attempts.
+
+    Args:
+        config: Timeouts; ``detached_placer_timeout`` applies to detached calls.
+        sleep: Seconds to wait before answering.
+        runtime: The clock and metric views of its trackers (keyword only).
+    """
+
+    __slots__ = ("_config", "_runtime", "_sleep")
+
+    def __init__(
+        self, config: PlacerConfig, sleep: float, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
+        self._config = config
+        self._sleep = sleep
+        self._runtime = runtime
+
+    @property
+    def config(self) -> PlacerConfig:
+        """The placer's timeouts and back-off."""
+        return self._config
+
+    async def place_call(self, pool: RunnerPool | None, call: RunnerCall) -> None:
+        """Wait ``sleep`` seconds, then report the placer's timeout if it passed.
+
+        Raises:
+            TimeoutError: If the placer's timeout passed while the request's deadline did not.
+            asyncio.CancelledError: If the caller cancelled.
+        """
+        tracker = PlacerTracker(self._config, call, runtime=self._runtime)
+        try:
+            await asyncio.sleep(self._sleep)
+            if tracker.placer_expired() and not tracker.request_expired():
+                raise TimeoutError("placer timeout passed")
+        except asyncio.CancelledError:
+            tracker.mark_cancelled()
+            raise
+        finally:
+            tracker.done()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from grpclib.client import Channel
 
-from runnerpool import BufferedCall, Call, GrpcRunner
+from runnerpool import APIError, BufferedCall, Call, GrpcRunner
 from runnerpool.fdk import FdkExecutor, LogBook
 from runnerpool.fdk._output import OutputSink
 from runnerpool.rpc._proto import runner_pb2 as pb
@@ -69,6 +69,40 @@ async def test_call_status_and_logs(server: RunnerServer) -> None:
         and line.source == pb.LogResponseMsg.Container.Request.Line.STDERR
         for line in request.data
     )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Evil": ["a\r\nX-Injected: 1"]},
+        {"X-Evil": ["a\nb"]},
+        {"X-Evil": ["a\x00b"]},
+        {"X-Evil: 1\r\nX-More": ["b"]},
+    ],
+)
+async def test_a_header_with_a_line_break_is_refused_and_never_written(
+    server: RunnerServer, headers: dict[str, list[str]]
+) -> None:
+    """A header that would break the request's framing on the function's socket gets 400.
+
+    It is refused before any process is started (none is written to), and the runner goes on
+    serving: the next call runs.
+    """
+    async with GrpcRunner(server.address) as runner:
+        bad = BufferedCall(
+            Call(id="bad", app_id="a", fn_id="echo", image="echo", timeout=10, headers=headers),
+            body=b"x",
+        )
+        with pytest.raises(APIError, match="CR, LF") as raised:
+            await runner.try_exec(bad)
+        assert raised.value.status_code == 400
+        assert (await runner.status()).custom_status["processes"] == "0"
+        good = BufferedCall(
+            Call(id="good", app_id="a", fn_id="echo", image="echo", timeout=10, memory=64),
+            body=b"ok",
+        )
+        await runner.try_exec(good)
+        assert bytes(good.response_writer.body) == b"ok"
 
 
 def test_log_book_bounds_what_waits_for_a_collector() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from runnerpool import (
     BufferedCall,
+    BufferedResponse,
     Call,
     FunctionFailedError,
     NaivePlacer,
@@ -17,7 +18,8 @@ from runnerpool import (
     ServerBusyError,
     metrics,
 )
-from runnerpool.lb._agent import LBAgent, ReservationExpiredError
+from runnerpool._call import RunnerTimings
+from runnerpool.lb._agent import DetachedResponse, LBAgent, ReservationExpiredError
 from runnerpool.metrics import LBAgentViews
 from runnerpool.testing import FakeRunner, FakeRunnerPool, Outcome, busy, fail, hang, succeed
 
@@ -61,7 +63,9 @@ def acknowledge_then_run(seconds: float) -> Outcome:
 
 
 def new_call(**model: object) -> BufferedCall:
-    return BufferedCall(Call(id="c1", fn_id="f1", **model))  # type: ignore[arg-type]
+    """A call of f1; a detached one writes to a DetachedResponse, as the HTTP layer builds it."""
+    writer = DetachedResponse() if model.get("type") == "detached" else BufferedResponse()
+    return BufferedCall(Call(id="c1", fn_id="f1", **model), response_writer=writer)  # type: ignore[arg-type]
 
 
 class TestSync:
@@ -80,6 +84,31 @@ class TestSync:
         assert (call.model.status, call.model.error) == ("success", "")
         assert call.model.started_at is not None
         assert call.model.completed_at is not None
+
+    async def test_runner_timings_become_the_agents_metrics(self) -> None:
+        """The runner's reported timings are recorded, in ms, by the agent; the address is kept."""
+        v = views()
+
+        async def timed(runner: FakeRunner, call: RunnerCall) -> None:
+            call.runner_timings = RunnerTimings(scheduler_duration=3_900_000, execution_duration=0)
+            call.response_writer.write_header(200)
+
+        runner = FakeRunner("10.0.0.9:9190", then=Outcome("timed", timed))
+        agent = LBAgent(NaivePlacer(), FakeRunnerPool([runner]))
+        call = new_call()
+        await agent.submit(call, body())  # type: ignore[arg-type]
+        assert v.runner_sched_latency.snapshot()[1:] == (1, 3.0)
+        assert v.runner_exec_latency.snapshot()[1] == 0  # not given: not recorded
+        assert call.runner_address == "10.0.0.9:9190"
+
+    async def test_a_refusing_runner_leaves_no_address(self) -> None:
+        """A runner that NACKs is not the call's runner: the one that took it is."""
+        runners = [FakeRunner("a", then=busy()), FakeRunner("b")]
+        agent = LBAgent(NaivePlacer(), FakeRunnerPool(runners))
+        call = new_call()
+        await agent.submit(call, body())  # type: ignore[arg-type]
+        assert [len(r.attempts) for r in runners] == [1, 1]
+        assert call.runner_address == "b"
 
     async def test_closed_gate(self) -> None:
         """After close_gate, calls get 503 without reaching any runner (server_busy)."""
@@ -150,6 +179,14 @@ class TestSync:
 
 
 class TestDetached:
+    async def test_the_http_layer_builds_the_detached_writer(self) -> None:
+        """submit_detached refuses a call whose writer would keep the function's output."""
+        agent = LBAgent(NaivePlacer(), FakeRunnerPool([FakeRunner("r")]))
+        call = BufferedCall(Call(id="c1", fn_id="f1", type="detached"))
+        with pytest.raises(TypeError, match="DetachedResponse"):
+            await agent.submit_detached(call, body())  # type: ignore[arg-type]
+        assert agent.in_flight == 0
+
     async def test_acknowledged_then_completes(self) -> None:
         """A detached call returns at the runner's 202 and completes in the background."""
         v = views()

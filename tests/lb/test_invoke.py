@@ -18,7 +18,7 @@ import pytest
 
 from runnerpool import BufferedCall, PlacerConfig, StaticRunnerPool, create_placer
 from runnerpool._ids import new_id
-from runnerpool.lb._agent import LBAgent
+from runnerpool.lb._agent import DetachedResponse, LBAgent
 from runnerpool.lb._calls import build_model
 from runnerpool.lb._registry import App, Function
 from tests.lb.conftest import (
@@ -242,7 +242,7 @@ class TestDetached:
                 headers=[],
                 detached=True,
             )
-            call = BufferedCall(model)
+            call = BufferedCall(model, response_writer=DetachedResponse())
 
             async def body() -> bytes:
                 return b"x"

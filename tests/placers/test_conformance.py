@@ -19,10 +19,18 @@ from runnerpool import (
     ServerBusyError,
     create_placer,
 )
+from runnerpool.placers import placer_help, placer_names, register_placer
+from runnerpool.placers._registry import _PLACERS
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, fail, refuse
 from tests.helpers import counts, register_views
 
 FAST = PlacerConfig(placer_timeout=0.1, retry_all_delay=0.005)
+
+
+def unregister(name: str) -> None:
+    """Remove a placer a test registered, so the registry is left as the package made it."""
+    del _PLACERS[name]
+
 
 PLACERS: dict[str, Callable[[], BasePlacer]] = {
     "ch": lambda: CHPlacer(FAST),
@@ -103,3 +111,59 @@ class TestCreatePlacer:
         """An unknown name is an error (Fn would silently fall back to round robin)."""
         with pytest.raises(ValueError, match="unknown placer 'rr'"):
             create_placer("rr")
+
+    def test_every_builtin_name_is_registered_and_described(self) -> None:
+        """The registry lists the built-in names, and the CLI's help describes each one."""
+        assert set(placer_names()) >= set(PLACERS)
+        assert all(f"{name} = " in placer_help() for name in PLACERS)
+
+    def test_the_readme_documents_every_builtin_placer(self) -> None:
+        """README's placer table has a row for each name the registry ships with."""
+        from pathlib import Path
+
+        readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+        for name in PLACERS:
+            assert f"| `{name}`" in readme, name
+
+
+class TestRegisterPlacer:
+    def test_a_users_placer_is_created_by_name(self) -> None:
+        """A registered name is created by create_placer, with the configuration given."""
+        register_placer("test-user", NaivePlacer, description="a user's round robin")
+        try:
+            placer = create_placer("test-user", FAST)
+            assert isinstance(placer, NaivePlacer)
+            assert placer.config is FAST
+            assert "test-user" in placer_names()
+            assert "test-user = a user's round robin" in placer_help()
+        finally:
+            unregister("test-user")
+
+    def test_a_taken_name_is_refused_unless_replacing(self) -> None:
+        """Registering a built-in name again is an error unless replace is asked for."""
+        with pytest.raises(ValueError, match="already registered"):
+            register_placer("ch", NaivePlacer, description="x")
+
+    @pytest.mark.parametrize("name", ["", "Upper", "with space", "a_b"])
+    def test_a_malformed_name_is_refused(self, name: str) -> None:
+        """Names are what a user types after --placer: lower-case letters, digits and '-'."""
+        with pytest.raises(ValueError, match="must be lower-case"):
+            register_placer(name, NaivePlacer, description="x")
+
+    def test_a_registered_name_is_a_cli_choice(self) -> None:
+        """The CLI reads the registry when it parses, so a placer registered later is a choice."""
+        from click.testing import CliRunner
+
+        from runnerpool.cli import main
+
+        register_placer("test-cli", NaivePlacer, description="registered after import")
+        try:
+            result = CliRunner().invoke(main, ["lb", "--help"])
+            assert "test-cli = registered after import" in result.output
+            bad = CliRunner().invoke(
+                main, ["simulate", "--placers", "test-nope", "--duration", "1"]
+            )
+            assert bad.exit_code == 2
+            assert "test-cli" in bad.output
+        finally:
+            unregister("test-cli")

@@ -10,7 +10,6 @@ import pytest
 from runnerpool import (
     BasePlacer,
     Call,
-    FakeDetachedPlacer,
     FunctionFailedError,
     PlacerConfig,
     PlacerTracker,
@@ -19,7 +18,16 @@ from runnerpool import (
     RunnerPool,
     ServerBusyError,
 )
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, fail, hang, refuse
+from runnerpool.testing import (
+    FakeCall,
+    FakeDetachedPlacer,
+    FakeRunner,
+    FakeRunnerPool,
+    busy,
+    fail,
+    hang,
+    refuse,
+)
 from tests.helpers import counts, register_views
 
 

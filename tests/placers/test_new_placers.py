@@ -7,7 +7,6 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from runnerpool import (
     Runner,
     RunnerStatus,
 )
-from runnerpool.placers import create_placer
+from runnerpool.placers import PlacerRuntime, create_placer
 from runnerpool.placers._rendezvous import RendezvousBase
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy, hang
 
@@ -176,7 +175,8 @@ class TestBoundedLoad:
     ) -> None:
         """While runners accept and hold calls, none holds more than ceil(c * average)."""
         runners = [FakeRunner(f"10.0.0.{i}:9190", then=hang()) for i in range(runner_count)]
-        asyncio.run(_hold(BoundedLoadPlacer(FAST, factor=factor), runners, fns))
+        config = dataclasses.replace(FAST, bounded_load_factor=factor)
+        asyncio.run(_hold(BoundedLoadPlacer(config), runners, fns))
 
     async def test_one_hot_function_max_over_mean(self) -> None:
         """400 held calls of one function on 10 runners: max/mean in flight is at most 1.25."""
@@ -207,8 +207,8 @@ class TestBoundedLoad:
 
     def test_factor_below_one_is_an_error(self) -> None:
         """A factor below 1 cannot hold: every runner would be over the bound."""
-        with pytest.raises(ValueError, match="at least 1"):
-            BoundedLoadPlacer(factor=0.9)
+        with pytest.raises(ValueError, match=">= 1"):
+            BoundedLoadPlacer(PlacerConfig(bounded_load_factor=0.9))
 
 
 class TestLeastLoaded:
@@ -234,13 +234,14 @@ class TestMembership:
 
 
 class TestFactorFromConfig:
-    def test_factor_comes_from_the_config_unless_given(self) -> None:
-        """The bounded placer's c is the config's bounded_load_factor; an explicit one wins."""
-        assert BoundedLoadPlacer().factor == 1.25
+    def test_factor_comes_from_the_config_only(self) -> None:
+        """The bounded placer's c is the config's bounded_load_factor, its one setting."""
+        assert BoundedLoadPlacer().factor == PlacerConfig().bounded_load_factor == 1.25
         config = PlacerConfig(bounded_load_factor=2.0)
         assert BoundedLoadPlacer(config).factor == 2.0
         assert create_placer("bounded", config).factor == 2.0  # type: ignore[attr-defined]
-        assert BoundedLoadPlacer(config, factor=1.5).factor == 1.5
+        with pytest.raises(TypeError):
+            BoundedLoadPlacer(config, factor=1.5)  # type: ignore[call-arg]
 
     async def test_a_larger_factor_keeps_more_calls_at_home(self) -> None:
         """With c = 1 a hot function's 40 held calls spread evenly; with c = 4 they stay home.
@@ -278,20 +279,20 @@ class TestLeastLoadedStatus:
     async def test_fresh_status_reorders_the_preferred_runners(self) -> None:
         """A busy home (by its status) goes second; once the status is stale, first again."""
         runners = [StatusRunner(f"10.0.0.{i}:9190", 0) for i in range(6)]
-        placer = LeastLoadedPlacer(FAST, status_max_age=5.0)
+        now = [100.0]
+        runtime = PlacerRuntime(clock=lambda: now[0])
+        placer = LeastLoadedPlacer(FAST, status_max_age=5.0, runtime=runtime)
         home, second = placer.preferred("f", placer.membership(runners))[:2]
         assert self._order(placer, runners) == [home, second]
         runners[home].active = 7
         runners[second].active = RuntimeError("status failed")  # no fresh status: own count 0
-        with mock.patch("runnerpool.placers._least_loaded.monotonic") as clock:
-            clock.return_value = 100.0
-            await placer.refresh_status(runners)
-            assert placer.runner_load(runners[home].address) == 7
-            assert placer.runner_load(runners[second].address) == 0
-            assert self._order(placer, runners) == [second, home]
-            clock.return_value = 105.1
-            assert self._order(placer, runners) == [home, second]
-            assert placer.runner_load(runners[home].address) == 0
+        await placer.refresh_status(runners)
+        assert placer.runner_load(runners[home].address) == 7
+        assert placer.runner_load(runners[second].address) == 0
+        assert self._order(placer, runners) == [second, home]
+        now[0] = 105.1
+        assert self._order(placer, runners) == [home, second]
+        assert placer.runner_load(runners[home].address) == 0
 
     def test_failed_status_is_ignored_and_own_count_wins_when_larger(self) -> None:
         """A failed status check is not a load; the LB's own count is a floor."""

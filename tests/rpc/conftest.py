@@ -13,10 +13,10 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
 
 from runnerpool import APIError, FuncError
+from runnerpool._sockets import listening_socket
 from runnerpool.examples import FUNCTIONS
 from runnerpool.rpc._proto import runner_pb2 as pb
 from runnerpool.rpc._proto.runner_grpc import RunnerProtocolBase
-from runnerpool.rpc._server import listening_socket
 from runnerpool.runner import (
     FunctionRequest,
     FunctionResponse,

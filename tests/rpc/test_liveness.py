@@ -23,7 +23,7 @@ from runnerpool import (
     RunnerConnectionError,
     RunnerUnavailableError,
 )
-from runnerpool.rpc._server import listening_socket
+from runnerpool._sockets import listening_socket
 from runnerpool.runner import RunnerService
 from tests.rpc.conftest import StartRunner
 

@@ -42,6 +42,10 @@ class TestRealRunner:
         assert bytes(echo.response_writer.body) == b"hello"
         assert echo.user_execution_time is not None
         assert echo.user_execution_time > 0
+        # The transport reports on the call; the load balancer's agent records the metrics.
+        assert echo.runner_address == server.address
+        assert echo.runner_timings is not None
+        assert echo.runner_timings.execution_duration == echo.model.execution_duration > 0
         await runner.aclose()
 
     async def test_status_and_every_header(self, start_runner: StartRunner) -> None:

@@ -35,8 +35,8 @@ from runnerpool.rpc._codec import (
 )
 from runnerpool.rpc._proto import runner_pb2 as pb
 from runnerpool.rpc._proto.runner_grpc import RunnerProtocolStub
-from runnerpool.rpc._server import _Handler
 from runnerpool.runner import InProcessExecutor, RunnerService
+from runnerpool.runner._server import _Handler
 
 Line = pb.LogResponseMsg.Container.Request.Line
 

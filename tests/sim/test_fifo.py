@@ -10,7 +10,7 @@ import pytest
 from runnerpool import PlacerConfig
 from runnerpool._model import Call
 from runnerpool.placers import create_placer
-from runnerpool.sim import SimRunner, SimulationSettings, run_virtual, simulate
+from runnerpool.sim import SimRunner, SimulationSettings, run_virtual, simulate, virtual_runtime
 from runnerpool.sim._runner import SimCall, SimPool
 from runnerpool.sim._simulate import _place
 
@@ -36,7 +36,7 @@ def test_waiters_are_woken_in_arrival_order() -> None:
 
     async def scenario() -> list[SimCall]:
         loop = asyncio.get_running_loop()
-        placer = create_placer("naive", QUIET)
+        placer = create_placer("naive", QUIET, runtime=virtual_runtime(asyncio.get_running_loop()))
         pool = SimPool([_runner("a")])
         calls, tasks = [], []
         # Each waiter wants a different function, so the order is not the instances' order.
@@ -57,7 +57,11 @@ def test_release_mode_does_not_keep_the_order() -> None:
 
     async def scenario() -> list[SimCall]:
         loop = asyncio.get_running_loop()
-        placer = create_placer("naive", PlacerConfig(backoff="release", placer_timeout=500.0))
+        placer = create_placer(
+            "naive",
+            PlacerConfig(backoff="release", placer_timeout=500.0),
+            runtime=virtual_runtime(asyncio.get_running_loop(), seed=1),
+        )
         pool = SimPool([_runner("a")])
         calls, tasks = [], []
         for number, (at, duration) in enumerate([(0, 10), (1, 3), (2, 1), (3, 2), (4, 5)]):
@@ -68,7 +72,7 @@ def test_release_mode_does_not_keep_the_order() -> None:
         assert all(await asyncio.gather(*tasks))
         return calls
 
-    calls, _ = run_virtual(scenario(), seed=1)
+    calls, _ = run_virtual(scenario())
     committed = [call.committed_at or 0.0 for call in calls]
     assert committed != sorted(committed)
 
@@ -78,7 +82,11 @@ def test_no_waiter_is_lost_when_a_runner_leaves() -> None:
 
     async def scenario() -> tuple[list[SimCall], int]:
         loop = asyncio.get_running_loop()
-        placer = create_placer("naive", PlacerConfig(backoff="fifo", placer_timeout=500.0))
+        placer = create_placer(
+            "naive",
+            PlacerConfig(backoff="fifo", placer_timeout=500.0),
+            runtime=virtual_runtime(asyncio.get_running_loop(), seed=1),
+        )
         a, b = _runner("a"), _runner("b")
         pool = SimPool([a, b])
         calls, tasks = [], []
@@ -96,7 +104,7 @@ def test_no_waiter_is_lost_when_a_runner_leaves() -> None:
         assert queue is not None
         return calls, queue.waiting
 
-    (calls, waiting), _ = run_virtual(scenario(), seed=1)
+    (calls, waiting), _ = run_virtual(scenario())
     waiters = calls[2:]
     # The waiter woken at 5 by a's release found only b, full, and waited again: it and the
     # others find c by polling, long before b frees at 20. (Polls keep no order: only
@@ -109,7 +117,7 @@ def test_no_waiter_is_lost_when_a_runner_leaves() -> None:
 def _shedding_scenario(phase_two: Sequence[float | None]) -> list[SimCall]:
     async def scenario() -> list[SimCall]:
         loop = asyncio.get_running_loop()
-        placer = create_placer("naive", QUIET)
+        placer = create_placer("naive", QUIET, runtime=virtual_runtime(asyncio.get_running_loop()))
         pool = SimPool([_runner("a")])
         # Phase one: 11 calls of 1 s at once; 10 wait and are woken one a second, which
         # teaches the queue its drain rate.
@@ -151,7 +159,11 @@ def test_a_full_queue_refuses_at_once() -> None:
     """With ``queue_limit`` calls waiting, the next call gets its 503 without waiting."""
 
     async def scenario() -> list[SimCall]:
-        placer = create_placer("naive", PlacerConfig(backoff="fifo", queue_limit=2))
+        placer = create_placer(
+            "naive",
+            PlacerConfig(backoff="fifo", queue_limit=2),
+            runtime=virtual_runtime(asyncio.get_running_loop()),
+        )
         pool = SimPool([_runner("a")])
         calls = [_call(n, 1.0) for n in range(4)]
         await asyncio.gather(*(_place(placer, pool, call) for call in calls))

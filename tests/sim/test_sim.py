@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from runnerpool import PlacerConfig
 from runnerpool.cli import main
-from runnerpool.placers import PLACER_NAMES
+from runnerpool.placers import placer_names
 from runnerpool.placers._hashing import FN_SIPHASH_KEY, c_jump_hash, siphash
 from runnerpool.sim import (
     Arrival,
@@ -30,6 +30,7 @@ from runnerpool.sim import (
     run_placer,
     run_virtual,
     simulate,
+    virtual_runtime,
     write_plots,
 )
 from runnerpool.sim._simulate import PLOTS, first_runner
@@ -55,7 +56,8 @@ def test_tracker_reads_the_virtual_clock() -> None:
     from runnerpool.testing import FakeCall
 
     async def expiry() -> tuple[bool, bool]:
-        tracker = PlacerTracker(PlacerConfig(placer_timeout=50), FakeCall())
+        runtime = virtual_runtime(asyncio.get_running_loop())
+        tracker = PlacerTracker(PlacerConfig(placer_timeout=50), FakeCall(), runtime=runtime)
         await asyncio.sleep(42)
         before = tracker.placer_expired()
         await asyncio.sleep(10)
@@ -185,7 +187,7 @@ def test_exponential_backoff_is_deterministic() -> None:
     assert simulate(settings, ["naive"]) == simulate(settings, ["naive"])
 
 
-@pytest.mark.parametrize("name", PLACER_NAMES)
+@pytest.mark.parametrize("name", placer_names())
 def test_each_placer_runs_through_the_simulator(name: str) -> None:
     workload = SMALL.workload()
     runners = SMALL.make_runners()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from runnerpool import (
     AsyncResource,
+    BasePlacer,
     CHPlacer,
-    FakeDetachedPlacer,
     NaivePlacer,
     Placer,
     PlacerConfig,
+    PlacerRuntime,
     Runner,
     RunnerCall,
     RunnerPool,
@@ -19,8 +21,17 @@ from runnerpool import (
     StaticRunnerPool,
 )
 from runnerpool.fdk import Bundles, Environments, FdkExecutor
-from runnerpool.runner import Executor, InProcessExecutor, RunnerServer, RunnerService
-from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool
+from runnerpool.lb import LBSettings, Registry, serve_lb
+from runnerpool.placers import DEFAULT_RUNTIME, PlacerFactory, register_placer
+from runnerpool.runner import (
+    Executor,
+    InProcessExecutor,
+    RunnerServer,
+    RunnerService,
+    RunnerSettings,
+    serve_runner,
+)
+from runnerpool.testing import FakeCall, FakeDetachedPlacer, FakeRunner, FakeRunnerPool
 
 
 class UserRunner:
@@ -59,6 +70,8 @@ placers: list[Placer] = [
     CHPlacer(),
     CHPlacer(PlacerConfig(), variant="fn"),
     NaivePlacer(),
+    # Injected clock, jitter and metric views: a user's own (here a fixed clock, no metrics).
+    NaivePlacer(runtime=PlacerRuntime(clock=lambda: 0.0, rng=random.Random(1), views=lambda: None)),
     FakeDetachedPlacer(PlacerConfig(), 0.1),
 ]
 
@@ -83,3 +96,21 @@ async def closing() -> None:
     resources: list[AsyncResource] = [InProcessExecutor({}), server]
     for resource in resources:
         await resource.aclose()
+
+
+def user_placer(
+    config: PlacerConfig | None, /, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+) -> BasePlacer:
+    """A user's placer factory, as register_placer takes it: a config and a runtime."""
+    return NaivePlacer(config, runtime=runtime)
+
+
+# Factories: the user's, and the placer classes themselves.
+factories: list[PlacerFactory] = [user_placer, CHPlacer, NaivePlacer]
+
+
+async def serving() -> None:
+    """The entry points take settings built once."""
+    register_placer("user", user_placer, description="a user's placer")
+    await serve_lb(Registry([], []), ["127.0.0.1:9190"], LBSettings(port=0, placer="user"))
+    await serve_runner(InProcessExecutor({}), RunnerSettings(port=0))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._headers import HOP_BY_HOP
+from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
 from .._resource import AsyncResource
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
@@ -48,24 +50,25 @@ if TYPE_CHECKING:
 
     from .._interfaces import LogWriter
     from .._model import Call
-    from ..runner._capacity import Capacity, Reservation
-    from ..runner._executor import Execution
-    from ..runner._logs import ContainerLogs
+    from ..runner import Capacity, ContainerLogs, Execution, Reservation
     from ._bundles import Bundle, Bundles
     from ._environments import Environments
     from ._sandbox import Sandbox
 
-__all__ = ["FdkExecutor"]
+__all__ = ["DEFAULT_INIT_TIMEOUT", "FdkExecutor"]
 
 logger = logging.getLogger(__name__)
 
-#: Fn's defaults for a function's idle timeout and memory (``models/fn.go``).
-DEFAULT_IDLE_TIMEOUT = 30
-DEFAULT_MEMORY_MB = 128
 #: The listener Fn's containers see; the slot key is computed with it, as Fn does.
 _FN_LISTENER = "unix:/tmp/iofs/lsnr.sock"
 #: Hop-by-hop headers (Go's StripHopHeaders), and those the transport sets itself.
 _NOT_FORWARDED = HOP_BY_HOP | {"content-length", "host"}
+#: What a header name or value written to the function's socket may not hold: line breaks
+#: and NUL (and, in a name, ``:`` and white space), or anything beyond Latin-1.
+_BAD_NAME = re.compile(r"[\x00-\x20:\x7f]|[^\x00-\xff]")
+_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
+#: Seconds a new process may take to listen, as Fn (then 504).
+DEFAULT_INIT_TIMEOUT = 5.0
 #: How much of a failing function's 502 body its error message carries.
 _ERROR_TEXT = 1000
 
@@ -148,7 +151,7 @@ class FdkExecutor(AsyncResource):
         environments: Environments,
         *,
         iofs_root: Path | None = None,
-        init_timeout: float = 5.0,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
         connection_idle: float = 5.0,
         max_response_size: int | None = None,
         memory_limit: bool = True,
@@ -224,7 +227,7 @@ class FdkExecutor(AsyncResource):
             network_allowed(model.annotations),
         )
         if process is None:
-            ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY_MB)
+            ticket.memory = self.pool.reserve(capacity, model.memory or DEFAULT_MEMORY)
             if ticket.memory is None:
                 call.release()
                 return None
@@ -250,6 +253,9 @@ class FdkExecutor(AsyncResource):
         if not isinstance(ticket, _Ticket):
             raise TypeError("FdkExecutor runs only the calls it admitted")
         model = execution.model
+        # Refused before a process is taken: a bad header is the caller's fault, not the
+        # process's, which stays idle for the next call.
+        headers = _forwarded_headers(model)
         body = b"".join([chunk async for chunk in execution.body])
         if ticket.process is None:
             ticket.process = await self._start_or_take(ticket, model, execution.stderr)
@@ -262,7 +268,7 @@ class FdkExecutor(AsyncResource):
             )
             async with asyncio.timeout(remaining):
                 response = await process.call(
-                    _request_headers(model, remaining), body, self._max_response
+                    _with_deadline(headers, model, remaining), body, self._max_response
                 )
             await process.settle_output()
             keep = response.status in (200, 502, 504)
@@ -357,7 +363,7 @@ class FdkExecutor(AsyncResource):
                 env=ticket.config,
                 iofs_root=self.iofs_root,
                 slot_key=ticket.slot_key,
-                memory_mb=model.memory or DEFAULT_MEMORY_MB,
+                memory_mb=model.memory or DEFAULT_MEMORY,
                 memory_limit=self._memory_limit,
                 init_timeout=self._init_timeout,
                 output=output,
@@ -446,21 +452,45 @@ def process_config(model: Call) -> dict[str, str]:
     return {
         "FN_APP_ID": model.app_id,
         "FN_FN_ID": model.fn_id,
-        "FN_MEMORY": str(model.memory or DEFAULT_MEMORY_MB),
+        "FN_MEMORY": str(model.memory or DEFAULT_MEMORY),
         "FN_TYPE": "sync",
         **model.config,
         "FN_FORMAT": "http-stream",
     }
 
 
-def _request_headers(model: Call, remaining: float | None) -> list[tuple[str, str]]:
+def _forwarded_headers(model: Call) -> list[tuple[str, str]]:
+    """Return the call's headers to write to the function, each checked.
+
+    Raises:
+        APIError: 400, for a name or value that would break the request's framing on the
+            function's socket (CR, LF or NUL; a name with ``:`` or white space) or that is
+            not Latin-1, the bytes HTTP/1.1 carries. Nothing is written.
+    """
     headers = [
         (name, value)
         for name, values in model.headers.items()
         if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("fn-call-id")
         for value in values
     ]
-    deadline = datetime.now(UTC) + timedelta(seconds=remaining or 30.0)
-    headers.append(("Fn-Call-Id", model.id))
-    headers.append(("Fn-Deadline", deadline.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    for name, value in headers:
+        # A CR or LF would end the header line and let the rest of the value be read as
+        # further headers or a second request on the function's socket (header injection).
+        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            raise APIError(
+                f"header {name!r} has a name or value with CR, LF or another character "
+                "that cannot be sent to the function",
+                status_code=400,
+            )
     return headers
+
+
+def _with_deadline(
+    headers: list[tuple[str, str]], model: Call, remaining: float | None
+) -> list[tuple[str, str]]:
+    deadline = datetime.now(UTC) + timedelta(seconds=remaining or DEFAULT_TIMEOUT)
+    return [
+        *headers,
+        ("Fn-Call-Id", model.id),
+        ("Fn-Deadline", deadline.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ]

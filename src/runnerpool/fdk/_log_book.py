@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..runner._logs import ContainerLogs, LogLine, RequestLogs
+from ..runner import ContainerLogs, LogLine, RequestLogs
 
 __all__ = ["LogBook"]
 

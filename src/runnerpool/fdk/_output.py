@@ -17,7 +17,7 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from ..runner._logs import LogLine
+from ..runner import LogLine
 from ._function_log import clip
 from ._log_book import LogBook
 

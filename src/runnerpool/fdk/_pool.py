@@ -18,7 +18,7 @@ from .._resource import AsyncResource
 from .._tasks import watch
 
 if TYPE_CHECKING:
-    from ..runner._capacity import Capacity, Reservation
+    from ..runner import Capacity, Reservation
     from ._process import FdkProcess
 
 __all__ = ["HotPool"]

@@ -98,7 +98,6 @@ class FdkProcess:
         id: The process's id in logs and status (Fn: the container id).
         slot_key: The slot key of the calls it serves.
         memory_mb: The memory it holds against the runner's capacity.
-        last_used: When its last call ended (``time.monotonic()``).
     """
 
     def __init__(
@@ -121,7 +120,6 @@ class FdkProcess:
         self.memory_mb = memory_mb
         self._pipes = pipes
         self.output = pipes.sink
-        self.last_used = time.monotonic()
         self._connection: UdsConnection | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._killed = False
@@ -329,7 +327,6 @@ class FdkProcess:
         The FDK's keep-alive timer busy-spins a core from 75 s after a response on an open
         connection (fdk-contract.md §5.1), so an idle connection must not stay open that long.
         """
-        self.last_used = time.monotonic()
         if self._connection is not None:
             loop = asyncio.get_running_loop()
             self._close_timer = loop.call_later(connection_idle, self.close_connection)

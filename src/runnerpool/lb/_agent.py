@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .. import metrics
-from .._context import placement, runner_address
+from .._call import BufferedResponse
+from .._context import placement
 from .._errors import APIError, ServerBusyError
 from .._resource import AsyncResource, aclose_resource
 from .._tasks import watch
@@ -55,15 +56,17 @@ class DrainCancelledError(APIError):
     default_message = "Call cancelled: the load balancer stopped before it ended"
 
 
-class DetachedResponse:
+class DetachedResponse(BufferedResponse):
     """The response writer of a detached call: it only waits for the runner's 202.
 
     The runner sends ``result_start`` 202 as soon as the call starts; that acknowledgement is
-    what the load balancer's client gets. The function's output is not kept.
+    what the load balancer's client gets. The function's output and headers are not kept.
+    The HTTP front end builds a detached call with one (:meth:`LBAgent.submit_detached`
+    requires it).
     """
 
     def __init__(self) -> None:
-        self.status_code: int | None = None
+        super().__init__(max_size=0)
         self.acknowledged = asyncio.Event()
 
     def add_header(self, name: str, value: str) -> None:
@@ -72,10 +75,6 @@ class DetachedResponse:
     def write_header(self, status_code: int) -> None:
         """Record the runner's acknowledgement."""
         self.status_code = status_code
-        record = placement.get()
-        if record is not None:
-            # The client's answer is this acknowledgement: its runner is the one to log.
-            record.runner = runner_address.get()
         self.acknowledged.set()
 
     async def write(self, data: bytes) -> None:
@@ -144,15 +143,24 @@ class LBAgent(AsyncResource):
         detached placer timeout, plus the function's timeout, plus the headroom; the client
         leaving does not stop it.
 
+        Args:
+            call: The call; its response writer must be a :class:`DetachedResponse`.
+            read_body: Reads the request body.
+
         Raises:
+            TypeError: If the call's response writer is not a :class:`DetachedResponse`.
             ServerBusyError: If the load balancer is closing, or no runner took the call.
             Exception: The call's error, if it ended before any acknowledgement.
             asyncio.CancelledError: If the client went away before the acknowledgement.
         """
+        if not isinstance(call.response_writer, DetachedResponse):
+            raise TypeError("a detached call's response writer must be a DetachedResponse")
         with self._cancellable():
             await self._submit_detached(call, read_body)
 
     async def _submit_detached(self, call: BufferedCall, read_body: BodyReader) -> None:
+        response = call.response_writer
+        assert isinstance(response, DetachedResponse)  # checked by submit_detached
         views, tags = self._begin()
         try:
             await self._start(call, read_body, views, tags)
@@ -163,8 +171,6 @@ class LBAgent(AsyncResource):
             self.placer.config.detached_placer_timeout + call.model.timeout + self._headroom
         )
         call.deadline = time.monotonic() + reservation
-        response = DetachedResponse()
-        call.response_writer = response  # type: ignore[assignment]
         task = asyncio.create_task(self._place_detached(call, views, tags))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -186,6 +192,10 @@ class LBAgent(AsyncResource):
             acknowledged.cancel()
         if not response.acknowledged.is_set():
             task.result()  # placement ended first: its error is the client's answer
+        record = placement.get()
+        if record is not None:
+            # The client's answer is this acknowledgement: its runner is the one to log.
+            record.runner = call.runner_address
 
     @contextlib.contextmanager
     def _cancellable(self) -> Iterator[None]:
@@ -299,13 +309,20 @@ class LBAgent(AsyncResource):
             model.error = str(error) or type(error).__name__
         if views is not None:
             getattr(views, status).record(tags)
+            timings = call.runner_timings
+            if timings is not None:
+                # Fn's recordFinishStats: the runner's own timings, in ms, when it gave them.
+                if timings.scheduler_duration:
+                    views.runner_sched_latency.record(tags, timings.scheduler_duration // 10**6)
+                if timings.execution_duration:
+                    views.runner_exec_latency.record(tags, timings.execution_duration // 10**6)
             start = model.started_at or model.created_at
             if start is not None:
                 # Fn's lb_call_latency: the load balancer's share, without the user's code.
                 elapsed = (now - start).total_seconds() - (call.user_execution_time or 0.0)
                 views.call_latency.record((status, *tags), max(0, int(elapsed * 1000)))
         # The placement's runner, where the front end keeps one, is the runner that took the
-        # call; the context's is the last one offered it, refusals included.
+        # call (for a detached call, the one that acknowledged it); else the call's own.
         record = placement.get()
         # DEBUG: the access log has a line per call at INFO already.
         logger.debug(
@@ -316,7 +333,7 @@ class LBAgent(AsyncResource):
                 "call_id": model.id,
                 "fn_id": model.fn_id,
                 "call_status": status,
-                "runner_addr": runner_address.get() if record is None else record.runner,
+                "runner_addr": call.runner_address if record is None else record.runner,
             },
         )
 

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from .. import metrics
 from ._invoke import FrontEnd, InvokeHandler, error_parts
 from ._requests import TRIGGER_METHODS, TRIGGER_ROUTES
+from ._settings import LBSettings
 from ._sources import as_source
 
 if TYPE_CHECKING:
@@ -51,9 +52,8 @@ def error_response(status: int, message: str, call_id: str | None = None) -> Res
 def create_app(
     agent: LBAgent,
     registry: Registry | FunctionSource,
+    settings: LBSettings | None = None,
     *,
-    max_request_size: int | None = None,
-    max_response_size: int | None = None,
     exposition: Callable[[], Awaitable[bytes]] | None = None,
 ) -> FrontEnd:
     """Return the load balancer's ASGI application.
@@ -65,15 +65,19 @@ def create_app(
         agent: Places and accounts for the calls.
         registry: The functions that may be invoked: a registry (the functions file) or a
             function source such as Fn's API server. The source is ``app.state.source``.
-        max_request_size: Refuse request bodies larger than this (413), before any runner
-            is tried (``None``: no limit; the CLI's default is 6 MiB).
-        max_response_size: Refuse function responses larger than this (502).
+        settings: Its ``max_request_size`` (413 beyond, before any runner is tried) and
+            ``max_response_size`` (502 beyond) apply; :class:`LBSettings`' defaults when
+            omitted.
         exposition: Returns ``GET /metrics``'s body (this process's metrics when omitted;
             several workers' sum with ``runnerpool lb --workers N``).
     """
+    settings = LBSettings() if settings is None else settings
     source = as_source(registry)
     calls = InvokeHandler(
-        agent, source, max_request_size=max_request_size, max_response_size=max_response_size
+        agent,
+        source,
+        max_request_size=settings.max_request_size,
+        max_response_size=settings.max_response_size,
     )
 
     async def health(request: Request) -> Response:

@@ -18,6 +18,7 @@ from .._call import BufferedCall, BufferedResponse
 from .._errors import APIError, RequestTooLargeError
 from .._ids import new_id
 from .._tasks import watch
+from ._agent import DetachedResponse
 from ._requests import TRIGGER_METHODS, call_model
 from ._triggers import trigger_response
 
@@ -124,7 +125,9 @@ class InvokeHandler:
             await _answer(send, *_error_for(exc, call_id))
             return
         detached = model.type == "detached"
-        call = BufferedCall(model, response_writer=BufferedResponse(self.max_response_size))
+        # A detached call's writer only waits for the runner's acknowledgement (202).
+        writer = DetachedResponse() if detached else BufferedResponse(self.max_response_size)
+        call = BufferedCall(model, response_writer=writer)
         length = next((value for name, value in headers if name == "content-length"), "")
         limit = self.max_request_size
         body_read = asyncio.Event()

@@ -38,7 +38,8 @@ from ._ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
-    from uvicorn.server import ServerState
+
+    from ._uvicorn_private import ServerState
 
 __all__ = ["ALWAYS_SERVED", "EdgeConfig", "EdgeProtocol"]
 

@@ -63,6 +63,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from .._images import MAX_IMAGE_LENGTH, valid_image
+from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
 from .._unsafe_env import unsafe_config_key
 from ._toml_lines import BARE_KEY, KeyPath, locate
 
@@ -81,11 +82,8 @@ __all__ = [
     "Trigger",
 ]
 
-DEFAULT_MEMORY = 128  #: MB, Fn's ``DefaultMemory``.
 MAX_MEMORY = 8192  #: MB, Fn's ``MaxMemory``.
-DEFAULT_TIMEOUT = 30  #: Seconds, Fn's ``DefaultTimeout``.
 MAX_TIMEOUT = 300  #: Seconds, Fn's ``MaxTimeout``.
-DEFAULT_IDLE_TIMEOUT = 30  #: Seconds, Fn's ``DefaultIdleTimeout``.
 MAX_IDLE_TIMEOUT = 3600  #: Seconds, Fn's ``MaxIdleTimeout``.
 MAX_NAME_LENGTH = 255  #: Fn's ``MaxLengthAppName`` and ``MaxLengthFnName``.
 

@@ -7,20 +7,16 @@ import contextlib
 import logging
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from .. import metrics
-from .._config import PlacerConfig
+from .._sockets import listening_socket
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
-from ..pools import OutlierPolicy, StaticRunnerPool
-from ..rpc import Keepalive
-from ..rpc._client import DEFAULT_MAX_CONNECTIONS
-from ..rpc._server import listening_socket
+from ..pools import StaticRunnerPool
 from ._access_log import AccessLog
 from ._agent import LBAgent
 from ._app import create_app
@@ -31,10 +27,12 @@ from ._fds import (
     handle_accept_errors,
     raise_open_files_limit,
 )
-from ._limits import DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, EdgeLimits, reserve_for
+from ._limits import reserve_for
 from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
+from ._settings import LBSettings
 from ._status_poll import StatusPoller
+from ._uvicorn_private import HookedServer
 from ._worker_metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -53,7 +51,7 @@ FN_LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
 CLOSE_TIMEOUT = 5
 
 
-class LBServer(uvicorn.Server):
+class LBServer(HookedServer):
     """uvicorn, with Fn's shutdown order: close the front gate, drain, then stop serving.
 
     On the first SIGINT or SIGTERM new calls get 503 while the calls in flight (detached ones
@@ -88,7 +86,7 @@ class LBServer(uvicorn.Server):
         self.ready.set()
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
+    def handle_signals(self) -> Iterator[None]:
         """Handle SIGINT, SIGTERM (and SIGHUP if asked) on the event loop; do not re-raise them."""
         loop = asyncio.get_running_loop()
         handled = [signal.SIGINT, signal.SIGTERM]
@@ -108,10 +106,7 @@ class LBServer(uvicorn.Server):
         if self._draining is not None:
             self.force_exit = self.should_exit = True
             # Since Python 3.12, closing the server waits for its connections: close them.
-            for connection in list(self.server_state.connections):
-                transport = getattr(connection, "transport", None)
-                if transport is not None:
-                    transport.close()
+            self.close_connections()
             return
         logger.info(
             "Draining: new calls get 503, %d call(s) in flight finish%s",
@@ -142,21 +137,9 @@ class LBServer(uvicorn.Server):
 async def serve_lb(
     registry: Registry | FunctionSource,
     runner_addresses: Sequence[str],
+    settings: LBSettings | None = None,
     *,
-    placer: str = "ch",
-    placer_config: PlacerConfig | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    max_request_size: int | None = DEFAULT_MAX_REQUEST_SIZE,
-    max_response_size: int | None = None,
-    runner_ssl: ssl.SSLContext | None = None,
-    edge: EdgeLimits | None = None,
-    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
-    keepalive: Keepalive | None = None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    outlier_policy: OutlierPolicy | None = None,
     on_ready: Callable[[str], None] | None = None,
-    access_log: bool = True,
     on_hangup: Callable[[], object] | None = None,
     worker: WorkerContext | None = None,
 ) -> None:
@@ -164,61 +147,41 @@ async def serve_lb(
 
     Args:
         registry: The functions that may be invoked: a registry (the functions file) or a
-            function source such as :class:`~runnerpool.lb._api_source.ApiSource`, which is
-            closed when serving ends.
+            function source such as :class:`~runnerpool.lb.ApiSource`, which is closed when
+            serving ends.
         runner_addresses: ``host:port`` of each runner.
-        placer: A name of :data:`~runnerpool.placers.PLACER_NAMES` (see
-            :func:`~runnerpool.create_placer`). With ``"least-loaded"``, the runners' status
-            is polled in the background for it.
-        placer_config: Placer timeouts and back-off; Fn's defaults when omitted.
-        host: Address to listen on.
-        port: Port to listen on (0: any free port).
-        max_request_size: Largest request body, in bytes (413 beyond; ``None``: no limit).
-        max_response_size: Largest function response, in bytes (502 beyond).
-        runner_ssl: TLS for the connections to the runners.
-        edge: The HTTP edge's limits (:class:`EdgeLimits`' defaults when omitted). The
-            connection cap is lowered, with a warning, to fit the open files limit, which is
-            first raised to its hard limit.
-        drain_timeout: Seconds calls in flight may run once draining; then they are
-            cancelled (sync calls answer 500) and the load balancer exits. ``None``: wait
-            for them.
-        keepalive: Keepalive and connect timeouts of the connections to the runners.
-        max_connections: Connections to each runner at most.
-        outlier_policy: When runners are ejected and probed (see
-            :class:`~runnerpool.pools.OutlierDetector`).
+        settings: Where to listen, the placer, limits and timeouts (:class:`LBSettings`'
+            defaults when omitted).
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
-        access_log: Log a line per call (see :class:`~runnerpool.lb._access_log.AccessLog`),
-            in place of uvicorn's access log, which stays off.
         on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
             re-reads its functions file so).
-        worker: Serve as one worker of ``runnerpool lb --workers N``: on its socket (``host``
-            and ``port`` are then the shared ones), with ``/metrics`` summed over the workers.
+        worker: Serve as one worker of ``runnerpool lb --workers N``: on its socket (the
+            settings' host and port are then the shared ones), with ``/metrics`` summed over
+            the workers.
 
     Raises:
         OSError: If the address cannot be listened on.
     """
+    settings = LBSettings() if settings is None else settings
+    host, port, placer = settings.host, settings.port, settings.placer
     metrics.register_placer_views([], FN_LATENCY_BUCKETS)
     metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
-    chosen = create_placer(placer, placer_config)
+    chosen = create_placer(placer, settings.placer_config)
     pool = StaticRunnerPool(
         runner_addresses,
-        ssl=runner_ssl,
-        keepalive=keepalive,
-        max_connections=max_connections,
-        outlier_policy=outlier_policy,
+        ssl=settings.runner_ssl,
+        keepalive=settings.keepalive,
+        max_connections=settings.runner_connections,
+        outlier_policy=settings.outlier_policy,
     )
     agent = LBAgent(chosen, pool)
     poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
     # One of several workers: /metrics answers the sum of every worker's.
     shared = WorkerMetrics(worker) if worker is not None and worker.count > 1 else None
     app = create_app(
-        agent,
-        registry,
-        max_request_size=max_request_size,
-        max_response_size=max_response_size,
-        exposition=None if shared is None else shared.exposition,
+        agent, registry, settings, exposition=None if shared is None else shared.exposition
     )
-    limits = edge or EdgeLimits()
+    limits = settings.edge
     open_files = raise_open_files_limit()
     cap = connection_budget(limits.max_connections, open_files)
     if cap < limits.max_connections:
@@ -231,7 +194,7 @@ async def serve_lb(
     edge_log = RateLimitedLog(logger)
     handle_accept_errors(asyncio.get_running_loop(), edge_log)
     config = EdgeConfig(
-        AccessLog(app) if access_log else app,
+        AccessLog(app) if settings.access_log else app,
         limits=limits,
         connections=ConnectionTable(cap, reserve_for(cap)),
         log=edge_log,
@@ -243,7 +206,7 @@ async def serve_lb(
         backlog=ACCEPT_BACKLOG,
         timeout_graceful_shutdown=CLOSE_TIMEOUT,
     )
-    server = LBServer(config, agent, drain_timeout, on_hangup)
+    server = LBServer(config, agent, settings.drain_timeout, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
     sock = listening_socket(host, port) if worker is None else worker.socket

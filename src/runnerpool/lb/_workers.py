@@ -40,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-from ..rpc._server import listening_socket
+from .._sockets import listening_socket
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess

@@ -21,6 +21,7 @@ from .._errors import (
 from .._interfaces import Placer
 from ._busy import BusyRunners
 from ._fifo import FifoQueue
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 from ._tracker import PlacerTracker
 
 if TYPE_CHECKING:
@@ -54,12 +55,18 @@ class BasePlacer(Placer, ABC):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, the back-off's randomness and the metric views (keyword only);
+            the monotonic clock, a shared generator and the registered views when omitted.
+            Every time the placer and its trackers read comes from ``runtime.clock``.
     """
 
-    __slots__ = ("_busy", "_config")
+    __slots__ = ("_busy", "_config", "_runtime")
 
-    def __init__(self, config: PlacerConfig | None = None) -> None:
+    def __init__(
+        self, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
         self._config = config = PlacerConfig() if config is None else config
+        self._runtime = runtime
         self._busy: BusyRunners | None = (
             FifoQueue(config.release_hold, config.queue_limit)
             if config.backoff == "fifo"
@@ -72,6 +79,11 @@ class BasePlacer(Placer, ABC):
     def config(self) -> PlacerConfig:
         """The placer's timeouts and back-off."""
         return self._config
+
+    @property
+    def runtime(self) -> PlacerRuntime:
+        """The placer's clock, back-off randomness and metric views."""
+        return self._runtime
 
     def start_index(self, call: RunnerCall, runner_count: int) -> int:
         """Return the index of the first runner to try in a pass (``runner_count > 0``).
@@ -102,7 +114,7 @@ class BasePlacer(Placer, ABC):
             asyncio.CancelledError: If the caller cancelled.
         """
         busy = self._busy
-        tracker = PlacerTracker(self._config, call, busy=busy)
+        tracker = PlacerTracker(self._config, call, busy=busy, runtime=self._runtime)
         try:
             while True:
                 pool_error: BaseException | None = None

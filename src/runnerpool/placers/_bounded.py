@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._load import LoadTable
 from ._rendezvous import Membership, RendezvousBase, full_order
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -68,23 +69,20 @@ class BoundedLoadPlacer(RendezvousBase):
     runner holds more than ``ceil(c * average)`` of this placer's calls.
 
     Args:
-        config: Timeouts and back-off; Fn's defaults when omitted.
-        factor: ``c``, the bound over the average load; at least 1. By default the
-            configuration's ``bounded_load_factor`` (1.25 unless set).
-
-    Raises:
-        ValueError: If ``factor`` is below 1.
+        config: Timeouts and back-off, and ``c``: the configuration's ``bounded_load_factor``
+            (validated there: at least 1). Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
     """
 
     __slots__ = ("factor", "load")
 
-    def __init__(self, config: PlacerConfig | None = None, *, factor: float | None = None) -> None:
-        super().__init__(config)
-        if factor is None:
-            factor = self._config.bounded_load_factor
-        if not factor >= 1.0:
-            raise ValueError(f"bounded-load factor must be at least 1, got {factor!r}")
-        self.factor = factor
+    def __init__(
+        self, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
+        super().__init__(config, runtime=runtime)
+        # One way to set c: the configuration (the CLI's --bounded-load-factor writes it there).
+        self.factor = self._config.bounded_load_factor
         self.load = LoadTable()
 
     def runner_order(self, call: RunnerCall, runners: Sequence[Runner]) -> Iterator[int]:
@@ -96,4 +94,4 @@ class BoundedLoadPlacer(RendezvousBase):
         return _bounded(order, addresses, self.load, self.factor)
 
     def __repr__(self) -> str:
-        return f"BoundedLoadPlacer({self._config!r}, factor={self.factor!r})"
+        return f"BoundedLoadPlacer({self._config!r})"

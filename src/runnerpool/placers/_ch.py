@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ._base import BasePlacer
 from ._hashing import FN_SIPHASH_KEY, c_jump_hash, fn_jump_hash, siphash
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -25,6 +26,8 @@ class CHPlacer(BasePlacer):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
         variant: ``"jump"`` (the default) uses the canonical jump hash, which spreads
             functions evenly over runners. ``"fn"`` reproduces Fn's exact placement, whose
             integer jump hash never starts at runner index 1 and skews load; choose it to
@@ -36,8 +39,14 @@ class CHPlacer(BasePlacer):
 
     __slots__ = ("_jump", "variant")
 
-    def __init__(self, config: PlacerConfig | None = None, *, variant: CHVariant = "jump") -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: PlacerConfig | None = None,
+        *,
+        variant: CHVariant = "jump",
+        runtime: PlacerRuntime = DEFAULT_RUNTIME,
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         self._jump: Callable[[int, int], int]
         if variant == "jump":
             self._jump = c_jump_hash  # start_index is only called with runners to choose from

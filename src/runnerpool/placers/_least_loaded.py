@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from time import monotonic
 from typing import TYPE_CHECKING
 
 from ._load import LoadTable, tracked
 from ._rendezvous import RendezvousBase, full_order
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -34,6 +34,8 @@ class LeastLoadedPlacer(RendezvousBase):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
         status_max_age: Seconds a runner's status stays fresh.
 
     Raises:
@@ -42,8 +44,14 @@ class LeastLoadedPlacer(RendezvousBase):
 
     __slots__ = ("_statuses", "load", "status_max_age")
 
-    def __init__(self, config: PlacerConfig | None = None, *, status_max_age: float = 1.0) -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: PlacerConfig | None = None,
+        *,
+        status_max_age: float = 1.0,
+        runtime: PlacerRuntime = DEFAULT_RUNTIME,
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         if not status_max_age >= 0:
             raise ValueError(f"status_max_age must be >= 0, got {status_max_age!r}")
         self.status_max_age = status_max_age
@@ -57,7 +65,7 @@ class LeastLoadedPlacer(RendezvousBase):
         A status whose check failed (``status_failed``) is ignored.
         """
         if not status.status_failed:
-            self._statuses[address] = (status.active_request_count, monotonic())
+            self._statuses[address] = (status.active_request_count, self._runtime.clock())
 
     async def refresh_status(self, runners: Sequence[Runner]) -> None:
         """Ask every runner for its status, concurrently, and record the answers.
@@ -79,7 +87,7 @@ class LeastLoadedPlacer(RendezvousBase):
         seen = self._statuses.get(address)
         if seen is None:
             return own
-        if monotonic() - seen[1] > self.status_max_age:
+        if self._runtime.clock() - seen[1] > self.status_max_age:
             del self._statuses[address]
             return own
         return max(own, seen[0])

@@ -6,6 +6,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 from ._base import BasePlacer
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -23,12 +24,16 @@ class NaivePlacer(BasePlacer):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
     """
 
     __slots__ = ("_counter",)
 
-    def __init__(self, config: PlacerConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         self._counter = itertools.count()
 
     def start_index(self, call: RunnerCall, runner_count: int) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ._base import BasePlacer
 from ._hashing import siphash
+from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -80,12 +81,16 @@ class RendezvousBase(BasePlacer):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
     """
 
     __slots__ = ("_cache", "_keys", "_last_membership", "_last_runners")
 
-    def __init__(self, config: PlacerConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: PlacerConfig | None = None, *, runtime: PlacerRuntime = DEFAULT_RUNTIME
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         self._keys: dict[str, bytes] = {}
         self._last_runners: tuple[Runner, ...] | None = None
         self._last_membership: Membership | None = None
@@ -149,6 +154,8 @@ class RendezvousPlacer(RendezvousBase):
 
     Args:
         config: Timeouts and back-off; Fn's defaults when omitted.
+        runtime: The clock, back-off randomness and metric views; the monotonic clock,
+            a shared generator and the registered views when omitted.
     """
 
     __slots__ = ()

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._interfaces import Runner, RunnerPool
 from .._resource import AsyncResource, warn_renamed
-from ..rpc._channel import Keepalive
-from ..rpc._client import DEFAULT_MAX_CONNECTIONS, GrpcRunner
+from ..rpc import DEFAULT_MAX_CONNECTIONS, GrpcRunner, Keepalive
 from ._outlier import OutlierDetector, OutlierPolicy
 
 if TYPE_CHECKING:

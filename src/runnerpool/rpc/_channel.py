@@ -17,7 +17,8 @@ ended. This module keeps grpclib for everything else and adds:
   (grpclib queues a stream beyond the peer's ``MAX_CONCURRENT_STREAMS`` until another ends).
 
 The PING and the peer's stream limit are reached through grpclib's ``Connection`` object and
-its h2 connection (private attributes): the tests of this module pin that behaviour.
+its h2 connection, the protocol and the connect through grpclib's channel: private parts of
+grpclib, all reached through :mod:`runnerpool.rpc._grpclib_private` and checked by its test.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from grpclib.client import Channel, Handler
+from grpclib.client import Handler
 from grpclib.protocol import H2Protocol
+
+from ._grpclib_private import HookedChannel, end_streams, flush, h2_connection, write_ready
 
 if TYPE_CHECKING:
     import ssl
@@ -127,7 +130,7 @@ class _WatchedProtocol(H2Protocol):
     @property
     def stream_limit(self) -> int:
         """The runner's ``MAX_CONCURRENT_STREAMS`` (h2's default until its SETTINGS came)."""
-        h2 = getattr(getattr(self, "connection", None), "_connection", None)
+        h2 = h2_connection(self)
         limit = getattr(getattr(h2, "remote_settings", None), "max_concurrent_streams", None)
         return DEFAULT_STREAM_LIMIT if not isinstance(limit, int) else limit
 
@@ -141,11 +144,9 @@ class _WatchedProtocol(H2Protocol):
             self.peer_ready.set_exception(ConnectionError(reason))
             self.peer_ready.exception()
         transport = self._transport
-        processor = getattr(self, "processor", None)
-        if processor is not None:
-            # Ends every stream with StreamTerminatedError(reason) and marks the channel
-            # disconnected; closes the transport gracefully, which abort() then overrides.
-            processor.close(reason)
+        # Ends every stream with StreamTerminatedError(reason) and marks the channel
+        # disconnected; closes the transport gracefully, which abort() then overrides.
+        end_streams(self, reason)
         if transport is not None:
             transport.abort()
 
@@ -170,16 +171,15 @@ class _WatchedProtocol(H2Protocol):
         self._schedule()
 
     def _ping(self) -> None:
-        connection: Any = getattr(self, "connection", None)
-        h2 = getattr(connection, "_connection", None)
+        h2 = h2_connection(self)
         if h2 is None or self._transport is None or self._transport.is_closing():
             return
         h2.ping(struct.pack("!Q", time.monotonic_ns() & 0xFFFFFFFFFFFFFFFF))
-        connection.flush()
+        flush(self)
         self._ping_sent = True
 
 
-class RunnerChannel(Channel):
+class RunnerChannel(HookedChannel):
     """A grpclib channel holding at most one connection, watched for a dead runner.
 
     Unlike a plain :class:`grpclib.client.Channel`, it never reconnects by itself: once its
@@ -215,13 +215,12 @@ class RunnerChannel(Channel):
         self.is_ready = False
         self.limit = DEFAULT_STREAM_LIMIT
 
-    def _protocol_factory(self) -> H2Protocol:
+    def make_protocol(
+        self, handler: Handler, config: Configuration, h2_config: H2Configuration
+    ) -> H2Protocol:
+        """Return a watched protocol for the new connection."""
         protocol = _WatchedProtocol(
-            Handler(),
-            self._config,
-            self._h2_config,
-            keepalive=self.keepalive,
-            on_lost=self._lost,
+            handler, config, h2_config, keepalive=self.keepalive, on_lost=self._lost
         )
         self._watched = protocol
         return protocol
@@ -229,21 +228,21 @@ class RunnerChannel(Channel):
     def _lost(self, protocol: _WatchedProtocol, reason: str | None) -> None:
         self.failed = True
         self.is_ready = False
-        if self._protocol is protocol:
-            Channel.close(self)  # grpclib's reference to the dead connection goes too
+        if self.current_protocol() is protocol:
+            self.drop_connection()  # grpclib's reference to the dead connection goes too
         # A connection that never got the runner's first frame is a connect failure,
         # reported by connect() itself.
         ready = protocol.peer_ready
         if ready.done() and not ready.cancelled() and ready.exception() is None:
             self._on_lost_callback(self, reason)
 
-    async def __connect__(self) -> H2Protocol:
+    def before_connect(self) -> None:
+        """Refuse to reconnect: once lost, the connection stays lost."""
         # grpclib reconnects a channel whose connection was lost; this one never does, so
         # that a call can never land on a new connection its owner did not open.
         watched = self._watched
         if self.failed or (watched is not None and (watched.lost or watched.kill_reason)):
             raise ConnectionResetError("the connection to the runner was lost")
-        return await super().__connect__()
 
     @property
     def writable(self) -> bool:
@@ -284,7 +283,7 @@ class RunnerChannel(Channel):
     async def _connect(self) -> None:
         try:
             async with asyncio.timeout(self.keepalive.connect_timeout):
-                await self.__connect__()
+                await self.open_connection()
                 watched = self._watched
                 assert watched is not None
                 await watched.peer_ready
@@ -293,7 +292,7 @@ class RunnerChannel(Channel):
             self.is_ready = False
             if self._watched is not None:
                 self._watched.kill("connect failed")
-            Channel.close(self)
+            self.drop_connection()
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(
                     f"no HTTP/2 answer within {self.keepalive.connect_timeout:g} s"
@@ -301,7 +300,7 @@ class RunnerChannel(Channel):
             raise
         if not (self.failed or watched.lost):
             self.limit = watched.stream_limit
-            self._write_ready = watched.connection.write_ready
+            self._write_ready = write_ready(watched)
             self.is_ready = True
 
     def kill(self, reason: str) -> None:

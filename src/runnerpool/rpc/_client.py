@@ -21,8 +21,8 @@ from google.protobuf import empty_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from .. import metrics
-from .._context import request_id, runner_address
+from .._call import RunnerTimings
+from .._context import request_id
 from .._errors import (
     RunnerBusyError,
     RunnerClosedError,
@@ -68,18 +68,6 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"runner address {address!r} is not host:port")
     return host.strip("[]"), int(port)
-
-
-def _record_runner_latencies(finished: pb.CallFinished) -> None:
-    # Fn's recordFinishStats: the runner's own timings, in milliseconds, when it gave them.
-    views = metrics.lb_agent_views()
-    if views is None:
-        return
-    tags = views.tags()
-    if finished.schedulerDuration:
-        views.runner_sched_latency.record(tags, finished.schedulerDuration // 1_000_000)
-    if finished.executionDuration:
-        views.runner_exec_latency.record(tags, finished.executionDuration // 1_000_000)
 
 
 def _status_number(error: GRPCError) -> int:
@@ -227,8 +215,8 @@ class GrpcRunner(AsyncResource, Runner):
                             f"{self._address}: {exc}", grpc_status=exc.status.value
                         ) from exc
                     # COMMITTED: the runner has the call. From here on, only its explicit
-                    # NACK makes the call retriable elsewhere.
-                    runner_address.set(self._address)
+                    # NACK makes the call retriable elsewhere (and clears the address).
+                    call.runner_address = self._address
                     sender = asyncio.create_task(self._send_body(stream, call))
                     try:
                         await self._receive(stream, call)
@@ -241,6 +229,7 @@ class GrpcRunner(AsyncResource, Runner):
         except GRPCError as exc:
             number = _status_number(exc)
             if number == 503:
+                call.runner_address = None  # the NACK: this runner did not take the call
                 raise RunnerBusyError(exc.message or "Timed out - server too busy") from exc
             raise RunnerConnectionError(
                 f"{self._address}: {exc.message or exc.status.name}", grpc_status=number
@@ -357,7 +346,11 @@ class GrpcRunner(AsyncResource, Runner):
                 finished = message.finished
                 if finished.executionDuration:
                     call.add_user_execution_time(seconds(finished.executionDuration))
-                _record_runner_latencies(finished)
+                # Reported on the call: the load balancer's agent records them (Fn's
+                # recordFinishStats); the transport keeps no metrics of its own.
+                call.runner_timings = RunnerTimings(
+                    finished.schedulerDuration, finished.executionDuration
+                )
             else:
                 logger.info("Ignoring an unknown message from runner %s", self._address)
         if finished is None:

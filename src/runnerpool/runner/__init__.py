@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-# The server comes last: it imports the service's modules above.
-from ..rpc._server import RunnerServer as RunnerServer
 from ._capacity import Capacity as Capacity
 from ._capacity import Reservation as Reservation
 from ._executor import Admission as Admission
@@ -18,8 +16,11 @@ from ._logs import ContainerLogs as ContainerLogs
 from ._logs import LogLine as LogLine
 from ._logs import LogStreamer as LogStreamer
 from ._logs import RequestLogs as RequestLogs
+from ._serve import serve_runner as serve_runner
+from ._server import RunnerServer as RunnerServer
 from ._service import ConfigureHook as ConfigureHook
 from ._service import RunnerService as RunnerService
+from ._settings import RunnerSettings as RunnerSettings
 
 __all__ = [
     "Admission",
@@ -39,4 +40,6 @@ __all__ = [
     "Reservation",
     "RunnerServer",
     "RunnerService",
+    "RunnerSettings",
+    "serve_runner",
 ]

@@ -1,7 +1,7 @@
 """An executor that runs Python callables registered by image name, in the runner's process.
 
-Used by the tests, the examples and ``runnerpool dev``: it shows the runner's protocol and
-admission without starting processes.
+Used by the tests, ``runnerpool runner --functions`` and ``runnerpool dev --in-process``: it
+shows the runner's protocol and admission without starting processes.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ Handler: TypeAlias = Callable[[FunctionRequest], Awaitable["FunctionResponse | b
 
 
 class InProcessExecutor(AsyncResource):
-    """Runs registered async Python callables, each under its call's ``timeout``.
+    """Runs registered async Python callables, each until its call's deadline.
 
     Args:
         functions: Image name to handler, e.g. ``{"example/echo": echo}``. The call's
@@ -75,7 +75,6 @@ class InProcessExecutor(AsyncResource):
 
     def __init__(self, functions: Mapping[str, Handler]) -> None:
         self._functions = dict(functions)
-        self._running: set[asyncio.Task[object]] = set()
 
     def admit(
         self,

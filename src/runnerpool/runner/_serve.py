@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import ssl
 from collections.abc import Callable
 
-from ..rpc._server import RunnerServer
-from ._capacity import Capacity
 from ._executor import Executor
 from ._logs import LogStreamer
+from ._server import RunnerServer
 from ._service import RunnerService
+from ._settings import RunnerSettings
 
 __all__ = ["serve_runner"]
 
@@ -21,39 +20,29 @@ logger = logging.getLogger(__name__)
 
 async def serve_runner(
     executor: Executor,
+    settings: RunnerSettings | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 9190,
-    capacity: Capacity | None = None,
-    max_request_size: int | None = None,
-    max_response_size: int | None = None,
-    ssl: ssl.SSLContext | None = None,
-    drain_timeout: float | None = None,
     on_ready: Callable[[RunnerServer], None] | None = None,
     log_streamer: LogStreamer | None = None,
 ) -> None:
     """Serve a runner until SIGINT or SIGTERM, then drain and return.
 
     Draining: new calls get the 503 NACK (the load balancer places them elsewhere), calls in
-    flight finish (or are cancelled after ``drain_timeout``), then the server closes.
+    flight finish (or are cancelled after ``settings.drain_timeout``), then the server closes.
 
     Args:
         executor: Runs the admitted calls.
-        host: Address to listen on.
-        port: Port to listen on (0: any free port).
-        capacity: Memory and call slots.
-        max_request_size: Largest request body accepted, in bytes.
-        max_response_size: Largest response body accepted, in bytes.
-        ssl: TLS for the server.
-        drain_timeout: Seconds to wait for calls in flight when stopping.
+        settings: Where to listen, capacity, size limits, TLS and the drain timeout
+            (:class:`RunnerSettings`' defaults when omitted).
         on_ready: Called once the server listens (it gets the server, and so its port).
         log_streamer: Serves ``StreamLogs`` (the functions' output).
     """
+    settings = RunnerSettings() if settings is None else settings
     service = RunnerService(
         executor,
-        capacity=capacity,
-        max_request_size=max_request_size,
-        max_response_size=max_response_size,
+        capacity=settings.capacity,
+        max_request_size=settings.max_request_size,
+        max_response_size=settings.max_response_size,
         log_streamer=log_streamer,
     )
     stop = asyncio.Event()
@@ -62,7 +51,11 @@ async def serve_runner(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with RunnerServer(
-            service, host=host, port=port, ssl=ssl, drain_timeout=drain_timeout
+            service,
+            host=settings.host,
+            port=settings.port,
+            ssl=settings.ssl,
+            drain_timeout=settings.drain_timeout,
         ) as server:
             if on_ready is not None:
                 on_ready(server)

@@ -6,7 +6,7 @@ expire when idle) on an asyncio event loop whose clock jumps from timer to timer
 
 from __future__ import annotations
 
-from ._clock import VirtualEventLoop, run_virtual, virtual_time
+from ._clock import VirtualEventLoop, run_virtual, virtual_runtime
 from ._runner import SimCall, SimPool, SimRunner
 from ._simulate import (
     PlacerReport,
@@ -38,6 +38,6 @@ __all__ = [
     "run_placer",
     "run_virtual",
     "simulate",
-    "virtual_time",
+    "virtual_runtime",
     "write_plots",
 ]

@@ -1,16 +1,20 @@
-"""An asyncio event loop on a virtual clock: sleeping takes no real time."""
+"""An asyncio event loop on a virtual clock: sleeping takes no real time.
+
+Placers run on it are given its clock (:func:`virtual_runtime`): asyncio's timers and the
+placers' deadlines then read the same virtual time, and no real clock is read.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import selectors
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
-from unittest import mock
 
-__all__ = ["VirtualEventLoop", "run_virtual", "virtual_time"]
+from ..placers import PlacerRuntime
+
+__all__ = ["VirtualEventLoop", "run_virtual", "virtual_runtime"]
 
 T = TypeVar("T")
 
@@ -47,25 +51,31 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         return self._virtual.now
 
 
-@contextlib.contextmanager
-def virtual_time(loop: VirtualEventLoop, seed: int = 0) -> Iterator[None]:
-    """Make the placers read ``loop``'s clock and back off with a seeded generator."""
-    from ..placers._tracker import PlacerTracker
+def virtual_runtime(loop: asyncio.AbstractEventLoop, seed: int = 0) -> PlacerRuntime:
+    """Return a placer runtime on ``loop``'s virtual clock, backing off with a seeded generator.
 
-    with (
-        mock.patch("runnerpool.placers._tracker.monotonic", loop.time),
-        mock.patch("runnerpool.placers._least_loaded.monotonic", loop.time),
-        mock.patch.object(PlacerTracker, "backoff_rng", random.Random(seed)),
-    ):
-        yield
+    Give it to the placers a simulation runs (``create_placer(name, config, runtime=...)``):
+    they then read no other clock. The metric views are the registered ones, as for any
+    placer.
+
+    Args:
+        loop: The loop the placers will run on: a :class:`VirtualEventLoop`, usually.
+        seed: The seed of the back-off's jitter.
+    """
+    return PlacerRuntime(clock=loop.time, rng=random.Random(seed))
 
 
-def run_virtual(coro: Coroutine[Any, Any, T], seed: int = 0) -> tuple[T, float]:
-    """Run ``coro`` on a new :class:`VirtualEventLoop`; return its result and the end time."""
-    loop = VirtualEventLoop()
+def run_virtual(
+    coro: Coroutine[Any, Any, T], loop: VirtualEventLoop | None = None
+) -> tuple[T, float]:
+    """Run ``coro`` on ``loop`` (a new :class:`VirtualEventLoop` by default); close the loop.
+
+    Returns:
+        The coroutine's result and the virtual time at its end.
+    """
+    loop = VirtualEventLoop() if loop is None else loop
     try:
-        with virtual_time(loop, seed):
-            result = loop.run_until_complete(coro)
+        result = loop.run_until_complete(coro)
         return result, loop.time()
     finally:
         loop.close()

@@ -10,10 +10,14 @@ from dataclasses import dataclass
 
 from .._errors import RunnerBusyError
 from .._interfaces import Runner, RunnerCall
+from .._model import DEFAULT_IDLE_TIMEOUT
 from .._status import RunnerStatus
 from ..testing import FakeCall
 
-__all__ = ["SimCall", "SimPool", "SimRunner"]
+__all__ = ["DEFAULT_COLD_START", "SimCall", "SimPool", "SimRunner"]
+
+#: Seconds a simulated cold start adds.
+DEFAULT_COLD_START = 0.5
 
 
 @dataclass(eq=False)
@@ -56,7 +60,12 @@ class SimRunner(Runner):
     """
 
     def __init__(
-        self, address: str, capacity: int, *, idle_timeout: float = 30.0, cold_start: float = 0.5
+        self,
+        address: str,
+        capacity: int,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        cold_start: float = DEFAULT_COLD_START,
     ) -> None:
         self._address = address
         self.capacity = capacity

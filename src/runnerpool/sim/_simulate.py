@@ -13,10 +13,10 @@ from typing import Any
 from .._config import BackoffMode, PlacerConfig
 from .._errors import ServerBusyError
 from .._interfaces import Runner
-from .._model import Call
+from .._model import DEFAULT_IDLE_TIMEOUT, Call
 from ..placers import BasePlacer, LeastLoadedPlacer, create_placer
-from ._clock import run_virtual
-from ._runner import SimCall, SimPool, SimRunner
+from ._clock import VirtualEventLoop, run_virtual, virtual_runtime
+from ._runner import DEFAULT_COLD_START, SimCall, SimPool, SimRunner
 from ._workload import Arrival, Workload, generate_workload
 
 __all__ = [
@@ -38,6 +38,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+#: The placers' defaults, which the simulation's placer knobs start from.
+_FN = PlacerConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +72,12 @@ class SimulationSettings:
     runner_memory: int = 8192
     functions: int = 200
     utilisation: float = 0.7
-    idle_timeout: float = 30.0
-    cold_start: float = 0.5
-    backoff: BackoffMode = "fixed"
-    release_hold: float = 1.0
-    bounded_load_factor: float = 1.25
-    placer_timeout: float = 360.0
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    cold_start: float = DEFAULT_COLD_START
+    backoff: BackoffMode = _FN.backoff
+    release_hold: float = _FN.release_hold
+    bounded_load_factor: float = _FN.bounded_load_factor
+    placer_timeout: float = _FN.placer_timeout
     lbs: int = 1
 
     def workload(self) -> Workload:
@@ -284,10 +288,13 @@ def run_placer(
     """
     if lbs < 1:
         raise ValueError(f"lbs must be at least 1, got {lbs}")
-    placers = [create_placer(name, config) for _ in range(lbs)]
+    loop = VirtualEventLoop()
+    # The load balancers share one seeded generator, as they shared the tracker's before.
+    runtime = virtual_runtime(loop, seed)
+    placers = [create_placer(name, config, runtime=runtime) for _ in range(lbs)]
     placer = placers[0]
     pool = SimPool(runners)
-    results, end = run_virtual(_drive(placers, pool, arrivals, progress), seed)
+    results, end = run_virtual(_drive(placers, pool, arrivals, progress), loop)
     placed = [call for call, ok in results if ok]
     timeout = placer.config.placer_timeout
     # A float's rounding must not make a 503 at the timeout look early or late.

@@ -1,6 +1,7 @@
 """The runner's gRPC server: :class:`~runnerpool.runner.RunnerService` over grpclib.
 
-This module only adapts the transport: the service decides everything. Draining is done by
+This module only adapts the transport (``runnerpool.rpc``, the layer below, which never
+imports the runner): the service decides everything. Draining is done by
 the service, not by closing the server: new calls get the 503 NACK while calls in flight
 finish, and only then does the server close. (Closing a grpclib server cancels the calls in
 flight, and a GOAWAY during a call ends the call on grpclib clients.)
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Self
@@ -22,16 +22,17 @@ from grpclib.server import Server
 
 from .._context import request_id
 from .._resource import AsyncResource
-from ._codec import ProtocolViolation, status_to_pb
-from ._proto import runner_pb2 as pb
-from ._proto.runner_grpc import RunnerProtocolBase
+from .._sockets import listening_socket
+from ..rpc._codec import ProtocolViolation, status_to_pb
+from ..rpc._proto import runner_pb2 as pb
+from ..rpc._proto.runner_grpc import RunnerProtocolBase
 
 if TYPE_CHECKING:
     from google.protobuf import empty_pb2, struct_pb2
     from grpclib.server import Stream
 
-    from ..runner._logs import ContainerLogs
-    from ..runner._service import RunnerService
+    from ._logs import ContainerLogs
+    from ._service import RunnerService
 
 __all__ = ["RunnerServer"]
 
@@ -121,23 +122,6 @@ def _log_message(batch: Sequence[ContainerLogs]) -> pb.LogResponseMsg:
             for container in batch
         ]
     )
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """Return a TCP socket bound to ``host:port`` (0: any free port), ready to listen on."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
-    )[0]
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
-    # listening socket says so, and without it every response waits ~40 ms (Nagle).
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class RunnerServer(AsyncResource):
