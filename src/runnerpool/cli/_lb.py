@@ -20,11 +20,13 @@ from ..lb import (
     LBSettings,
     LiveRegistry,
     Registry,
+    WorkerContext,
     api_base_url,
+    default_workers,
     log_retry,
+    run_workers,
     serve_lb,
 )
-from ..lb._workers import WorkerContext, default_workers, run_workers
 from ..rpc import Keepalive
 from ._group import main
 from ._options import (

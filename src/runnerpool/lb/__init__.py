@@ -3,7 +3,8 @@
 :func:`serve_lb` runs one until SIGINT or SIGTERM, with an :class:`LBSettings`;
 :func:`create_app` is its ASGI application, to serve or test on its own. The functions it
 serves come from a :class:`Registry` (a functions file, re-read by :class:`LiveRegistry`) or
-from Fn's API server (:class:`ApiSource`).
+from Fn's API server (:class:`ApiSource`). :func:`run_workers` runs several on one port, each
+in a process of its own (``runnerpool lb --workers N``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from ._registry import Registry as Registry
 from ._registry import Trigger as Trigger
 from ._serve import serve_lb as serve_lb
 from ._settings import LBSettings as LBSettings
+from ._workers import WorkerContext as WorkerContext
+from ._workers import default_workers as default_workers
+from ._workers import run_workers as run_workers
 
 __all__ = [
     "ApiSource",
@@ -34,8 +38,11 @@ __all__ = [
     "LiveRegistry",
     "Registry",
     "Trigger",
+    "WorkerContext",
     "api_base_url",
     "create_app",
+    "default_workers",
     "log_retry",
+    "run_workers",
     "serve_lb",
 ]
