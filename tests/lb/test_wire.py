@@ -13,7 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
+from starlette.responses import Response
 
+from runnerpool.lb import Registry, create_app
+from runnerpool.lb._agent import LBAgent
+from runnerpool.placers import create_placer
+from runnerpool.testing import FakeRunner, FakeRunnerPool, succeed
 from tests.lb.conftest import FUNCTIONS_TOML, Process, Processes, wait_active
 
 REPOSITORY = Path(__file__).parents[2]
@@ -237,3 +242,40 @@ async def test_busy_answer_bytes(lb: Process, runner: Process) -> None:
     await wait_active([runner.address], 1)  # the slow call holds the runner's only slot
     assert await exchange(lb.address, post("/invoke/echo", b"x")) == BUSY
     assert (await slow).endswith(b"slept 1s")
+
+
+@pytest.mark.parametrize("status", [200, 204, 304])
+async def test_no_length_for_a_status_without_body(status: int) -> None:
+    """A runner's 204 or 304 is answered without content-length, as Starlette's Response did."""
+    registry = Registry.load(REPOSITORY / "src" / "runnerpool" / "examples.toml")
+    runner = FakeRunner("127.0.0.1:1", then=succeed(b"", status_code=status))
+    app = create_app(LBAgent(create_placer("ch"), FakeRunnerPool([runner])), registry)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/invoke/echo",
+        "raw_path": b"/invoke/echo",
+        "query_string": b"",
+        "headers": [(b"host", b"lb"), (b"content-length", b"0")],
+    }
+    received = [{"type": "http.request", "body": b"", "more_body": False}]
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        if received:
+            return received.pop()
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    start = sent[0]
+    assert start["status"] == status
+    starlette = Response(b"", status).raw_headers  # what the Starlette route sent first
+    names = [name for name, _ in start["headers"]]  # type: ignore[attr-defined]
+    assert names == [name for name, _ in starlette] + [b"fn-call-id"]

@@ -69,6 +69,10 @@ def _error_for(error: BaseException, call_id: str) -> tuple[int, Headers, bytes]
     return (500, *error_parts(500, "internal server error", call_id))
 
 
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return (_CONTENT_LENGTH, b"%d" % len(body))
+
+
 async def _answer(send: Send, status: int, headers: Headers, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -196,21 +200,23 @@ class InvokeHandler:
     ) -> None:
         written = call.response_writer
         body = bytes(written.body)
-        headers: Headers = [(_CONTENT_LENGTH, b"%d" % len(body))]
         if trigger:
             try:
                 status, mapped = trigger_response(written.status_code or 200, written.headers)
             except APIError as exc:
                 await _answer(send, *_error_for(exc, call_id))
                 return
-            headers += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mapped]
+            extra = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mapped]
         else:
             status = written.status_code or 200
-            headers += [
+            extra = [
                 (name.lower().encode("latin-1"), value.encode("latin-1"))
                 for name, value in written.headers
                 if name.lower() not in _HOP_BY_HOP
             ]
+        # No length for a status that has no body (1xx, 204, 304), as Starlette did.
+        headers: Headers = [] if status < 200 or status in (204, 304) else [_length(body)]
+        headers += extra
         headers.append((_CALL_ID, call_id.encode()))
         await _answer(send, status, headers, body)
 
