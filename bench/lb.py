@@ -33,6 +33,12 @@ added latency (LB p50 - direct p50, and the same at p99) and its throughput as a
 the direct path's, and the load generator's ceiling against the LB's rate. Loopback only; the
 processes are stopped (or killed) at the end, also on error.
 
+``--tracing`` adds two paths through LB processes with tracing on (``lb-unsampled``: sampler
+ratio 0, ``lb-traced``: every call), configured as an operator would, by OpenTelemetry's
+variables (``OTEL_TRACES_EXPORTER=otlp`` over ``http/protobuf``, batched), exporting to a
+trivial OTLP sink process of this module on loopback; the ``lb`` path is tracing off. The
+runner does not trace. The summary then gives their LB CPU per call against ``lb``'s.
+
 Note that ``direct`` runs two processes (this one and the runner) where ``LB`` runs three on
 the same cores (generator, LB, runner): the fraction is the end-to-end cost of the HTTP hop.
 
@@ -83,8 +89,10 @@ BODY = b"hello"
 CONTENT_TYPE = "text/plain"
 CONFIG = Path(runnerpool.__file__).resolve().parent / "examples.toml"
 PATHS = ("direct", "lb", "lb-quiet", "ceiling")
-#: The paths through a load balancer: with its access log (the default), and without.
-LB_PATHS = ("lb", "lb-quiet")
+#: The paths ``--tracing`` adds: LBs tracing with the sampler ratio given.
+TRACING_PATHS = {"lb-unsampled": "0", "lb-traced": "1"}
+#: The paths through a load balancer: with its access log (the default), without, tracing.
+LB_PATHS = ("lb", "lb-quiet", *TRACING_PATHS)
 CELL_GRACE = 60.0  # seconds beyond a cell's duration before it counts as hung
 STOP_TIMEOUT = 15.0  # seconds a server gets to drain and exit on SIGTERM before a kill
 SAMPLE = 5  # responses checked after the warm-up and after every LB cell
@@ -103,11 +111,21 @@ class Service:
     """A server child process that prints ``<ready><address>`` on stdout once it listens."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], ready: str, stderr: IO[bytes] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        ready: str,
+        stderr: IO[bytes] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+            argv,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         try:
             assert self.proc.stdout is not None
@@ -159,17 +177,39 @@ def start_runner(profile: str | None) -> Service:
 
 
 def start_lb(
-    runner_address: str, profile: str | None, log: IO[bytes], *, access_log: bool = True
+    runner_address: str,
+    profile: str | None,
+    log: IO[bytes],
+    *,
+    access_log: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Service:
     """``runnerpool lb --port 0`` with the examples' registry, in front of one runner.
 
-    Its stderr, the access log's line per call included, goes to ``log``.
+    Its stderr, the access log's line per call included, goes to ``log``; ``env`` is added
+    to its environment.
     """
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "lb", "--port", "0"]
     argv += ["--config", str(CONFIG), "--runner-addresses", runner_address, "--workers", "1"]
     if not access_log:
         argv.append("--no-access-log")
-    return Service("load balancer", argv, "load balancer listening on ", stderr=log)
+    return Service("load balancer", argv, "load balancer listening on ", stderr=log, env=env)
+
+
+def tracing_env(sink: str, ratio: str) -> dict[str, str]:
+    """OpenTelemetry's variables for an LB exporting OTLP/HTTP to ``sink``, sampling ``ratio``."""
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": ratio,
+    }
+
+
+def start_otlp_sink() -> Service:
+    """A trivial OTLP/HTTP receiver (this module): it answers every export 200, at once."""
+    return Service("OTLP sink", [sys.executable, "-m", "bench.lb", "--serve-otlp"], TRIVIAL_READY)
 
 
 def start_trivial_server() -> Service:
@@ -188,10 +228,17 @@ TRIVIAL_RESPONSE = (
 )
 
 
+#: What the OTLP sink answers: success, an empty ExportTraceServiceResponse.
+OTLP_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\ncontent-type: application/x-protobuf\r\n\r\n"
+)
+
+
 class _TrivialConnection(asyncio.Protocol):
     """Answers every request with the same response, as soon as it is parsed."""
 
-    def __init__(self) -> None:
+    def __init__(self, response: bytes = TRIVIAL_RESPONSE) -> None:
+        self.response = response
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
 
@@ -211,16 +258,18 @@ class _TrivialConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.transport is not None
-        self.transport.write(TRIVIAL_RESPONSE)
+        self.transport.write(self.response)
 
 
-async def serve_trivial() -> None:
+async def serve_trivial(response: bytes = TRIVIAL_RESPONSE) -> None:
     """Serve on 127.0.0.1, any port, until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await loop.create_server(_TrivialConnection, "127.0.0.1", 0, backlog=1024)
+    server = await loop.create_server(
+        lambda: _TrivialConnection(response), "127.0.0.1", 0, backlog=1024
+    )
     async with server:
         host, port = server.sockets[0].getsockname()[:2]
         print(f"{TRIVIAL_READY}{host}:{port}", flush=True)
@@ -622,6 +671,9 @@ class Cell:
     front_cpu_us: float  # LB process; this process (direct); trivial server (ceiling)
     runner_cpu_us: float | None
     client_cpu_us: float | None
+    #: The least front CPU per call over the repeats (set by run_benchmark): the steadiest
+    #: figure on a busy machine, used to compare LBs.
+    least_front_cpu_us: float = float("inf")
 
     @property
     def rate(self) -> float:
@@ -639,6 +691,13 @@ class Bench:
     trivial: Service
     generator: LoadGenerator
     direct: DirectCaller
+    #: The LBs of the tracing paths, by path (empty without ``--tracing``).
+    tracing: dict[str, Service] = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths this run measures."""
+        return (*PATHS, *self.tracing)
 
     @property
     def lb_url(self) -> str:
@@ -651,6 +710,8 @@ class Bench:
             return self.lb, self.lb_url
         if path == "lb-quiet":
             return self.quiet_lb, f"{self.quiet_lb.address}/invoke/{FN_ID}"
+        if path in self.tracing:
+            return self.tracing[path], f"{self.tracing[path].address}/invoke/{FN_ID}"
         return self.trivial, self.trivial_url
 
     @property
@@ -716,7 +777,7 @@ async def measure(bench: Bench, path: str, concurrency: int, seconds: float) -> 
 async def warm_up(bench: Bench, concurrency: int, seconds: float) -> None:
     """Connect every path, fill caches, let the processes settle; check the LB's answers."""
     await asyncio.to_thread(check_sample, bench.lb_url, SAMPLE)
-    for path in PATHS:
+    for path in bench.paths:
         await measure(bench, path, concurrency, seconds)
     await drive_for(bench.direct.call, seconds / 4, 1)
 
@@ -731,18 +792,23 @@ async def run_benchmark(
         best: dict[tuple[str, int], Cell] = {}
         for repeat in range(repeats):
             for concurrency in concurrencies:
-                order = PATHS if repeat % 2 == 0 else PATHS[::-1]
+                order = bench.paths if repeat % 2 == 0 else bench.paths[::-1]
                 for path in order:
                     cell = await measure(bench, path, concurrency, seconds)
                     key = (path, concurrency)
+                    least = min(
+                        cell.front_cpu_us,
+                        best[key].least_front_cpu_us if key in best else cell.front_cpu_us,
+                    )
                     if key not in best or cell.rate > best[key].rate:
                         best[key] = cell
+                    best[key].least_front_cpu_us = least
                     print(
                         f"  repeat {repeat + 1}: {path:<7} c={concurrency:<3} "
                         f"{cell.rate:8.0f} calls/s  p50 {cell.p50_ms:6.2f} ms",
                         file=sys.stderr,
                     )
-        return [best[(path, c)] for c in concurrencies for path in PATHS]
+        return [best[(path, c)] for c in concurrencies for path in bench.paths]
     finally:
         await bench.direct.close()
 
@@ -753,6 +819,8 @@ LABELS = {
     "direct": "direct: GrpcRunner.try_exec",
     "lb": f"LB: POST /invoke/{FN_ID}",
     "lb-quiet": "LB, --no-access-log",
+    "lb-unsampled": "LB, tracing sampled out",
+    "lb-traced": "LB, tracing 100%",
     "ceiling": "generator ceiling",
 }
 
@@ -805,6 +873,21 @@ def print_summary(cells: Sequence[Cell], generator: str) -> None:
             f"{quiet.rate:.0f} calls/s); LB CPU {lb.front_cpu_us - quiet.front_cpu_us:+.0f} "
             f"µs/call; p50 {lb.p50_ms - quiet.p50_ms:+.2f} ms"
         )
+    if any(c.path in TRACING_PATHS for c in cells):
+        print(
+            "\nTracing's cost, LB with tracing against LB (tracing off), same run "
+            "(LB CPU: the least per call over the repeats):"
+        )
+        for conc in concurrencies:
+            lb = by[("lb", conc)]
+            for path in TRACING_PATHS:
+                traced = by[(path, conc)]
+                extra = traced.least_front_cpu_us / lb.least_front_cpu_us - 1
+                print(
+                    f"  c={conc:<3} {LABELS[path]:<24} LB CPU {traced.least_front_cpu_us:.0f} vs "
+                    f"{lb.least_front_cpu_us:.0f} µs/call ({extra:+.1%}); throughput "
+                    f"{traced.rate / lb.rate:.0%}; p50 {traced.p50_ms - lb.p50_ms:+.2f} ms"
+                )
     print(f"\nload generator: {generator}; its ceiling against the trivial server:")
     for conc in concurrencies:
         lb, ceiling = by[("lb", conc)], by[("ceiling", conc)]
@@ -826,9 +909,12 @@ def describe_environment() -> str:
 
 @contextmanager
 def started(
-    generator_choice: str, profile_lb: str | None, profile_runner: str | None
-) -> Iterator[tuple[Service, Service, Service, Service, LoadGenerator]]:
-    """Start the runner, the LBs, the trivial server and the load generator; stop them all."""
+    generator_choice: str, profile_lb: str | None, profile_runner: str | None, tracing: bool
+) -> Iterator[tuple[Service, Service, Service, Service, LoadGenerator, dict[str, Service]]]:
+    """Start the runner, the LBs, the trivial server and the load generator; stop them all.
+
+    With ``tracing``, also the OTLP sink and an LB per tracing path.
+    """
     with ExitStack() as stack:
         runner = start_runner(profile_runner)
         stack.callback(runner.close)
@@ -837,11 +923,20 @@ def started(
         stack.callback(lb.close)  # stopped before the runner: it drains towards it
         quiet_lb = start_lb(runner.address, None, log, access_log=False)
         stack.callback(quiet_lb.close)
+        traced: dict[str, Service] = {}
+        if tracing:
+            sink = start_otlp_sink()
+            stack.callback(sink.close)  # stopped last of these: the LBs export when they stop
+            for path, ratio in TRACING_PATHS.items():
+                traced[path] = start_lb(
+                    runner.address, None, log, env=tracing_env(sink.address, ratio)
+                )
+                stack.callback(traced[path].close)
         trivial = start_trivial_server()
         stack.callback(trivial.close)
         generator = load_generator(generator_choice)
         stack.callback(generator.close)
-        yield runner, lb, quiet_lb, trivial, generator
+        yield runner, lb, quiet_lb, trivial, generator, traced
 
 
 # --------------------------------------------------------------------------- --workers N
@@ -1025,11 +1120,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="N",
         help="instead: one LB worker against N (runnerpool lb --workers N), two runners",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="add LBs tracing with OpenTelemetry: sampled out, and every call (otel extra)",
+    )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-otlp", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_trivial:
         asyncio.run(serve_trivial())
+        return
+    if args.serve_otlp:
+        asyncio.run(serve_trivial(OTLP_RESPONSE))
         return
     if args.client_process:
         serve_client()
@@ -1046,12 +1150,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     started_at = time.perf_counter()
     with (
-        started(args.client, args.profile_lb, args.profile_runner) as (
+        started(args.client, args.profile_lb, args.profile_runner, args.tracing) as (
             runner,
             lb,
             quiet_lb,
             trivial,
             generator,
+            traced,
         ),
         asyncio.Runner() as loop_runner,
     ):
@@ -1065,7 +1170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
         async def run() -> list[Cell]:
-            bench = Bench(runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address))
+            bench = Bench(
+                runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address), traced
+            )
             return await run_benchmark(bench, args.concurrency, seconds, args.repeats, args.warmup)
 
         cells = loop_runner.run(run())

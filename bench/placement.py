@@ -10,6 +10,12 @@ The floor is the same work without a placer: a loop that calls ``try_exec`` on t
 runners until one accepts. A second table gives nanoseconds per key for the hash and start
 index. Every figure is the best of several repeats, each measured in this same run, so the
 ratios hold on a noisy shared machine. Run: ``make bench`` (or ``python -m bench.placement``).
+
+``--tracing`` adds a table of ``CHPlacer`` with tracing off, on but sampled out (ratio 0) and
+on at 100%, interleaved, each against the off case (needs the ``otel`` extra). With tracing on,
+each placement runs under a span of its call, as the front end makes one. At 100% every span
+is encoded as OTLP protobuf (and dropped) synchronously, on the placing thread: an upper bound
+of the CPU a span costs, since a batch exporter encodes spans in batches.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runnerpool import (
     BoundedLoadPlacer,
@@ -33,12 +40,17 @@ from runnerpool import (
     RendezvousPlacer,
     RunnerBusyError,
     RunnerStatus,
+    _tracing,
     metrics,
 )
 from runnerpool.placers._hashing import fn_key_hash
 from runnerpool.testing import FakeCall
 
+if TYPE_CHECKING:
+    from runnerpool.tracing import TracingHooks
+
 RUNNERS = 100
+FN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
 
 
@@ -179,6 +191,85 @@ async def placement_rows(iterations: int, repeats: int) -> list[Row]:
     return rows
 
 
+#: The tracing settings ``--tracing`` compares: the sampler ratio, or ``None`` for off.
+TRACING_CASES: tuple[tuple[str, float | None], ...] = (
+    ("off", None),
+    ("sampled out (ratio 0)", 0.0),
+    ("100%", 1.0),
+)
+
+
+def _tracing_hooks(ratio: float) -> tuple[TracingHooks, Callable[[], None]]:
+    """Hooks whose spans are sampled at ``ratio``, then encoded as OTLP and dropped."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from runnerpool.tracing import TracingHooks as Hooks
+
+    class Encoding(SpanExporter):
+        """Does an OTLP exporter's CPU work (protobuf encoding), without the network."""
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(SimpleSpanProcessor(Encoding()))
+    return Hooks(provider.get_tracer("bench")), provider.shutdown
+
+
+async def tracing_rows(iterations: int, repeats: int) -> list[Row]:
+    """Measure CHPlacer with tracing off, sampled out and at 100%; the floor is "off"."""
+    rows: list[Row] = []
+    stops = []
+    hooks: dict[str, TracingHooks | None] = {}
+    for name, ratio in TRACING_CASES:
+        if ratio is None:
+            hooks[name] = None
+        else:
+            hooks[name], stop = _tracing_hooks(ratio)
+            stops.append(stop)
+    try:
+        for nacks, label in ((0, "first accepts"), (3, "3 NACKs")):
+            script = _Script(nacks)
+            runners = tuple(_MemoryRunner(f"10.0.0.{i}:9190", script) for i in range(RUNNERS))
+            pool, placer = _Pool(runners), CHPlacer()
+
+            def placing(
+                trace: TracingHooks | None, pool: _Pool = pool, placer: CHPlacer = placer
+            ) -> Callable[[], Awaitable[None]]:
+                async def place() -> None:
+                    # Every case sets the switch, off too: the assignment costs them all alike.
+                    _tracing.active = trace
+                    # A fresh call each time: the trace headers go into its model.
+                    call = FakeCall(Call(fn_id=FN, type="sync"))
+                    if trace is None:
+                        await placer.place_call(pool, call)
+                        return
+                    # The front end's span of the call, the attempts' parent (TraceRequests).
+                    with trace.tracer.start_as_current_span("POST /invoke/{fn_id}"):
+                        await placer.place_call(pool, call)
+
+                return place
+
+            best = await _interleaved_best(
+                [(name, placing(trace)) for name, trace in hooks.items()], iterations, repeats
+            )
+            off = best[TRACING_CASES[0][0]]
+            rows += [Row(f"CHPlacer, {label}, tracing {n}", us, off) for n, us in best.items()]
+    finally:
+        _tracing.active = None
+        for stop in stops:
+            stop()
+    return rows
+
+
 def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
     """Nanoseconds per key: the placers' start index, its parts, and an empty loop.
 
@@ -216,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20_000, help="placements per repeat")
     parser.add_argument("--repeats", type=int, default=7, help="repeats; the best is kept")
+    parser.add_argument(
+        "--tracing", action="store_true", help="add tracing off / sampled out / 100%%"
+    )
     args = parser.parse_args(argv)
 
     rows = asyncio.run(placement_rows(args.iterations, args.repeats))
@@ -232,6 +326,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     loop_floor = hashes[0][1]
     for name, nanos in hashes:
         print(f"{name:<42} {nanos:>7.0f} {nanos / loop_floor:>7.2f}")
+    if args.tracing:
+        print()
+        print("tracing: place_call with a fresh call each time; ratio against tracing off")
+        print(f"{'case':<48} {'µs/call':>9} {'off µs':>9} {'ratio':>7}")
+        for row in asyncio.run(tracing_rows(args.iterations, args.repeats)):
+            print(f"{row.case:<48} {row.micros:>9.2f} {row.floor:>9.2f} {row.ratio:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from bench import placement
 
+from runnerpool import _tracing
+
 
 class TestPlacementBenchmark:
     def test_prints_every_case(self, capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,3 +19,12 @@ class TestPlacementBenchmark:
                 assert f"{placer}, {case}, metrics" in out
         assert "CHPlacer.start_index, canonical (default)" in out
         assert "variant='fn'" in out
+
+    def test_tracing_table(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--tracing adds CHPlacer rows with tracing off, sampled out and at 100%."""
+        placement.main(["--iterations", "20", "--repeats", "1", "--tracing"])
+        out = capsys.readouterr().out
+        for case in ("first accepts", "3 NACKs"):
+            for setting in placement.TRACING_CASES:
+                assert f"CHPlacer, {case}, tracing {setting[0]} " in out
+        assert _tracing.active is None

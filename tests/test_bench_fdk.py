@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,13 @@ from tests.fdk.conftest import alive, wheelhouse
 
 class TestFdkBenchmark:
     @pytest.mark.timeout(60)
-    def test_prints_every_row(self, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_prints_every_row(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A tiny run prints a row per path, the start-to-ready row and the target lines."""
+        # The benchmark's work directory under this test's own directory: the leak check
+        # below then sees this run's processes only, not another run's on the same machine.
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         fdk.main(
             ["--rounds", "2", "--warm", "5", "--warmup", "5", "--wheelhouse", str(wheelhouse())]
         )
@@ -32,17 +38,18 @@ class TestFdkBenchmark:
         assert "target: warm overhead <= 0.3 ms p50" in out
         for label in ("FdkExecutor.execute", "GrpcRunner.try_exec"):
             assert re.search(rf"^  {label}: warm \+{number} ms: (met|missed); cold ", out, re.M)
-        assert bench_processes() == [], "the benchmark left processes behind"
+        assert bench_processes(tmp_path) == [], "the benchmark left processes behind"
 
 
-def bench_processes() -> list[int]:
-    """The live processes started from the benchmark's work directory (FDKs, the runner)."""
+def bench_processes(under: Path) -> list[int]:
+    """The live processes started from a benchmark work directory in ``under``."""
+    marker = f"{under}/rp-bench-fdk-".encode()
     found = []
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if entry.name.isdigit() and b"rp-bench-fdk-" in command and alive(int(entry.name)):
+        if entry.name.isdigit() and marker in command and alive(int(entry.name)):
             found.append(int(entry.name))
     return found

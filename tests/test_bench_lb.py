@@ -47,7 +47,7 @@ class TestLBBenchmark:
         )
         out = capsys.readouterr().out
         assert "load generator: Python asyncio client" in out
-        for label in lb.LABELS.values():
+        for label in (lb.LABELS[path] for path in lb.PATHS):
             for concurrency in (1, 2):
                 row = re.search(rf"^{re.escape(label)} +{concurrency} +\d+ ", out, re.MULTILINE)
                 assert row is not None, f"no row for {label} at concurrency {concurrency}"
@@ -79,6 +79,20 @@ class TestLBBenchmark:
         lb_front.main(["--calls", "40", "--concurrency", "2", "--repeats", "1"])
         out = capsys.readouterr().out
         assert re.search(r"^this checkout +2 +\d+\.\d", out, re.MULTILINE), out
+
+    @pytest.mark.timeout(60)
+    def test_tracing_paths(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--tracing adds the LBs tracing sampled out and at 100%, and their cost summary."""
+        lb.main(
+            [
+                *("--client", "python", "--seconds", "0.3", "--warmup", "0.1"),
+                *("--repeats", "1", "--concurrency", "1", "--tracing"),
+            ]
+        )
+        out = capsys.readouterr().out
+        for path in lb.TRACING_PATHS:
+            assert re.search(rf"^{re.escape(lb.LABELS[path])} +1 +\d+ ", out, re.MULTILINE)
+            assert re.search(rf"c=1 +{re.escape(lb.LABELS[path])} +LB CPU \d+ vs \d+", out)
 
     def test_parses_wrk_output(self) -> None:
         """Counts, duration, percentiles in any unit, and failures come out of wrk's report."""

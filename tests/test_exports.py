@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import GenericAlias
 
 import runnerpool
-from runnerpool import cli, fdk, lb, metrics, placers, runner, testing
+from runnerpool import cli, fdk, lb, metrics, placers, runner, testing, tracing
 
 PINNED = {
     "APIError",
@@ -69,7 +69,7 @@ class TestExports:
 
     def test_packages_export_sorted_names(self) -> None:
         """The packages' names are sorted as ruff sorts them: constants first, then sorted."""
-        for module in (fdk, runner, lb, placers):
+        for module in (fdk, runner, lb, placers, tracing):
             assert module.__all__ == ruff_sorted(module.__all__), module.__name__
         assert {"FdkExecutor", "Bundles", "Environments", "slot_key", "LogBook"} <= set(fdk.__all__)
         assert {"Admission", "Capacity", "Executor", "InProcessExecutor"} <= set(runner.__all__)
@@ -81,6 +81,9 @@ class TestExports:
         assert {"RunnerSettings", "serve_runner"} <= set(runner.__all__)
         assert {"create_placer", "placer_names", "register_placer"} <= set(placers.__all__)
         assert cli.__all__ == ["main"]
+        assert {"enable_tracing", "disable_tracing", "tracer_provider_from_environment"} <= set(
+            tracing.__all__
+        )
 
     def test_cli_imports_no_private_name_of_another_package(self) -> None:
         """The CLI reaches the library through public names only (its own modules aside)."""
@@ -99,7 +102,7 @@ class TestExports:
 
     def test_every_name_resolves_and_is_documented(self) -> None:
         """Every public name of every public module exists and has a docstring."""
-        for module in (runnerpool, metrics, testing, runner, fdk, lb, placers):
+        for module in (runnerpool, metrics, testing, runner, fdk, lb, placers, tracing):
             for name in module.__all__:
                 obj = getattr(module, name)
                 # Type aliases (ConfigureHook = Callable[...], BackoffMode = Literal[...])

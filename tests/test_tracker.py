@@ -17,6 +17,7 @@ from runnerpool import (
     PlacerConfig,
     ServerBusyError,
 )
+from runnerpool.sim import VirtualEventLoop, run_virtual, virtual_runtime
 from runnerpool.testing import (
     FakeCall,
     FakeRunner,
@@ -208,17 +209,25 @@ class TestFailFast:
 
 
 class TestDeadlines:
-    async def test_placer_timeout_never_cuts_a_committed_call(self) -> None:
-        """A call taken before the placer timeout runs to its end, even long after it."""
+    def test_placer_timeout_never_cuts_a_committed_call(self) -> None:
+        """A call taken before the placer timeout runs to its end, even long after it.
+
+        On virtual time: the second attempt starts exactly 10 ms in, whatever the load.
+        """
         views = register_views()
         runner = FakeRunner("slow", busy(), then=succeed(b"done", delay=0.3))
         call = FakeCall()
-        placer = NaivePlacer(PlacerConfig(placer_timeout=0.05, retry_all_delay=0.01))
-        await placer.place_call(FakeRunnerPool([runner]), call)
+        loop = VirtualEventLoop()
+        placer = NaivePlacer(
+            PlacerConfig(placer_timeout=0.05, retry_all_delay=0.01),
+            runtime=virtual_runtime(loop),
+        )
+        _, end = run_virtual(placer.place_call(FakeRunnerPool([runner]), call), loop)
         assert bytes(call.response_writer.body) == b"done"
+        assert end == pytest.approx(0.31)
         assert counts(views) == {"attempt": 2, "retry_busy": 1, "placed_ok": 1}
         # Latency stops where the committing attempt started: the 300 ms run is excluded.
-        assert 10 <= latency_ms(views) < 100
+        assert latency_ms(views) == pytest.approx(10)
 
     async def test_request_deadline_cuts_a_committed_call(self) -> None:
         """A committed call still running at the request's deadline is aborted."""

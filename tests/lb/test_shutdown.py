@@ -87,12 +87,14 @@ class TestDrain:
     async def test_idle_load_balancer_exits_at_once(
         self, processes: Processes, runner: Process, signum: int
     ) -> None:
-        """With no call in flight, the process exits 0 within a second of the signal."""
+        """With no call in flight, the process exits 0 at once, not after its drain timeout."""
         lb = processes.lb([runner.address])
         start = time.monotonic()
         lb.signal(signum)
         assert await lb.wait() == 0
-        assert time.monotonic() - start < 1.5
+        # "At once" against the 60 s drain timeout: well under it, with room for a loaded
+        # machine (a second and a half was not, under a parallel suite).
+        assert time.monotonic() - start < 10
 
     async def test_detached_call_in_flight_delays_the_exit(
         self, processes: Processes, runner: Process
@@ -137,7 +139,9 @@ class TestDrain:
             # CancelledError's traceback ("Exception in ASGI application").
             assert outcome in [(500, b"Internal Server Error"), "connection dropped"]
         assert await lb.wait() == 0
-        assert time.monotonic() - start < 1.5
+        # "At once" against the 60 s drain timeout: well under it, with room for a loaded
+        # machine (a second and a half was not, under a parallel suite).
+        assert time.monotonic() - start < 10
         await wait_active([runner.address], 0)  # the runner stopped the function too
         assert time.monotonic() - start < 2.5
         assert (await totals([runner.address]))[1] == before[1] + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import click
 from click.core import ParameterSource
 
 from .._logging import LOG_FORMATS, LOG_LEVELS, configure_logging, json_mode
+from .._tracing import start_from_environment
 
 __all__ = ["main"]
 
@@ -134,8 +136,25 @@ class _Group(click.Group):
     cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
 )
 @click.version_option(package_name="runnerpool")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Place serverless function calls on runners, the way Fn Project does."""
+    if ctx.invoked_subcommand in _TRACED:
+        _start_tracing(ctx)
+
+
+#: The commands that serve calls, and so trace them when OTEL_TRACES_EXPORTER says so.
+_TRACED = frozenset({"lb", "runner", "dev"})
+
+
+def _start_tracing(ctx: click.Context) -> None:
+    """Enable tracing as OpenTelemetry's variables say; flush the spans when the command ends."""
+    try:
+        stop = start_from_environment(f"runnerpool-{ctx.invoked_subcommand}", os.environ)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if stop is not None:
+        ctx.call_on_close(stop)
 
 
 main.params.extend(_log_options())

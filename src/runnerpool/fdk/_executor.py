@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .. import _tracing
 from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from .._headers import HOP_BY_HOP
 from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
@@ -312,7 +313,11 @@ class FdkExecutor(AsyncResource):
         memory, ticket.memory = ticket.memory, None
         assert memory is not None
         assert ticket.bundle is not None
-        start = asyncio.ensure_future(self._start(ticket, model, memory, stderr))
+        starting = self._start(ticket, model, memory, stderr)
+        trace = _tracing.active  # a cold start is a span of the call's trace
+        start = asyncio.ensure_future(
+            starting if trace is None else trace.process_start(model, starting)
+        )
         handed = self.pool.wait_for_idle(ticket.slot_key)
         try:
             await asyncio.wait({start, handed}, return_when=asyncio.FIRST_COMPLETED)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from .. import metrics
+from .. import _tracing, metrics
 from .._sockets import listening_socket
 from .._tasks import watch
 from ..placers import LeastLoadedPlacer, create_placer
@@ -193,8 +193,10 @@ async def serve_lb(
         )
     edge_log = RateLimitedLog(logger)
     handle_accept_errors(asyncio.get_running_loop(), edge_log)
+    served = AccessLog(app) if settings.access_log else app
+    trace = _tracing.active
     config = EdgeConfig(
-        AccessLog(app) if settings.access_log else app,
+        served if trace is None else trace.wrap_asgi(served),
         limits=limits,
         connections=ConnectionTable(cap, reserve_for(cap)),
         log=edge_log,

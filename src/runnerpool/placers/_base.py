@@ -10,6 +10,7 @@ from abc import ABC
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .. import _tracing
 from .._config import PlacerConfig
 from .._errors import (
     NoRunnerReachableError,
@@ -115,6 +116,7 @@ class BasePlacer(Placer, ABC):
         """
         busy = self._busy
         tracker = PlacerTracker(self._config, call, busy=busy, runtime=self._runtime)
+        trace = _tracing.active  # None while tracing is off: one check per attempt
         try:
             while True:
                 pool_error: BaseException | None = None
@@ -142,12 +144,15 @@ class BasePlacer(Placer, ABC):
                         # The steps of PlacerTracker.try_runner, inline: a coroutine less per
                         # attempt is a quarter of a NACK's cost.
                         timeout = tracker.attempt_started()
+                        attempt = (
+                            runner.try_exec(call) if trace is None else trace.attempt(runner, call)
+                        )
                         try:
                             if timeout is None:
-                                await runner.try_exec(call)
+                                await attempt
                             else:
                                 async with timeout:
-                                    await runner.try_exec(call)
+                                    await attempt
                         except NotPlacedError as exc:
                             tracker.not_placed(runner, call, exc, timeout)
                             if not isinstance(exc, RunnerUnavailableError):

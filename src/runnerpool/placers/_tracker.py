@@ -20,6 +20,7 @@ import math
 import random
 from typing import TYPE_CHECKING
 
+from .. import _tracing
 from .._context import placement
 from .._errors import FuncError, NotPlacedError, RunnerBusyError
 from ._fifo import FifoQueue
@@ -272,12 +273,14 @@ class PlacerTracker:
             asyncio.CancelledError: If the client cancelled.
         """
         timeout = self.attempt_started()
+        trace = _tracing.active
+        attempt = runner.try_exec(call) if trace is None else trace.attempt(runner, call)
         try:
             if timeout is None:
-                await runner.try_exec(call)
+                await attempt
             else:
                 async with timeout:
-                    await runner.try_exec(call)
+                    await attempt
         except NotPlacedError as exc:
             self.not_placed(runner, call, exc, timeout)
             return False

@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
+from .. import _tracing
 from .._errors import (
     APIError,
     CallTimeoutError,
@@ -224,12 +225,23 @@ class RunnerService:
         if problem is not None:
             await self._finish(stream, model, problem, received)
             return "done"
+        trace = _tracing.active
         try:
-            admission = (
-                None
-                if self.draining
-                else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
-            )
+            if trace is None:
+                admission = (
+                    None
+                    if self.draining
+                    else self.executor.admit(model, slot_key, try_call.extensions, self.capacity)
+                )
+            else:
+                admission = trace.admit(
+                    self.executor,
+                    model,
+                    slot_key,
+                    try_call.extensions,
+                    self.capacity,
+                    self.draining,
+                )
         except APIError as exc:
             await self._finish(stream, model, exc, received)
             return "done"
@@ -327,9 +339,13 @@ class RunnerService:
             admission=admission,
         )
         error: BaseException | None = None
+        trace = _tracing.active
         try:
             async with asyncio.timeout(model.timeout + _TIMEOUT_GRACE):
-                await self.executor.execute(execution)
+                if trace is None:
+                    await self.executor.execute(execution)
+                else:
+                    await trace.execute(self.executor, execution)
             await writer.start()
         except ProtocolViolation:
             raise
