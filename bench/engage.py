@@ -33,6 +33,15 @@ best throughput. The issue's target is printed under the table: >= 3 500 calls/s
 of the floor at concurrency 16 and 64. Loopback only; both server processes are stopped (or
 killed) at the end, also on error.
 
+System calls: ``--strace N`` adds, after the timed cells, one traced cell of N calls per case
+and concurrency with ``strace -c -f`` attached to this process (the LB side) and to the server
+process, and prints the writes (``sendto``/``write``/``sendmsg``/``writev``) and all system calls
+per call on each side. Tracing slows both processes, so traced cells are never timed; without
+``strace`` (or ptrace permission) a line says so and the rest runs as usual. strace stops the
+process at every system call, so with many calls in flight it batches more than untraced:
+``--syscall-tool perf`` counts with ``perf stat`` on the syscall tracepoints instead (no stop;
+writes, ``recvfrom`` and ``epoll_wait`` only).
+
 Profiling: ``--profile-runner FILE`` runs the runner under ``cProfile`` and writes its stats
 to FILE when it stops; ``--profile-lb FILE`` profiles this process during the runnerpool cells
 only. Profiled figures are slower; read the profiles, not the table.
@@ -64,6 +73,7 @@ import grpclib
 from google.protobuf import __version__ as protobuf_version
 from google.protobuf.internal import api_implementation
 
+from bench._syscalls import TOOL_LABELS, WRITE_CALLS, SyscallCount, strace_available, traced
 from bench.grpc_stacks import (
     CALL_JSON,
     ROOT,
@@ -310,6 +320,21 @@ async def measure(
     )
 
 
+#: Per (case, concurrency): the LB side's and the server's system calls in a traced cell.
+Traced = dict[tuple[str, int], tuple[SyscallCount, SyscallCount]]
+
+
+async def trace_cell(
+    case: Case, calls: int, concurrency: int, tool: str = "strace"
+) -> tuple[SyscallCount, SyscallCount]:
+    """Run ``calls`` calls with ``tool`` counting this process's and the server's system calls."""
+    # The server first: strace -f on this process would also trace the second strace.
+    with traced(case.server_pid, tool) as server, traced(os.getpid(), tool) as lb:
+        done = len(await drive(case.call, calls, concurrency))
+    lb.calls = server.calls = done
+    return lb, server
+
+
 async def run_benchmark(
     cases: Sequence[str],
     floor: ServerProcess | None,
@@ -320,8 +345,15 @@ async def run_benchmark(
     warmup: int,
     profile_lb: str | None,
     kind: str = "plain",
+    strace_calls: int = 0,
+    traces: Traced | None = None,
+    tool: str = "strace",
 ) -> list[Cell]:
-    """Warm every case up, then measure every cell ``repeats`` times; keep each cell's best."""
+    """Warm every case up, then measure every cell ``repeats`` times; keep each cell's best.
+
+    With ``strace_calls``, each case then runs one traced cell per concurrency, whose counts
+    go into ``traces``.
+    """
     built: list[Case] = []
     profiler = None if profile_lb is None else cProfile.Profile()
     try:
@@ -352,6 +384,12 @@ async def run_benchmark(
                         f"  repeat {repeat + 1}: {case.name:<10} c={concurrency:<3} "
                         f"{cell.rate:8.0f} calls/s",
                         file=sys.stderr,
+                    )
+        if strace_calls and traces is not None:
+            for concurrency in concurrencies:
+                for case in built:
+                    traces[(case.name, concurrency)] = await trace_cell(
+                        case, strace_calls, concurrency, tool
                     )
         return [best[(case.name, c)] for c in concurrencies for case in built]
     finally:
@@ -384,6 +422,27 @@ def print_table(cells: Sequence[Cell]) -> None:
         print(
             f"{CASE_LABELS[c.stack]:<21} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} "
             f"{c.p99_ms:>7.2f} {c.client_cpu_us:>14.0f} {c.server_cpu_us:>18.0f} {ratio:>8}"
+        )
+
+
+def print_syscalls(cells: Sequence[Cell], traces: Traced, tool: str = "strace") -> None:
+    """System calls per call on each side, from the traced cells."""
+    header = (
+        f"{'case':<21} {'conc':>4} {'LB writes':>9} {'LB sendto':>9} {'LB counted':>10} "
+        f"{'runner writes':>13} {'runner sendto':>13} {'runner counted':>14}"
+    )
+    print(f"\nsystem calls per call ({TOOL_LABELS[tool]}; writes = {', '.join(WRITE_CALLS)})")
+    print(header)
+    print("-" * len(header))
+    for c in cells:
+        counts = traces.get((c.stack, c.concurrency))
+        if counts is None:
+            continue
+        lb, server = counts
+        print(
+            f"{CASE_LABELS[c.stack]:<21} {c.concurrency:>4} {lb.per_call():>9.2f} "
+            f"{lb.per_call('sendto'):>9.2f} {lb.total_per_call:>10.1f} {server.per_call():>13.2f} "
+            f"{server.per_call('sendto'):>13.2f} {server.total_per_call:>14.1f}"
         )
 
 
@@ -429,6 +488,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="plain",
         help="the call model: plain, or with a query string, annotations and cpus",
     )
+    parser.add_argument(
+        "--strace",
+        type=int,
+        default=0,
+        metavar="N",
+        help="count system calls per call with strace in a traced cell of N calls (0: off)",
+    )
+    parser.add_argument(
+        "--syscall-tool",
+        choices=("strace", "perf"),
+        default="strace",
+        help="count with strace -c (every call, slows the process) or perf stat (tracepoints)",
+    )
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB side into FILE")
     args = parser.parse_args(argv)
@@ -440,6 +512,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.warmup} warm-up calls per case, {args.call} call; one LB process (this one), "
         "one server process per side, one connection per case"
     )
+    strace_calls = args.strace
+    if strace_calls:
+        missing = strace_available(args.syscall_tool)
+        if missing is not None:
+            print(missing)
+            strace_calls = 0
+    traces: Traced = {}
     started = time.perf_counter()
     with (
         processes(cases, args.profile_runner) as (floor, runner),
@@ -456,10 +535,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.warmup,
                 args.profile_lb,
                 args.call,
+                strace_calls,
+                traces,
+                args.syscall_tool,
             )
         )
     print()
     print_table(cells)
+    if traces:
+        print_syscalls(cells, traces, args.syscall_tool)
     print_targets(cells)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "src" / "runnerpool" / "rpc" / "_proto"
-STACKS = ("grpc.aio", "grpclib")
+#: ``grpclib+cork``: grpclib with runnerpool's corked writes on both sides (rpc/_cork.py,
+#: issue 16): one socket write per event-loop turn instead of one per HTTP/2 frame group.
+STACKS = ("grpc.aio", "grpclib", "grpclib+cork")
 CALL_ID = "01CALLID0000000000000000"
 CALL_JSON = json.dumps(
     {
@@ -208,10 +211,27 @@ async def serve_grpc_aio(stubs: Stubs, stop: asyncio.Event) -> None:
     await server.stop(grace=1.0)
 
 
-async def serve_grpclib(stubs: Stubs, stop: asyncio.Event) -> None:
+def _cork_module() -> Any:
+    """Load runnerpool's ``rpc/_cork.py`` (and the grpclib shim it imports) alone.
+
+    Importing the ``runnerpool.rpc`` package would load its ``runner.proto`` into the
+    descriptor pool, next to this module's stubs, and fail: the two modules are loaded as
+    members of a stand-in package whose ``__init__`` is not run.
+    """
+    name = "_runnerpool_rpc_transport"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(PROTO_DIR.parent)]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}._cork")
+
+
+async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = False) -> None:
     from grpclib.const import Status
     from grpclib.exceptions import GRPCError
     from grpclib.server import Server
+
+    CorkedServer = _cork_module().CorkedServer
 
     pb2 = stubs.pb2
 
@@ -236,7 +256,7 @@ async def serve_grpclib(stubs: Stubs, stop: asyncio.Event) -> None:
     methods = {name: unimplemented for name in base.__abstractmethods__}
     methods["Engage"] = engage
     handler = type("EngageHandler", (base,), methods)()
-    server = Server([handler])
+    server = (CorkedServer if corked else Server)([handler])
     # proto must say TCP: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP,
     # and without it Nagle plus delayed ACKs add ~40 ms to every call.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -276,7 +296,7 @@ def serve(stack: str, stub_dir: str, use_uvloop: bool) -> None:
         if stack == "grpc.aio":
             await serve_grpc_aio(stubs, stop)
         else:
-            await serve_grpclib(stubs, stop)
+            await serve_grpclib(stubs, stop, corked=stack == "grpclib+cork")
 
     with asyncio.Runner(loop_factory=new_loop_factory(use_uvloop)) as runner:
         runner.run(main())
@@ -385,14 +405,31 @@ class GrpcAioClient:
         await self.channel.close()
 
 
+def _corked_channel_class() -> type[Any]:
+    from grpclib.client import Channel, Handler
+
+    CorkedH2Protocol = _cork_module().CorkedH2Protocol
+
+    class CorkedChannel(Channel):
+        """A grpclib channel whose connection writes through runnerpool's cork."""
+
+        def _protocol_factory(self) -> Any:
+            return CorkedH2Protocol(Handler(), self._config, self._h2_config)
+
+    return CorkedChannel
+
+
+_CorkedChannel = _corked_channel_class()
+
+
 class GrpclibClient:
     """``grpclib`` client over one channel."""
 
-    def __init__(self, stubs: Stubs, port: int) -> None:
+    def __init__(self, stubs: Stubs, port: int, *, corked: bool = False) -> None:
         from grpclib.client import Channel
 
         self.pb2 = stubs.pb2
-        self.channel = Channel("127.0.0.1", port)
+        self.channel = (_CorkedChannel if corked else Channel)("127.0.0.1", port)
         self.stub = stubs.grpclib.RunnerProtocolStub(self.channel)
         self.requests = client_messages(stubs.pb2)
 
@@ -494,8 +531,10 @@ async def run_benchmark(
     clients: dict[str, GrpcAioClient | GrpclibClient] = {}
     try:
         for name, proc in procs.items():
-            clients[name] = (GrpcAioClient if name == "grpc.aio" else GrpclibClient)(
-                stubs, proc.port
+            clients[name] = (
+                GrpcAioClient(stubs, proc.port)
+                if name == "grpc.aio"
+                else GrpclibClient(stubs, proc.port, corked=name == "grpclib+cork")
             )
         for client in clients.values():  # connect, fill caches, let both settle
             await drive(client.call, warmup, max(concurrencies))

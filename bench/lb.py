@@ -42,6 +42,14 @@ runner does not trace. The summary then gives their LB CPU per call against ``lb
 Note that ``direct`` runs two processes (this one and the runner) where ``LB`` runs three on
 the same cores (generator, LB, runner): the fraction is the end-to-end cost of the HTTP hop.
 
+System calls: ``--strace SECONDS`` adds, after the timed cells, one traced cell of SECONDS per
+path (direct and LB) and concurrency, with ``strace -c -f`` attached to the process in front of
+the runner and to the runner, and prints the writes (``sendto``/``write``/``sendmsg``/``writev``)
+and all system calls per call of each. Traced cells are slower and never timed; without
+``strace`` a line says so and the rest runs as usual. ``--syscall-tool perf`` counts with
+``perf stat`` on the syscall tracepoints instead, which does not stop the processes (see
+``bench/engage.py``).
+
 Profiling: ``--profile-lb FILE`` / ``--profile-runner FILE`` run that process under
 ``cProfile`` and write its stats to FILE when it stops (slower; read the profile, not the
 table).
@@ -79,6 +87,7 @@ from urllib.parse import urlsplit
 import httptools
 
 import runnerpool
+from bench._syscalls import TOOL_LABELS, WRITE_CALLS, SyscallCount, strace_available, traced
 from bench.engage import process_cpu, read_line
 from bench.grpc_stacks import ROOT, SERVER_START_TIMEOUT, percentile
 from runnerpool import BufferedCall, Call, GrpcRunner
@@ -783,9 +792,18 @@ async def warm_up(bench: Bench, concurrency: int, seconds: float) -> None:
 
 
 async def run_benchmark(
-    bench: Bench, concurrencies: Sequence[int], seconds: float, repeats: int, warmup: float
+    bench: Bench,
+    concurrencies: Sequence[int],
+    seconds: float,
+    repeats: int,
+    warmup: float,
+    *,
+    close: bool = True,
 ) -> list[Cell]:
-    """Warm up, then measure every cell ``repeats`` times, interleaved; keep each cell's best."""
+    """Warm up, then measure every cell ``repeats`` times, interleaved; keep each cell's best.
+
+    The direct caller is closed at the end unless ``close`` is false.
+    """
     try:
         if warmup > 0:
             await warm_up(bench, max(concurrencies), warmup)
@@ -810,7 +828,44 @@ async def run_benchmark(
                     )
         return [best[(path, c)] for c in concurrencies for path in bench.paths]
     finally:
-        await bench.direct.close()
+        if close:
+            await bench.direct.close()
+
+
+#: The paths traced with ``--strace``: the front process is this one (direct) or the LB.
+TRACED_PATHS = ("direct", "lb")
+
+#: Per (path, concurrency): the front process's and the runner's system calls.
+Traced = dict[tuple[str, int], tuple[SyscallCount, SyscallCount]]
+
+
+async def trace_cell(
+    bench: Bench, path: str, concurrency: int, seconds: float, tool: str = "strace"
+) -> tuple[SyscallCount, SyscallCount]:
+    """Run one cell with strace counting the front process's and the runner's system calls."""
+    front_pid = os.getpid() if path == "direct" else bench.front(path)[0].pid
+    # The runner first: strace -f on this process would also trace the second strace.
+    with traced(bench.runner.pid, tool) as runner, traced(front_pid, tool) as front:
+        if path == "direct":
+            calls = len((await drive_for(bench.direct.call, seconds, concurrency))[0])
+        else:
+            load = await asyncio.to_thread(
+                bench.generator.run, bench.front(path)[1], concurrency, seconds
+            )
+            calls = load.calls
+    front.calls = runner.calls = calls
+    return front, runner
+
+
+async def trace_all(
+    bench: Bench, concurrencies: Sequence[int], seconds: float, tool: str = "strace"
+) -> Traced:
+    """A traced cell per traced path and concurrency."""
+    traces: Traced = {}
+    for concurrency in concurrencies:
+        for path in TRACED_PATHS:
+            traces[(path, concurrency)] = await trace_cell(bench, path, concurrency, seconds, tool)
+    return traces
 
 
 # --------------------------------------------------------------------------- report
@@ -851,6 +906,23 @@ def print_table(cells: Sequence[Cell]) -> None:
         "front = the process in front of the runner: the LB (LB rows), this process (direct), "
         "the trivial server (ceiling); client = the load generator"
     )
+
+
+def print_syscalls(traces: Traced, tool: str = "strace") -> None:
+    """System calls per call of the front process and the runner, from the traced cells."""
+    print(f"\nsystem calls per call ({TOOL_LABELS[tool]}; writes = {', '.join(WRITE_CALLS)})")
+    header = (
+        f"{'path':<27} {'conc':>4} {'front writes':>12} {'front sendto':>12} {'front counted':>13} "
+        f"{'runner writes':>13} {'runner counted':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for (path, concurrency), (front, runner) in sorted(traces.items(), key=lambda kv: kv[0][1]):
+        print(
+            f"{LABELS[path]:<27} {concurrency:>4} {front.per_call():>12.2f} "
+            f"{front.per_call('sendto'):>12.2f} {front.total_per_call:>13.1f} "
+            f"{runner.per_call():>13.2f} {runner.total_per_call:>14.1f}"
+        )
 
 
 def print_summary(cells: Sequence[Cell], generator: str) -> None:
@@ -1112,6 +1184,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="auto",
         help="load generator: wrk, the Python client, or wrk when installed (auto)",
     )
+    parser.add_argument(
+        "--strace",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="count system calls per call with strace in traced cells of SECONDS (0: off)",
+    )
+    parser.add_argument(
+        "--syscall-tool",
+        choices=("strace", "perf"),
+        default="strace",
+        help="count with strace -c (every call, slows the process) or perf stat (tracepoints)",
+    )
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB into FILE")
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument(
@@ -1148,6 +1233,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"\n(total {time.perf_counter() - started_at:.0f} s)")
         return
 
+    strace_seconds = args.strace
+    if strace_seconds > 0:
+        missing = strace_available(args.syscall_tool)
+        if missing is not None:
+            print(missing)
+            strace_seconds = 0.0
+    traces: Traced = {}
     started_at = time.perf_counter()
     with (
         started(args.client, args.profile_lb, args.profile_runner, args.tracing) as (
@@ -1173,11 +1265,24 @@ def main(argv: Sequence[str] | None = None) -> None:
             bench = Bench(
                 runner, lb, quiet_lb, trivial, generator, DirectCaller(runner.address), traced
             )
+            if strace_seconds > 0:  # the direct caller stays open for the traced cells
+                try:
+                    cells = await run_benchmark(
+                        bench, args.concurrency, seconds, args.repeats, args.warmup, close=False
+                    )
+                    traces.update(
+                        await trace_all(bench, args.concurrency, strace_seconds, args.syscall_tool)
+                    )
+                finally:
+                    await bench.direct.close()
+                return cells
             return await run_benchmark(bench, args.concurrency, seconds, args.repeats, args.warmup)
 
         cells = loop_runner.run(run())
     print()
     print_table(cells)
+    if traces:
+        print_syscalls(traces, args.syscall_tool)
     print_summary(cells, generator.name)
     print(f"\n(total {time.perf_counter() - started_at:.0f} s)")
 

@@ -16,6 +16,11 @@ on at 100%, interleaved, each against the off case (needs the ``otel`` extra). W
 each placement runs under a span of its call, as the front end makes one. At 100% every span
 is encoded as OTLP protobuf (and dropped) synchronously, on the placing thread: an upper bound
 of the CPU a span costs, since a batch exporter encodes spans in batches.
+``--baseline REV`` also measures, interleaved with today's, ``CHPlacer`` as it was at git
+revision REV: that revision's ``placers/_base.py`` and ``placers/_tracker.py`` read with
+``git show`` into a temporary package, and its runners raising the NACK as ``RunnerBusyError``
+was built before issue 16 (through ``super().__init__``), with a floor of its own. Times are CPU
+time (``process_time``), so that being descheduled on a loaded machine does not count.
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from runnerpool import (
@@ -51,6 +62,7 @@ if TYPE_CHECKING:
 
 RUNNERS = 100
 FN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+ROOT = Path(__file__).resolve().parents[1]
 LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
 
 
@@ -64,20 +76,30 @@ class _Script:
         self.left = nacks
 
 
+class _BaselineBusy(RunnerBusyError):
+    """The NACK as it was built before issue 16: through ``super().__init__``."""
+
+    def __init__(self, message: str = "Timed out - server too busy") -> None:
+        super(RunnerBusyError, self).__init__(message)
+
+
 class _MemoryRunner:
     """An in-memory runner that costs as little as a runner can."""
 
-    __slots__ = ("address", "script")
+    __slots__ = ("address", "nack", "script")
 
-    def __init__(self, address: str, script: _Script) -> None:
+    def __init__(
+        self, address: str, script: _Script, nack: type[RunnerBusyError] = RunnerBusyError
+    ) -> None:
         self.address = address
         self.script = script
+        self.nack = nack
 
     async def try_exec(self, call: object) -> None:
         script = self.script
         if script.left:
             script.left -= 1
-            raise RunnerBusyError
+            raise self.nack
         script.left = script.nacks
 
     async def status(self) -> RunnerStatus:
@@ -115,7 +137,11 @@ class Row:
 
 
 async def _interleaved_best(
-    cases: Sequence[tuple[str, Callable[[], Awaitable[None]]]], iterations: int, repeats: int
+    cases: Sequence[tuple[str, Callable[[], Awaitable[None]]]],
+    iterations: int,
+    repeats: int,
+    *,
+    cpu: bool = False,
 ) -> dict[str, float]:
     """Best time per iteration of each case, in microseconds.
 
@@ -124,14 +150,15 @@ async def _interleaved_best(
     round comes first, to warm up caches and the CPU's clock.
     """
     best = {name: float("inf") for name, _ in cases}
+    clock = time.perf_counter_ns if not cpu else time.process_time_ns
     for round_ in range(repeats + 1):
-        for name, body in cases:
+        for name, body in cases if round_ % 2 else cases[::-1]:
             gc.collect()
-            start = time.perf_counter_ns()
+            start = clock()
             for _ in range(iterations):
                 await body()
             if round_:
-                best[name] = min(best[name], (time.perf_counter_ns() - start) / iterations / 1000)
+                best[name] = min(best[name], (clock() - start) / iterations / 1000)
     return best
 
 
@@ -270,6 +297,74 @@ async def tracing_rows(iterations: int, repeats: int) -> list[Row]:
     return rows
 
 
+def load_baseline(rev: str, into: Path) -> ModuleType | None:
+    """The placement loop of git revision ``rev`` as a module, or ``None`` (said) without git."""
+    package = into / "runnerpool_baseline_placers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("_base.py", "_tracker.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:src/runnerpool/placers/{name}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode != 0:
+            print(f"baseline unavailable ({rev}: {shown.stderr.strip()}); today's code only")
+            return None
+        # Its own tracker; everything else from today's package (unchanged by issue 16).
+        text = shown.stdout.replace("from ._tracker import", "from ._tracker_baseline import")
+        text = text.replace("from .._", "from runnerpool._").replace(
+            "from ._", "from runnerpool.placers._"
+        )
+        text = text.replace("from runnerpool.placers._tracker_baseline", "from ._tracker")
+        text = text.replace("from .. import", "from runnerpool import")
+        (package / name).write_text(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("runnerpool_baseline_placers._base")
+
+
+async def baseline_rows(base: ModuleType, iterations: int, repeats: int) -> list[Row]:
+    """CHPlacer today against CHPlacer at the baseline, each over its own NACK and floor."""
+
+    class BaselineCH(base.BasePlacer):  # type: ignore[name-defined,misc]
+        start_index = CHPlacer.start_index
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._jump = CHPlacer()._jump
+
+    rows: list[Row] = []
+    call = FakeCall(Call(fn_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", type="sync"))
+    for nacks, label in ((0, "first accepts"), (3, "3 NACKs")):
+        cases: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        for who, placer, nack in (
+            ("today", CHPlacer(), RunnerBusyError),
+            ("baseline", BaselineCH(), _BaselineBusy),
+        ):
+            script = _Script(nacks)
+            runners = tuple(_MemoryRunner(f"10.0.0.{i}:9190", script, nack) for i in range(RUNNERS))
+            pool = _Pool(runners)
+
+            async def floor(runners: Sequence[_MemoryRunner] = runners) -> None:
+                for runner in runners:
+                    try:
+                        await runner.try_exec(call)
+                        return
+                    except NotPlacedError:
+                        continue
+
+            async def place(placer: Placer = placer, pool: _Pool = pool) -> None:
+                await placer.place_call(pool, call)
+
+            cases += [(f"floor {who}", floor), (who, place)]
+        best = await _interleaved_best(cases, iterations, repeats, cpu=True)
+        for who in ("today", "baseline"):
+            rows.append(Row(f"CHPlacer {who}, {label}", best[who], best[f"floor {who}"]))
+    return rows
+
+
 def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
     """Nanoseconds per key: the placers' start index, its parts, and an empty loop.
 
@@ -310,7 +405,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--tracing", action="store_true", help="add tracing off / sampled out / 100%%"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also CHPlacer at git revision REV (CPU time)"
+    )
+    parser.add_argument("--skip-main", action="store_true", help="only the baseline comparison")
     args = parser.parse_args(argv)
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="runnerpool-placers-") as tmp:
+            base = load_baseline(args.baseline, Path(tmp))
+            if base is not None:
+                compared = asyncio.run(baseline_rows(base, args.iterations, args.repeats))
+                print(f"CHPlacer today against {args.baseline} (CPU time, interleaved)")
+                print(f"{'case':<40} {'µs/call':>9} {'floor µs':>9} {'ratio':>7}")
+                for row in compared:
+                    print(f"{row.case:<40} {row.micros:>9.2f} {row.floor:>9.2f} {row.ratio:>7.2f}")
+                for first, second in zip(compared[::2], compared[1::2], strict=True):
+                    print(
+                        f"  {first.case}: {first.micros / second.micros:.2f}x the baseline's time"
+                    )
+                print()
+        if args.skip_main:
+            return
 
     rows = asyncio.run(placement_rows(args.iterations, args.repeats))
     print(

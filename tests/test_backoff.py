@@ -355,6 +355,32 @@ class TestBusyRunners:
         assert board.waiting == 0
         board.released("a", 64)  # no waiter: nothing to wake, no error
 
+    async def test_a_release_passes_over_a_waiter_whose_wait_just_ended(self) -> None:
+        """A waiter cancelled (or timed out) but not yet gone is skipped, not woken twice.
+
+        Its future is done at once, while its task removes it from the waiters only when it
+        runs again: a release in between used to raise InvalidStateError in the releasing
+        call (found by bench/replay.py on a loaded machine).
+        """
+        board = BusyRunners(hold=1.0)
+        gone = asyncio.create_task(board.wait(128, 10))
+        live = asyncio.create_task(board.wait(128, 10))
+        await asyncio.sleep(0)
+        gone.cancel()  # its future is cancelled now; its task has not run yet
+        board.released("a", 256)
+        await asyncio.sleep(0)
+        assert live.done()
+        assert live.result() is True
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert board.waiting == 0
+        stale = asyncio.create_task(board.wait(128, 10))
+        await asyncio.sleep(0)
+        stale.cancel()
+        board.released("a", 256)  # only a waiter on its way out: nothing to wake, no error
+        with pytest.raises(asyncio.CancelledError):
+            await stale
+
     async def test_wait_times_out(self) -> None:
         """Without a release the wait ends after its time, saying so, and leaves no waiter."""
         board = BusyRunners(hold=1.0)

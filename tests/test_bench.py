@@ -28,3 +28,16 @@ class TestPlacementBenchmark:
             for setting in placement.TRACING_CASES:
                 assert f"CHPlacer, {case}, tracing {setting[0]} " in out
         assert _tracing.active is None
+
+    def test_baseline_comparison(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--baseline REV times CHPlacer today against REV's loop, each over its own floor."""
+        placement.main(
+            ["--baseline", "HEAD", "--skip-main", "--iterations", "20", "--repeats", "1"]
+        )
+        out = capsys.readouterr().out
+        if "baseline unavailable" in out:  # no git here: said, and nothing else is made up
+            return
+        for case in ("today, first accepts", "baseline, first accepts", "today, 3 NACKs"):
+            assert f"CHPlacer {case}" in out
+        assert "x the baseline's time" in out
+        assert "hash + start index" not in out  # --skip-main

@@ -27,9 +27,12 @@ Transfer/sec:    198.60KB
 
 
 class TestLBBenchmark:
-    @pytest.mark.timeout(30)
+    @pytest.mark.timeout(60)
     def test_prints_every_row(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """A tiny run with the Python client prints every path, concurrency and summary."""
+        """A tiny run with the Python client prints every path, concurrency and summary.
+
+        With ``--strace``, also the system calls per call (or why they are not measured).
+        """
         lb.main(
             [
                 "--client",
@@ -43,10 +46,14 @@ class TestLBBenchmark:
                 "--concurrency",
                 "1",
                 "2",
+                "--strace",
+                "0.2",
             ]
         )
         out = capsys.readouterr().out
         assert "load generator: Python asyncio client" in out
+        # System calls per call: the table, or the sentence saying why not.
+        assert "system calls per call (strace" in out or "are not measured" in out
         for label in (lb.LABELS[path] for path in lb.PATHS):
             for concurrency in (1, 2):
                 row = re.search(rf"^{re.escape(label)} +{concurrency} +\d+ ", out, re.MULTILINE)

@@ -18,6 +18,8 @@ ALLOWED = {
     # the codec are the contract both ends of the transport share.
     ("runnerpool.runner.", "runnerpool.rpc._proto"): "the runner protocol's messages",
     ("runnerpool.runner.", "runnerpool.rpc._codec"): "the runner protocol's codec",
+    # Both ends of the transport write through the same corked transport (issue 16).
+    ("runnerpool.runner.", "runnerpool.rpc._cork"): "the corked HTTP/2 writes",
     # FDK functions' logs go out through the runner's syslog shipper (one writer per runner).
     ("runnerpool.fdk.", "runnerpool.runner._syslog"): "the runner's syslog shipper",
     # The command line wires the packages together; issue #13 item 4 moves it onto the

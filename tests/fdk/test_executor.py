@@ -356,11 +356,15 @@ class TestLifecycle:
             await busy
 
     async def test_status_report(self, executor: FdkExecutor) -> None:
-        """The report counts processes and shows the environment ready."""
+        """The report counts processes, live and started, and shows the environment ready."""
+        await whoami(executor)
         await whoami(executor)
         report = executor.report()
         assert report["processes"] == "1"
         assert report["idle_processes"] == "1"
+        assert report["process_starts"] == "1"
+        await run(executor, model("whoami", memory=64), b"")
+        assert executor.report()["process_starts"] == "2"
         assert [v for k, v in report.items() if k.startswith("environment ")] == ["ready"]
 
     async def test_prepare_ahead(self, executor: FdkExecutor) -> None:

@@ -182,6 +182,8 @@ class FdkExecutor(AsyncResource):
         self._preparing: asyncio.Task[None] | None = None
         # Starts that go on after their call took another process.
         self._starting: set[asyncio.Future[FdkProcess]] = set()
+        #: Processes started so far (each a cold start: a call found no idle process).
+        self.process_starts = 0
 
     # -- Admission ------------------------------------------------------------------------
 
@@ -384,6 +386,7 @@ class FdkExecutor(AsyncResource):
             raise
         output.container_id = process.id
         self.pool.adopt(process, memory)
+        self.process_starts += 1
         return process
 
     async def _broken(self, process: FdkProcess, model: Call) -> Exception:
@@ -404,6 +407,7 @@ class FdkExecutor(AsyncResource):
         report = {
             "processes": str(len(self.pool.processes)),
             "idle_processes": str(self.pool.idle_count()),
+            "process_starts": str(self.process_starts),
             "sandbox": self._sandbox_state,
         }
         for key, state in self.environments.states().items():

@@ -117,6 +117,10 @@ class BasePlacer(Placer, ABC):
         busy = self._busy
         tracker = PlacerTracker(self._config, call, busy=busy, runtime=self._runtime)
         trace = _tracing.active  # None while tracing is off: one check per attempt
+        # Bound once: these run on every attempt (an attribute lookup less each time).
+        is_done = tracker.is_done
+        attempt_started = tracker.attempt_started
+        not_placed = tracker.not_placed
         try:
             while True:
                 pool_error: BaseException | None = None
@@ -132,7 +136,7 @@ class BasePlacer(Placer, ABC):
                 answered = count == 0
                 if count:
                     for index in self.runner_order(call, runners):
-                        if tracker.is_done():
+                        if is_done():
                             answered = True
                             break
                         runner = runners[index % count]
@@ -143,7 +147,7 @@ class BasePlacer(Placer, ABC):
                             continue
                         # The steps of PlacerTracker.try_runner, inline: a coroutine less per
                         # attempt is a quarter of a NACK's cost.
-                        timeout = tracker.attempt_started()
+                        timeout = attempt_started()
                         attempt = (
                             runner.try_exec(call) if trace is None else trace.attempt(runner, call)
                         )
@@ -154,7 +158,7 @@ class BasePlacer(Placer, ABC):
                                 async with timeout:
                                     await attempt
                         except NotPlacedError as exc:
-                            tracker.not_placed(runner, call, exc, timeout)
+                            not_placed(runner, call, exc, timeout)
                             if not isinstance(exc, RunnerUnavailableError):
                                 answered = True
                             continue

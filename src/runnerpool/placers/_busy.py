@@ -66,17 +66,23 @@ class BusyRunners:
         ``now`` is for :class:`~runnerpool.placers._fifo.FifoQueue`'s clock; this class needs none.
         """
         self._marks.pop(address, None)
-        waiters = self._waiters
-        if not waiters:
-            return
-        chosen = None
-        for key, (wanted, _) in waiters.items():
+        chosen = oldest = None
+        for key, (wanted, future) in self._waiters.items():
+            # A call whose wait just timed out or was cancelled is still listed until its
+            # task runs again: it is not there to wake (waking it raised InvalidStateError
+            # in the releasing call, a 500 for a call that had run: bench/replay.py).
+            if future.done():
+                continue
+            if oldest is None:
+                oldest = key
             if wanted <= memory:
                 chosen = key
                 break
         if chosen is None:
-            chosen = next(iter(waiters))
-        _, future = waiters.pop(chosen)
+            chosen = oldest
+        if chosen is None:
+            return
+        _, future = self._waiters.pop(chosen)
         future.set_result(None)
 
     @property

@@ -93,11 +93,13 @@ class PlacerTracker:
         "_limit",
         "_placed",
         "_placer_deadline",
+        "_record",
         "_request_deadline",
         "_rng",
         "_start",
         "_tags",
         "_ticket",
+        "_timed",
         "_views",
     )
 
@@ -119,17 +121,26 @@ class PlacerTracker:
             if call.model.type == "detached"
             else config.placer_timeout
         )
+        placer_deadline = self._placer_deadline
         deadline = call.deadline
-        self._request_deadline = math.inf if deadline is None else deadline
-        self._limit = min(self._placer_deadline, self._request_deadline)
+        # _timed: whether attempts run under a timeout (read on every attempt). The limit is a
+        # comparison, not min(): a builtin call costs more, on every placement.
+        if deadline is None or deadline == math.inf:
+            self._timed = False
+            self._request_deadline = math.inf
+            self._limit = placer_deadline
+        else:
+            self._timed = True
+            self._request_deadline = deadline
+            self._limit = deadline if deadline < placer_deadline else placer_deadline
         self._attempts = 0
         self._placed = self._cancelled = False
         self._ticket: int | None = None  # the call's place in a "fifo" queue
         views = self._views = runtime.views()
         self._tags = () if views is None else views.tags()
         # The front end's record of this placement (its access log): attempts are read from
-        # here, live.
-        record = placement.get()
+        # here, live. Kept for committed(), which runs in the same task's context.
+        self._record = record = placement.get()
         if record is not None:
             record.tracker = self
             record.fn_id = call.model.fn_id
@@ -188,8 +199,7 @@ class PlacerTracker:
         self._attempts += 1
         if self._views is not None:  # the attempt's start only feeds the latency metric
             self._last_attempt = self._clock()
-        deadline = self._request_deadline
-        return None if deadline == math.inf else asyncio.timeout_at(deadline)
+        return asyncio.timeout_at(self._request_deadline) if self._timed else None
 
     def not_placed(
         self,
@@ -240,7 +250,7 @@ class PlacerTracker:
         """
         self._placed = True
         if runner is not None:
-            record = placement.get()
+            record = self._record
             if record is not None:
                 record.runner = runner.address
         if self._busy is not None and runner is not None and call is not None:

@@ -34,12 +34,14 @@ from typing import TYPE_CHECKING, cast
 from grpclib.client import Handler
 from grpclib.protocol import H2Protocol
 
+from ._cork import CorkedH2Protocol
 from ._grpclib_private import HookedChannel, end_streams, flush, h2_connection, write_ready
 
 if TYPE_CHECKING:
     import ssl
 
     from grpclib.config import Configuration
+    from grpclib.protocol import H2Protocol
     from h2.config import H2Configuration
 
 __all__ = ["Keepalive", "RunnerChannel"]
@@ -80,8 +82,12 @@ class Keepalive:
         return self.interval + self.timeout
 
 
-class _WatchedProtocol(H2Protocol):
-    """grpclib's HTTP/2 protocol, with the runner's first frame awaited and silence watched."""
+class _WatchedProtocol(CorkedH2Protocol):
+    """grpclib's HTTP/2 protocol, with the runner's first frame awaited and silence watched.
+
+    Its writes are corked (:class:`~runnerpool.rpc._cork.CorkedTransport`); ``_transport`` is
+    the socket transport itself, so that :meth:`kill` aborts at once.
+    """
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from .._call import RunnerTimings
+from .._call import BufferedCall, RunnerTimings
 from .._context import request_id
 from .._errors import (
     RunnerBusyError,
@@ -33,7 +33,15 @@ from .._errors import (
 from .._interfaces import Runner
 from .._resource import AsyncResource, warn_renamed
 from ._channel import Keepalive, RunnerChannel
-from ._codec import error_from_finished, frames, seconds, status_from_pb, try_message
+from ._codec import (
+    body_frames,
+    error_from_finished,
+    frames,
+    seconds,
+    status_from_pb,
+    try_message,
+)
+from ._grpclib_private import send_window
 from ._proto import runner_pb2 as pb
 from ._proto.runner_grpc import RunnerProtocolStub
 
@@ -54,6 +62,13 @@ _RAW_STATUS = re.compile(r"Invalid grpc-status: '(\d+)'")
 #: of 100 streams per connection.
 DEFAULT_MAX_CONNECTIONS = 4
 
+#: A body in memory up to this size is sent from the call's own task when it fits the stream's
+#: flow-control window (see ``_inline_frames``); larger ones always stream from a task.
+INLINE_BODY_LIMIT = 64 * 1024
+
+#: gRPC's length prefix on every message (1 flag byte, 4 length bytes): flow-controlled too.
+_GRPC_PREFIX = 5
+
 #: Errors that mean the runner could not be reached at all.
 _UNREACHABLE = (OSError, StreamTerminatedError, asyncio.TimeoutError)
 
@@ -73,6 +88,28 @@ def split_address(address: str) -> tuple[str, int]:
 def _status_number(error: GRPCError) -> int:
     match = _RAW_STATUS.fullmatch(error.message or "")
     return int(match.group(1)) if match else error.status.value
+
+
+def _inline_frames(
+    stream: Stream[pb.ClientMsg, pb.RunnerMsg], call: RunnerCall
+) -> list[pb.ClientMsg] | None:
+    """The body's frames, when they can be sent now without waiting; else ``None``.
+
+    Sending from the call's own task saves a task per call and joins the body to the
+    ``TryCall`` in one write. It is only safe when no send can wait: a runner that answers
+    (a NACK) without reading the body would leave a waiting sender, and the call, stuck. So
+    only a body held in memory (a :class:`~runnerpool.BufferedCall`'s), no larger than
+    :data:`INLINE_BODY_LIMIT`, whose frames fit the stream's flow-control window, on a
+    connection that takes writes; anything else streams from a task.
+    """
+    if not isinstance(call, BufferedCall) or len(call.body) > INLINE_BODY_LIMIT:
+        return None
+    window = send_window(stream)
+    if window is None:
+        return None
+    framed = body_frames(call.body)
+    needed = sum(frame.ByteSize() + _GRPC_PREFIX for frame in framed)
+    return framed if needed <= window else None
 
 
 class HealthReport(Protocol):
@@ -217,13 +254,18 @@ class GrpcRunner(AsyncResource, Runner):
                     # COMMITTED: the runner has the call. From here on, only its explicit
                     # NACK makes the call retriable elsewhere (and clears the address).
                     call.runner_address = self._address
-                    sender = asyncio.create_task(self._send_body(stream, call))
-                    try:
+                    inline = _inline_frames(stream, call)
+                    if inline is not None:
+                        await self._send_frames(stream, inline)
                         await self._receive(stream, call)
-                    finally:
-                        if not sender.done():
-                            sender.cancel()
-                        await asyncio.gather(sender, return_exceptions=True)
+                    else:
+                        sender = asyncio.create_task(self._send_body(stream, call))
+                        try:
+                            await self._receive(stream, call)
+                        finally:
+                            if not sender.done():
+                                sender.cancel()
+                            await asyncio.gather(sender, return_exceptions=True)
             finally:
                 channel.streams -= 1
         except GRPCError as exc:
@@ -325,6 +367,18 @@ class GrpcRunner(AsyncResource, Runner):
             await stream.send_message(cast("pb.ClientMsg", pending), end=True)
         except (GRPCError, StreamTerminatedError, OSError) as exc:
             # The runner may have answered (a NACK, an error) before reading the body.
+            logger.debug("Body not fully sent to %s: %r", self._address, exc)
+
+    async def _send_frames(
+        self, stream: Stream[pb.ClientMsg, pb.RunnerMsg], framed: list[pb.ClientMsg]
+    ) -> None:
+        # Never waits: _inline_frames checked that the frames fit the window and the
+        # connection takes writes, so they join the TryCall in one socket write.
+        try:
+            for frame in framed[:-1]:
+                await stream.send_message(frame)
+            await stream.send_message(framed[-1], end=True)
+        except (GRPCError, StreamTerminatedError, OSError) as exc:
             logger.debug("Body not fully sent to %s: %r", self._address, exc)
 
     async def _receive(self, stream: Stream[pb.ClientMsg, pb.RunnerMsg], call: RunnerCall) -> None:

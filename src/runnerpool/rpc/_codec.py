@@ -17,6 +17,7 @@ from ._proto import runner_pb2 as pb
 __all__ = [
     "MAX_DATA_CHUNK",
     "ProtocolViolation",
+    "body_frames",
     "error_from_finished",
     "finished_error_fields",
     "format_date",
@@ -153,6 +154,16 @@ def try_message(try_call: pb.TryCall) -> pb.ClientMsg:
     message = pb.ClientMsg()
     getattr(message, "try").CopyFrom(try_call)
     return message
+
+
+def body_frames(body: bytes | bytearray) -> list[pb.ClientMsg]:
+    """Frame a body held in memory as :func:`frames` does: data frames, then the empty eof."""
+    framed = [
+        pb.ClientMsg(data=pb.DataFrame(data=bytes(body[start : start + MAX_DATA_CHUNK])))
+        for start in range(0, len(body), MAX_DATA_CHUNK)
+    ]
+    framed.append(pb.ClientMsg(data=pb.DataFrame(eof=True)))
+    return framed
 
 
 async def frames(body: AsyncIterator[bytes]) -> AsyncIterator[pb.ClientMsg]:

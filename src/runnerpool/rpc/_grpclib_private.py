@@ -8,7 +8,10 @@ public hook for either, so this module reaches into it, and nothing else does:
   ``loop.create_connection``, and ``Channel.__connect__()``, which every request awaits for
   its connection; ``Channel._protocol``, ``_config`` and ``_h2_config``;
 * ``H2Protocol.connection`` (grpclib's ``Connection``: ``write_ready``, ``flush()`` and its h2
-  connection ``_connection``) and ``H2Protocol.processor.close(reason)``.
+  connection ``_connection``) and ``H2Protocol.processor.close(reason)``;
+* ``Server._protocol_factory()``, which the runner's corked server wraps (``rpc/_cork.py``);
+* a client stream's protocol-level stream ``Stream._stream`` (its ``id``, ``connection`` and
+  ``_h2_connection``), whose send window decides whether a body is sent inline.
 
 ``pyproject.toml`` bounds grpclib below the next minor version, and
 ``tests/rpc/test_grpclib_private.py`` checks :func:`check` on the installed version: a new
@@ -21,14 +24,27 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 import grpclib.client
+import grpclib.server
 from grpclib.client import Channel, Handler
 from grpclib.protocol import Connection, H2Protocol
+from grpclib.protocol import Stream as ProtocolStream
+from grpclib.server import Server
 
 if TYPE_CHECKING:
+    from grpclib.client import Stream
     from grpclib.config import Configuration
     from h2.config import H2Configuration
 
-__all__ = ["HookedChannel", "check", "end_streams", "flush", "h2_connection", "write_ready"]
+__all__ = [
+    "HookedChannel",
+    "HookedServer",
+    "check",
+    "end_streams",
+    "flush",
+    "h2_connection",
+    "send_window",
+    "write_ready",
+]
 
 
 class HookedChannel(Channel):
@@ -68,6 +84,38 @@ class HookedChannel(Channel):
     async def __connect__(self) -> H2Protocol:
         self.before_connect()
         return await super().__connect__()
+
+
+class HookedServer(Server):
+    """A grpclib server whose connections' protocols are the subclass's hook.
+
+    Subclasses override :meth:`wrap_protocol`, given the protocol grpclib made (its handler is
+    already registered with the server, for closing and draining).
+    """
+
+    def wrap_protocol(self, protocol: H2Protocol) -> H2Protocol:
+        """Return the protocol to use for a new connection (grpclib's by default)."""
+        return protocol
+
+    # grpclib's name, which it passes to loop.create_server itself.
+    def _protocol_factory(self) -> H2Protocol:
+        return self.wrap_protocol(super()._protocol_factory())
+
+
+def send_window(stream: Stream[Any, Any]) -> int | None:
+    """Return the bytes a client stream may send now without waiting, or ``None`` if it may not.
+
+    ``None`` when the stream is not open yet or the connection's send buffer is full (a send
+    would wait for it); otherwise the peer's flow-control window for the stream (the smaller of
+    the stream's and the connection's), as h2 tracks it.
+    """
+    protocol_stream: ProtocolStream | None = getattr(stream, "_stream", None)
+    if protocol_stream is None or protocol_stream.id is None:
+        return None
+    if not protocol_stream.connection.write_ready.is_set():
+        return None
+    window: int = protocol_stream._h2_connection.local_flow_control_window(protocol_stream.id)
+    return window
 
 
 def h2_connection(protocol: H2Protocol) -> Any | None:
@@ -114,6 +162,14 @@ def check() -> list[str]:
     for needed in ("self._connection =", "self.write_ready =", "def flush(self)"):
         if needed not in connection_source:
             problems.append(f"grpclib.protocol.Connection no longer has {needed!r}")
+    if "def _protocol_factory(self)" not in inspect.getsource(grpclib.server.Server):
+        problems.append("grpclib.server.Server no longer has '_protocol_factory'")
+    if "self._stream =" not in client_source:
+        problems.append("grpclib.client.Stream no longer sets 'self._stream ='")
+    stream_source = inspect.getsource(ProtocolStream)
+    for needed in ("self._h2_connection =", "self.connection =", "self.id ="):
+        if needed not in stream_source:
+            problems.append(f"grpclib.protocol.Stream no longer sets {needed!r}")
     protocol_source = inspect.getsource(H2Protocol)
     for needed in ("self.connection =", "self.processor ="):
         if needed not in protocol_source:

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Self
 from google.protobuf import json_format
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.server import Server
 
 from .._context import request_id
 from .._resource import AsyncResource
 from .._sockets import listening_socket
 from ..rpc._codec import ProtocolViolation, status_to_pb
+from ..rpc._cork import CorkedServer
 from ..rpc._proto import runner_pb2 as pb
 from ..rpc._proto.runner_grpc import RunnerProtocolBase
 
@@ -157,7 +157,9 @@ class RunnerServer(AsyncResource):
         self._port = port
         self._ssl = ssl
         self._drain_timeout = drain_timeout
-        self._server = Server([_Handler(service)])
+        # Corked: a response's headers, messages and trailers leave in as few writes as the
+        # handler's turns of the event loop allow (issue 16).
+        self._server = CorkedServer([_Handler(service)])
         self._bound_port: int | None = None
         self._closed = False
 

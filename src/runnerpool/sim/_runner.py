@@ -52,11 +52,25 @@ class SimRunner(Runner):
     it starts cold, ``cold_start`` seconds later. It runs ``duration`` virtual seconds, then
     its instance stays hot for ``idle_timeout`` seconds. Idle instances hold their memory.
 
+    A call holds its runner ``overhead`` seconds beyond its run (cold start included): a real
+    runner passes the request to the function's process and the response back.
+
+    An offer takes ``latency`` seconds there and back, as a real load balancer's ``TryCall``
+    to a real runner does: the runner decides half of it after the offer, and its answer (the
+    NACK, or the call's end) reaches the placer the other half later. Meanwhile the placer
+    knows nothing of the refusal, and offers other calls to the same runner: a burst of calls
+    of one function sees more NACKs than an instant answer would give (docs/decisions.md).
+
     Args:
         address: The runner's address.
         capacity: Memory in MB.
         idle_timeout: Seconds an idle hot instance lives.
         cold_start: Seconds a cold start adds.
+        latency: Seconds an offer's round trip takes (0: the answer is instant).
+        overhead: Seconds a call holds the runner beyond its run (0: none).
+
+    Raises:
+        ValueError: If ``latency`` or ``overhead`` is negative.
     """
 
     def __init__(
@@ -66,11 +80,19 @@ class SimRunner(Runner):
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         cold_start: float = DEFAULT_COLD_START,
+        latency: float = 0.0,
+        overhead: float = 0.0,
     ) -> None:
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0, got {latency}")
+        if overhead < 0:
+            raise ValueError(f"overhead must be >= 0, got {overhead}")
         self._address = address
         self.capacity = capacity
         self.idle_timeout = idle_timeout
         self.cold_start = cold_start
+        self.latency = latency
+        self.overhead = overhead
         self.running_memory = 0
         self.idle_memory = 0
         # instance id -> (fn_id, memory, idle since), oldest first; fn_id -> its idle ids.
@@ -122,12 +144,14 @@ class SimRunner(Runner):
         Raises:
             RunnerBusyError: If the call's memory does not fit beside the running calls.
         """
-        now = asyncio.get_running_loop().time()
-        self._expire(now)
-        self.attempts += 1
         sim = call if isinstance(call, SimCall) else None
         if sim is not None:
             sim.attempts += 1
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)  # the offer travels to the runner
+        now = asyncio.get_running_loop().time()
+        self._expire(now)
+        self.attempts += 1
         fn_id = call.model.fn_id
         memory = call.model.memory
         ids = self._idle_by_fn.get(fn_id)
@@ -137,6 +161,8 @@ class SimRunner(Runner):
         else:
             if self.running_memory + memory > self.capacity:
                 self.busy += 1
+                if self.latency:
+                    await asyncio.sleep(self.latency / 2)  # the NACK travels back
                 raise RunnerBusyError
             while self.running_memory + self.idle_memory + memory > self.capacity:
                 self._drop_idle(next(iter(self._idle)))
@@ -150,7 +176,7 @@ class SimRunner(Runner):
             sim.committed_at, sim.warm, sim.runner = now, warm, self._address
         self._change_in_flight(now, 1)
         try:
-            await asyncio.sleep(duration + (0.0 if warm else self.cold_start))
+            await asyncio.sleep(duration + self.overhead + (0.0 if warm else self.cold_start))
         finally:
             end = asyncio.get_running_loop().time()
             self._change_in_flight(end, -1)
@@ -159,6 +185,8 @@ class SimRunner(Runner):
             self._idle[instance] = (fn_id, memory, end)
             self._idle_by_fn.setdefault(fn_id, deque()).append(instance)
             self.idle_memory += memory
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)  # the call's end travels back
 
     async def status(self) -> RunnerStatus:
         """Return the runner's status with its in-flight count."""

@@ -57,6 +57,9 @@ class SimulationSettings:
         utilisation: Offered load over total memory.
         idle_timeout: Seconds an idle hot instance lives.
         cold_start: Seconds a cold start adds.
+        latency: Seconds an offer to a runner takes there and back (0: instant answers);
+            ``bench/replay.py`` measures it on real runners.
+        overhead: Seconds a call holds its runner beyond its run (0: none).
         backoff: The placers' back-off mode.
         release_hold: The ``"release"`` mode's hold, seconds.
         bounded_load_factor: ``c`` of the bounded-load placer.
@@ -74,6 +77,8 @@ class SimulationSettings:
     utilisation: float = 0.7
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     cold_start: float = DEFAULT_COLD_START
+    latency: float = 0.0
+    overhead: float = 0.0
     backoff: BackoffMode = _FN.backoff
     release_hold: float = _FN.release_hold
     bounded_load_factor: float = _FN.bounded_load_factor
@@ -98,6 +103,8 @@ class SimulationSettings:
                 self.runner_memory,
                 idle_timeout=self.idle_timeout,
                 cold_start=self.cold_start,
+                latency=self.latency,
+                overhead=self.overhead,
             )
             for index in range(self.runners)
         ]

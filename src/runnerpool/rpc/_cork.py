@@ -1,0 +1,175 @@
+"""One socket write per event-loop turn for grpclib's HTTP/2 connections.
+
+grpclib hands every h2 event's bytes to ``transport.write`` at once: the headers of a
+response, each message and the trailers are one ``sendto`` each, and on an idle socket
+asyncio sends each immediately. A runner answering one Engage call wrote five times, where
+Fn's Go runner writes about 2.4 (issue 16). :class:`CorkedTransport` sits between grpclib and
+asyncio's transport: writes made while the event loop runs its ready callbacks are kept, and
+joined into one write by a callback scheduled with ``loop.call_soon``, which runs before the
+loop next waits for I/O. Bytes reach the socket in the order they were written, one turn of
+the loop later (microseconds), and with many streams on a connection the frames of all of
+them leave in the same write.
+
+:class:`CorkedH2Protocol` is grpclib's protocol with the transport wrapped; :class:`CorkedServer`
+is grpclib's server making those protocols (through the server's protocol factory, private in
+grpclib and reached in ``_grpclib_private.py`` only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from grpclib.protocol import H2Protocol
+
+from ._grpclib_private import HookedServer
+
+__all__ = ["CorkedH2Protocol", "CorkedServer", "CorkedTransport"]
+
+
+class CorkedTransport(asyncio.Transport):
+    """An asyncio transport whose writes within one loop turn leave as one write.
+
+    Args:
+        transport: The socket transport to write to.
+        loop: The loop the transport runs on.
+
+    ``close()`` sends what is held first; ``abort()`` drops it, as asyncio's own does.
+
+    Attributes:
+        writes: Writes made to the socket transport so far (each usually one ``sendto``).
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes | bytearray | memoryview] = []
+        self._flush_scheduled = False
+        self.writes = 0
+
+    @property
+    def wrapped(self) -> asyncio.Transport:
+        """The socket transport written to."""
+        return self._transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hold ``data`` until the end of this loop turn."""
+        if not data:
+            return  # grpclib writes data_to_send() even when h2 had nothing to send
+        self._held.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def writelines(self, list_of_data: Any) -> None:
+        """Hold each piece until the end of this loop turn."""
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Write what is held now, in one write."""
+        self._flush_scheduled = False
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        if self._transport.is_closing():
+            return  # closed or lost meanwhile: the bytes have nowhere to go
+        self.writes += 1
+        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes held here and in the socket transport's buffer."""
+        held = sum(len(data) for data in self._held)
+        return held + self._transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The socket transport's flow-control limits."""
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the socket transport's flow-control limits."""
+        self._transport.set_write_buffer_limits(high, low)
+
+    def can_write_eof(self) -> bool:
+        """Whether the socket transport can half-close."""
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        """Send what is held, then half-close."""
+        self.flush()
+        self._transport.write_eof()
+
+    def is_closing(self) -> bool:
+        """Whether the socket transport is closing or closed."""
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        """Send what is held, then close the socket transport (it sends its buffer first)."""
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Drop what is held and abort the socket transport."""
+        self._held = []
+        self._transport.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The socket transport's extra information (``socket``, ``peername``, ...)."""
+        return self._transport.get_extra_info(name, default)
+
+    def is_reading(self) -> bool:
+        """Whether the socket transport reads."""
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        """Pause the socket transport's reading."""
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Resume the socket transport's reading."""
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Set the socket transport's protocol."""
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        """The socket transport's protocol."""
+        return self._transport.get_protocol()
+
+
+class CorkedH2Protocol(H2Protocol):
+    """grpclib's HTTP/2 protocol writing through a :class:`CorkedTransport`.
+
+    Attributes:
+        corked: The connection's corked transport, once connected.
+    """
+
+    corked: CorkedTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start HTTP/2 on the connection, with writes held to the end of each loop turn."""
+        corked = CorkedTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        self.corked = corked
+        super().connection_made(corked)
+
+
+class CorkedServer(HookedServer):
+    """grpclib's server, with every connection's writes corked (:class:`CorkedH2Protocol`).
+
+    Attributes:
+        connections: The protocols of its connections (while they are referenced).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: weakref.WeakSet[CorkedH2Protocol] = weakref.WeakSet()
+
+    def wrap_protocol(self, protocol: H2Protocol) -> H2Protocol:
+        """Return a corked protocol with the handler grpclib made (and registered) for it."""
+        corked = CorkedH2Protocol(protocol.handler, protocol.config, protocol.h2_config)
+        self.connections.add(corked)
+        return corked
