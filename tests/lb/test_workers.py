@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runnerpool.lb._worker_metrics import merge_expositions
-from runnerpool.lb._workers import default_workers
+from runnerpool.lb import WorkerContext, default_workers
+from runnerpool.lb._worker_metrics import WorkerMetrics, merge_expositions
 from tests.lb.conftest import (
     FUNCTIONS_TOML,
     RUNNERPOOL,
@@ -205,6 +205,28 @@ class TestDefault:
         path.write_text(cpu_max)
         cores = len(os.sched_getaffinity(0))
         assert default_workers(path) == (cores if expected is None else min(cores, expected))
+
+
+class TestPeers:
+    async def test_a_sibling_that_does_not_answer_is_left_out_with_a_warning(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Worker 0 of 2 with no worker 1 listening: its own metrics, and a warning naming 1."""
+        with socket.socket() as sock:
+            context = WorkerContext(0, 2, tmp_path, sock)
+            shared = WorkerMetrics(context)
+            await shared.start()
+            try:
+                text = (await shared.exposition()).decode()
+                reader, writer = await asyncio.open_unix_connection(context.metrics_path(0))
+                own = (await reader.read()).decode()
+                writer.close()
+            finally:
+                await shared.aclose()
+        # The same samples as its own (values may move between the reads: CPU time, say).
+        assert set(Metrics(text).samples) == set(Metrics(own).samples)
+        assert "Metrics of worker 1 left out" in caplog.text
+        assert not context.metrics_path(0).exists()
 
 
 class TestMerge:
