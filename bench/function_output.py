@@ -27,10 +27,10 @@ from typing import TextIO
 
 from runnerpool._logging import configure_logging
 from runnerpool._model import Call
+from runnerpool._syslog import SyslogShipper
 from runnerpool.fdk._function_log import FUNCTION_LOGGER, FunctionLog
 from runnerpool.fdk._log_book import LogBook
 from runnerpool.fdk._output import OutputSink
-from runnerpool.runner._syslog import SyslogShipper
 
 ROWS = (
     "baseline: call log + book",

@@ -1,7 +1,8 @@
 """Placement benchmark: the cost of ``place_call`` against a bare loop over ``try_exec``.
 
-Runs with 100 in-memory runners, for both core placers with and without metrics registered,
-and for the placers beyond Fn (rendezvous, bounded load, least loaded) without metrics:
+Runs with 100 in-memory runners, for both core placers without metrics and with metrics
+registered under three sets of tag keys (none, ``fn_id``, ``fn_id,runner``), and for the
+placers beyond Fn (rendezvous, bounded load, least loaded) without metrics:
 
 * ``first accepts``: the first runner tried takes the call;
 * ``3 NACKs``: three runners refuse (503) before one takes it.
@@ -27,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +56,7 @@ from runnerpool import (
     _tracing,
     metrics,
 )
+from runnerpool._metric_tags import TagPlan
 from runnerpool.placers._hashing import fn_key_hash
 from runnerpool.testing import FakeCall
 
@@ -64,6 +67,8 @@ RUNNERS = 100
 FN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000)
+#: The metric tags measured: none (Fn's default), the function, the function and the runner.
+TAG_KEY_SETS: tuple[tuple[str, ...], ...] = ((), ("fn_id",), ("fn_id", "runner"))
 
 
 class _Script:
@@ -140,6 +145,7 @@ async def _interleaved_best(
     cases: Sequence[tuple[str, Callable[[], Awaitable[None]]]],
     iterations: int,
     repeats: int,
+    setups: Mapping[str, Callable[[], object]] | None = None,
     *,
     cpu: bool = False,
 ) -> dict[str, float]:
@@ -147,12 +153,15 @@ async def _interleaved_best(
 
     Every repeat runs every case once, one after the other, so that a slow moment of this
     shared machine hits all cases alike instead of whichever case ran then. One untimed
-    round comes first, to warm up caches and the CPU's clock.
+    round comes first, to warm up caches and the CPU's clock. ``setups`` run, untimed, before
+    their case each time (the metric views are global: each case registers its own).
     """
     best = {name: float("inf") for name, _ in cases}
     clock = time.perf_counter_ns if not cpu else time.process_time_ns
     for round_ in range(repeats + 1):
         for name, body in cases if round_ % 2 else cases[::-1]:
+            if setups is not None and name in setups:
+                setups[name]()
             gc.collect()
             start = clock()
             for _ in range(iterations):
@@ -201,17 +210,21 @@ async def placement_rows(iterations: int, repeats: int) -> list[Row]:
             iterations,
             repeats,
         )
-        # Views are global: the cases with metrics run as a second interleaved group.
-        metrics.register_placer_views(["fn_id"], LATENCY_BUCKETS)
-        best_metrics = await _interleaved_best(
-            [("floor", floor)] + [(f"{n}, {label}, metrics", placing(p)) for n, p in placers],
-            iterations,
-            repeats,
-        )
-        metrics.unregister_placer_views()
         for name, micros in best.items():
             if name != "floor":
                 rows.append(Row(name, micros, best["floor"]))
+        # The tag key sets interleaved in one group: each case registers its views first.
+        cases: list[tuple[str, Callable[[], Awaitable[None]]]] = [("floor", floor)]
+        setups: dict[str, Callable[[], object]] = {"floor": metrics.unregister_placer_views}
+        for keys in TAG_KEY_SETS:
+            for n, p in placers:
+                name = f"{n}, {label}, metrics [{','.join(keys)}]"
+                cases.append((name, placing(p)))
+                setups[name] = functools.partial(
+                    metrics.register_placer_views, keys, LATENCY_BUCKETS
+                )
+        best_metrics = await _interleaved_best(cases, iterations, repeats, setups)
+        metrics.unregister_placer_views()
         for name, micros in best_metrics.items():
             if name != "floor":
                 rows.append(Row(name, micros, best_metrics["floor"]))
@@ -397,6 +410,28 @@ def hash_rows(keys: int, repeats: int) -> list[tuple[str, float]]:
     return list(best.items())
 
 
+def tag_rows(count: int, repeats: int) -> list[tuple[str, float]]:
+    """Nanoseconds to find a placement's tag values: once for the call, once for an attempt.
+
+    Interleaved per repeat, as the placements are; the first row (no tag keys) is the base.
+    """
+    model = Call(fn_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", app_id="01ARZ3NDEKTSV4RRFFQ69G5FAW")
+    plans = [
+        (f"[{','.join(keys)}]", TagPlan(keys))
+        for keys in (*TAG_KEY_SETS, ("fn_id", "app_id", "runner"))
+    ]
+    best = {name: float("inf") for name, _ in plans}
+    loop = range(count)
+    for _ in range(repeats):
+        for name, plan in plans:
+            call_tags, runner_tags = plan.call_tags, plan.runner_tags
+            start = time.perf_counter_ns()
+            for _ in loop:
+                runner_tags(call_tags(model), "10.0.0.7:9190")
+            best[name] = min(best[name], (time.perf_counter_ns() - start) / count)
+    return list(best.items())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -431,9 +466,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"place_call with {RUNNERS} in-memory runners (best of {args.repeats} x {args.iterations})"
     )
-    print(f"{'case':<40} {'µs/call':>9} {'floor µs':>9} {'ratio':>7}")
+    print(f"{'case':<52} {'µs/call':>9} {'floor µs':>9} {'ratio':>7}")
     for row in rows:
-        print(f"{row.case:<40} {row.micros:>9.2f} {row.floor:>9.2f} {row.ratio:>7.2f}")
+        print(f"{row.case:<52} {row.micros:>9.2f} {row.floor:>9.2f} {row.ratio:>7.2f}")
     print()
     print(f"hash + start index over {RUNNERS} runners, 10 000 distinct function ids")
     print(f"{'case':<42} {'ns/key':>7} {'ratio':>7}")
@@ -441,6 +476,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     loop_floor = hashes[0][1]
     for name, nanos in hashes:
         print(f"{name:<42} {nanos:>7.0f} {nanos / loop_floor:>7.2f}")
+    print()
+    print("metric tag values of a placement and one attempt (call_tags + runner_tags)")
+    print(f"{'tag keys':<42} {'ns':>7} {'ratio':>7}")
+    tags = tag_rows(100_000, args.repeats)
+    for name, nanos in tags:
+        print(f"{name:<42} {nanos:>7.0f} {nanos / tags[0][1]:>7.2f}")
     if args.tracing:
         print()
         print("tracing: place_call with a fresh call each time; ratio against tracing off")

@@ -15,12 +15,19 @@ from tests.fdk.conftest import alive, wheelhouse
 class TestFdkBenchmark:
     @pytest.mark.timeout(60)
     def test_prints_every_row(
-        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A tiny run prints a row per path, the start-to-ready row and the target lines."""
-        # The benchmark's work directory under this test's own directory: the leak check
+        # The benchmark's work directory under a directory of this test's own: the leak check
         # below then sees this run's processes only, not another run's on the same machine.
-        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        # Short (not pytest's tmp_path): function sockets live under it, and a unix socket's
+        # path has at most 107 bytes.
+        with tempfile.TemporaryDirectory(prefix="rpb") as own:
+            monkeypatch.setattr(tempfile, "tempdir", own)
+            self.run_and_check(capsys, Path(own))
+
+    def run_and_check(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        """Run the benchmark with its work directory in ``tmp_path``; check what it printed."""
         fdk.main(
             ["--rounds", "2", "--warm", "5", "--warmup", "5", "--wheelhouse", str(wheelhouse())]
         )

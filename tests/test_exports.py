@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import GenericAlias
 
 import runnerpool
-from runnerpool import cli, fdk, lb, metrics, placers, runner, testing, tracing
+from runnerpool import cli, fdk, lb, metrics, placers, rpc, runner, testing, tracing
 
 PINNED = {
     "APIError",
@@ -49,6 +49,7 @@ PINNED = {
     "RunnerUnavailableError",
     "ServerBusyError",
     "StaticRunnerPool",
+    "WarmBoundedPlacer",
     "__version__",
     "client_tls",
     "create_placer",
@@ -102,7 +103,7 @@ class TestExports:
 
     def test_every_name_resolves_and_is_documented(self) -> None:
         """Every public name of every public module exists and has a docstring."""
-        for module in (runnerpool, metrics, testing, runner, fdk, lb, placers, tracing):
+        for module in (runnerpool, metrics, testing, runner, fdk, lb, placers, tracing, rpc):
             for name in module.__all__:
                 obj = getattr(module, name)
                 # Type aliases (ConfigureHook = Callable[...], BackoffMode = Literal[...])

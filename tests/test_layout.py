@@ -12,24 +12,10 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: (importing module prefix, private module prefix) -> why the crossing is allowed.
-ALLOWED = {
-    # The runner service speaks the wire protocol that rpc defines: the generated messages and
-    # the codec are the contract both ends of the transport share.
-    ("runnerpool.runner.", "runnerpool.rpc._proto"): "the runner protocol's messages",
-    ("runnerpool.runner.", "runnerpool.rpc._codec"): "the runner protocol's codec",
-    # Both ends of the transport write through the same corked transport (issue 16).
-    ("runnerpool.runner.", "runnerpool.rpc._cork"): "the corked HTTP/2 writes",
-    # FDK functions' logs go out through the runner's syslog shipper (one writer per runner).
-    ("runnerpool.fdk.", "runnerpool.runner._syslog"): "the runner's syslog shipper",
-    # The command line wires the packages together; issue #13 item 4 moves it onto the
-    # packages' public entry points (serve_lb, serve_runner, the registry).
-    ("runnerpool.cli", "runnerpool.lb._"): "the CLI",
-    ("runnerpool.cli", "runnerpool.fdk._"): "the CLI",
-    ("runnerpool.cli", "runnerpool.runner._serve"): "the CLI",
-    ("runnerpool._dev", "runnerpool.lb._"): "the CLI's dev command",
-    ("runnerpool._logs_command", "runnerpool.rpc._"): "the CLI's logs command (a gRPC client)",
-}
+#: (importing module prefix, private module prefix) -> why the crossing is allowed. Empty, and
+#: meant to stay so: what one package needs of another is public there (the runner protocol's
+#: wire contract is ``runnerpool.rpc.wire``; what several packages share sits at the root).
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _imports() -> list[tuple[str, list[str], list[str]]]:

@@ -8,6 +8,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from runnerpool import NaivePlacer, metrics
+from runnerpool._model import Call
 from runnerpool.testing import FakeCall, FakeRunner, FakeRunnerPool, busy
 from tests.helpers import FN_LATENCY_BUCKETS
 
@@ -104,3 +105,81 @@ class TestExposition:
         assert views.placed_ok_count.value(("a1", "f1")) == 1
         assert views.placed_ok_count.value(("a1", "")) == 1
         assert metrics.current_tags(["app"]) == ("",)
+
+
+class TestLBTags:
+    async def test_fn_and_app_come_from_the_call_and_runner_from_the_attempt(self) -> None:
+        """With fn_id, runner, app_id: attempts carry the runner, placements do not."""
+        views = metrics.register_placer_views(["fn_id", "runner", "app_id"], [1])
+        runners = [FakeRunner("a", busy()), FakeRunner("b")]
+        call = FakeCall(Call(fn_id="f1", app_id="app1"))
+        await NaivePlacer().place_call(FakeRunnerPool(runners), call)
+        assert views.retry_busy_count.tag_keys == ("fn_id", "runner", "app_id")
+        assert views.retry_busy_count.value(("f1", "a", "app1")) == 1
+        assert views.placed_ok_count.value(("f1", "b", "app1")) == 1
+        assert views.attempt_count.tag_keys == ("fn_id", "app_id")
+        assert views.attempt_count.snapshot(("f1", "app1"))[1] == 1
+        assert views.latency.tag_keys == ("fn_id", "app_id")
+
+    async def test_a_tagged_block_overrides_the_call(self) -> None:
+        """Values set with tagged() win over the call's own ids."""
+        views = metrics.register_placer_views(["fn_id"], [1])
+        with metrics.tagged(fn_id="from-context"):
+            await NaivePlacer().place_call(
+                FakeRunnerPool([FakeRunner("ok")]), FakeCall(Call(fn_id="f1"))
+            )
+        assert views.placed_ok_count.value(("from-context",)) == 1
+
+    def test_agent_views_keep_runner_for_runner_latencies_only(self) -> None:
+        """The LB agent's per-call views drop runner; call_status still comes first."""
+        views = metrics.register_lb_agent_views(["runner", "fn_id"], [1])
+        assert views.calls.tag_keys == ("fn_id",)
+        assert views.running.tag_keys == ("fn_id",)
+        assert views.call_latency.tag_keys == ("call_status", "fn_id")
+        assert views.runner_exec_latency.tag_keys == ("runner", "fn_id")
+        tags = views.call_tags(Call(fn_id="f1"))
+        assert tags == ("f1",)
+        assert views.runner_tags(tags, "r:1") == ("r:1", "f1")
+
+    def test_untagged_exposition_is_fn_s(self) -> None:
+        """With no tag keys the exposition has Fn's names and no label but le and call_status."""
+        placer = metrics.register_placer_views([], FN_LATENCY_BUCKETS)
+        agent = metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
+        placer.placed_ok_count.record(())
+        agent.call_latency.record(("completed",), 3)
+        text = metrics.exposition().decode()
+        assert "fn_lb_placer_placed_ok_count_total 1.0\n" in text
+        assert 'fn_lb_call_latency_bucket{call_status="completed",le="10"} 1.0\n' in text
+        assert "runner=" not in text
+        assert "fn_id=" not in text
+
+    def test_parse_lb_tags(self) -> None:
+        """The CLI's list: blanks ignored, order kept; unknown or repeated keys refused."""
+        assert metrics.parse_lb_tags(" fn_id , runner ") == ("fn_id", "runner")
+        assert metrics.parse_lb_tags("") == ()
+        with pytest.raises(ValueError, match="unknown metric tag 'route'"):
+            metrics.parse_lb_tags("fn_id,route")
+        with pytest.raises(ValueError, match="distinct"):
+            metrics.parse_lb_tags("runner,runner")
+
+
+class TestProcessCollectors:
+    def test_added_once_and_removed(self) -> None:
+        """Process, platform and gc metrics join a registry once, and leave it."""
+        registry = CollectorRegistry()
+        metrics.register_process_collectors(registry)
+        metrics.register_process_collectors(registry)  # no duplicate-name error
+        names = set(families(registry))
+        assert {"process_cpu_seconds", "python_info", "python_gc_collections"} <= names
+        metrics.unregister_process_collectors(registry)
+        assert families(registry) == {}
+
+
+class TestSettings:
+    def test_lb_settings_check_the_tags(self) -> None:
+        """LBSettings keeps the tags as a tuple, and names the field of an unknown one."""
+        from runnerpool.lb import LBSettings
+
+        assert LBSettings(metric_tags=("runner", "fn_id")).metric_tags == ("runner", "fn_id")
+        with pytest.raises(ValueError, match=r"LBSettings\.metric_tags: unknown metric tag 'x'"):
+            LBSettings(metric_tags=("x",))

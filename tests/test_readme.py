@@ -31,7 +31,7 @@ def run(source: str, tmp_path: Path) -> None:
 class TestReadme:
     def test_placing_example(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """The placement example with fakes prints the runner's 200 and body."""
-        run(python_block("FakeRunnerPool"), tmp_path)
+        run(python_block("CHPlacer(PlacerConfig"), tmp_path)
         assert capsys.readouterr().out == "200 b'hi'\n"
 
     def test_runner_example(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +56,9 @@ class TestReadme:
     def test_metrics_example(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """The metrics example registers the views and prints the Prometheus text."""
         run(python_block("register_placer_views"), tmp_path)
-        assert "# HELP fn_lb_placer_latency LB Placer Latency" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "# HELP fn_lb_placer_latency LB Placer Latency" in out
+        assert 'fn_lb_placer_placed_ok_count_total{fn_id="hello",runner="10.0.0.7:9190"} 1.0' in out
 
     def test_functions_example_loads(self) -> None:
         """The README's functions file is a valid configuration."""

@@ -147,11 +147,11 @@ image = "echo"
 class TestInternalResources:
     async def test_lb_and_runner_helpers_close_under_async_with_and_twice(self) -> None:
         """The file source, the function log, the syslog shipper and the hot pool close so too."""
+        from runnerpool._syslog import SyslogShipper
         from runnerpool.fdk._function_log import FunctionLog
         from runnerpool.fdk._pool import HotPool
         from runnerpool.lb._registry import Registry
         from runnerpool.lb._sources import FileSource
-        from runnerpool.runner._syslog import SyslogShipper
 
         resources: list[AsyncResource] = [
             FileSource(Registry.from_toml(ONE_FUNCTION, "fns.toml")),

@@ -45,6 +45,7 @@ from .placers import NaivePlacer as NaivePlacer
 from .placers import PlacerRuntime as PlacerRuntime
 from .placers import PlacerTracker as PlacerTracker
 from .placers import RendezvousPlacer as RendezvousPlacer
+from .placers import WarmBoundedPlacer as WarmBoundedPlacer
 from .placers import create_placer as create_placer
 from .pools import OutlierPolicy as OutlierPolicy
 from .pools import StaticRunnerPool as StaticRunnerPool
@@ -100,6 +101,7 @@ __all__ = [
     "RunnerUnavailableError",
     "ServerBusyError",
     "StaticRunnerPool",
+    "WarmBoundedPlacer",
     "__version__",
     "client_tls",
     "create_placer",

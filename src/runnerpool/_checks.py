@@ -9,11 +9,11 @@ from __future__ import annotations
 __all__ = ["check_drain_timeout", "check_port", "check_sizes"]
 
 
-def check_port(owner: str, port: int) -> None:
-    """Raise ``ValueError`` naming ``owner.port`` unless it is a TCP port (0: any)."""
+def check_port(owner: str, port: int, field: str = "port") -> None:
+    """Raise ``ValueError`` naming ``owner.field`` unless it is a TCP port (0: any)."""
     # bool is an int in Python, but True is no port.
     if isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"{owner}.port must be an integer from 0 to 65535, got {port!r}")
+        raise ValueError(f"{owner}.{field} must be an integer from 0 to 65535, got {port!r}")
 
 
 def check_sizes(owner: str, max_request_size: int | None, max_response_size: int | None) -> None:

@@ -23,8 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from ._dev_watch import FunctionWatcher, versioned
-from .lb import LBSettings, LiveRegistry, Registry, serve_lb
-from .lb._bundle_registry import registry_from_bundles
+from .lb import LBSettings, LiveRegistry, Registry, registry_from_bundles, serve_lb
 
 __all__ = ["DEFAULT_RUNNERS", "dev_functions", "run_dev"]
 

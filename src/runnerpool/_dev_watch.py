@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING
 import watchfiles
 
 from ._resource import AsyncResource
-from .lb._bundle_registry import bundle_directories
-from .lb._registry import Registry
+from .lb import Registry, bundle_directories
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from .lb._live import LiveRegistry
+    from .lb import LiveRegistry
 
 __all__ = ["FunctionWatcher", "bundle_version", "changes", "versioned"]
 

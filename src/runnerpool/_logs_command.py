@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 
 from grpclib.client import Channel
 
-from .rpc._client import split_address
-from .rpc._proto import runner_pb2 as pb
-from .rpc._proto.runner_grpc import RunnerProtocolStub
+from .rpc.wire import RunnerProtocolStub, pb, split_address
 
 __all__ = ["format_lines", "print_logs"]
 

@@ -11,38 +11,47 @@ choice (Fn's ``RegisterPlacerViews``)::
     print(metrics.exposition().decode())
 
 Values are labelled with the registered tag keys, taken from :func:`tagged` where the call was
-placed (the Python form of the tags Fn reads from the request's context). Until views are
-registered, the placers record nothing and pay only a ``None`` check.
+placed (the Python form of the tags Fn reads from the request's context). Three keys are
+filled without :func:`tagged` (:data:`LB_TAG_KEYS`): ``fn_id`` and ``app_id`` from the call,
+``runner`` from the runner an attempt went to; ``runner`` labels only the views recorded per
+runner, and the others have no ``runner`` label (see ``_metric_tags.py``). With no tag keys
+(Fn's default) the exposition is Fn's, byte for byte. Until views are registered, the placers
+record nothing and pay only a ``None`` check.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ._metric_tags import LB_TAG_KEYS, TAGS, TagPlan, current_tags, parse_lb_tags, tagged
+from ._process_metrics import register_process_collectors, unregister_process_collectors
 from ._views import CountView, DistributionView, GaugeView, ViewCollector
+
+if TYPE_CHECKING:
+    from ._model import Call
 
 __all__ = [
     "ATTEMPT_COUNT_BOUNDS",
+    "LB_TAG_KEYS",
     "REGISTRY",
     "LBAgentViews",
     "PlacerViews",
     "current_tags",
     "exposition",
     "lb_agent_views",
+    "parse_lb_tags",
     "placer_views",
     "register_lb_agent_views",
     "register_placer_views",
+    "register_process_collectors",
     "tagged",
     "unregister_lb_agent_views",
     "unregister_placer_views",
+    "unregister_process_collectors",
 ]
 
 #: runnerpool's own registry, used when no other is given.
@@ -51,42 +60,16 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 #: Bucket bounds of ``lb_placer_attempt_count``: fixed in Fn, whatever the latency buckets.
 ATTEMPT_COUNT_BOUNDS = (0, 2, 3, 4, 8, 16, 32, 64, 128, 256)
 
-_TAGS: ContextVar[Mapping[str, str]] = ContextVar(
-    "runnerpool_metric_tags", default=MappingProxyType({})
-)
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-@contextlib.contextmanager
-def tagged(**values: str) -> Iterator[None]:
-    """Set metric tag values for the code inside the ``with`` block (and tasks it starts).
-
-    Tags set here add to, and override, the ones already set by an enclosing block.
-
-    Args:
-        **values: Tag name to value, e.g. ``fn_id="f1"``.
-    """
-    token = _TAGS.set({**_TAGS.get(), **values})
-    try:
-        yield
-    finally:
-        _TAGS.reset(token)
-
-
-def current_tags(keys: Sequence[str]) -> tuple[str, ...]:
-    """Return the values of these tag keys in the current context (``""`` when unset)."""
-    if not keys:
-        return ()
-    values = _TAGS.get()
-    return tuple([values.get(key, "") for key in keys])
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PlacerViews:
     """The twelve placer views of Fn's ``placer_stats.go``, once registered.
 
+    The five counts of an attempt's outcome (``placed_*``, ``retry_*``) are labelled with every
+    tag key; the seven views recorded once per placement with every key but ``runner``.
+
     Attributes:
-        tag_keys: The tag keys every view is labelled with.
+        tag_keys: The registered tag keys.
         attempt_count: ``lb_placer_attempt_count``: runners tried per call.
         rp_error_count: ``lb_placer_rp_error_count``: calls that failed with a pool error.
         rp_empty_count: ``lb_placer_rp_empty_count``: passes over an empty runner list.
@@ -121,14 +104,27 @@ class PlacerViews:
     # The last context mapping seen and its tag tuple: the mapping only changes when a
     # tagged() block starts or ends, so most placements reuse the tuple.
     _last: list[object] = field(default_factory=lambda: [None, ()], init=False, repr=False)
+    #: Where each tag value comes from.
+    plan: TagPlan = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", TagPlan(self.tag_keys))
 
     def tags(self) -> tuple[str, ...]:
-        """Return the current context's values of the registered tag keys."""
-        values = _TAGS.get()
+        """Return the current context's values of the tag keys other than ``runner``."""
+        values = TAGS.get()
         last = self._last
         if last[0] is not values:
-            last[:] = [values, current_tags(self.tag_keys)]
+            last[:] = [values, current_tags(self.plan.call_keys)]
         return cast("tuple[str, ...]", last[1])
+
+    def call_tags(self, model: Call) -> tuple[str, ...]:
+        """Return the labels of the per-placement views for a call (every key but ``runner``)."""
+        return self.plan.call_tags(model)
+
+    def runner_tags(self, call_tags: tuple[str, ...], address: str) -> tuple[str, ...]:
+        """Return the labels of an attempt's views: ``call_tags`` and the runner's address."""
+        return self.plan.runner_tags(call_tags, address)
 
     def views(self) -> tuple[CountView | DistributionView, ...]:
         """Return the twelve views, in Fn's order."""
@@ -146,16 +142,6 @@ class PlacerViews:
             self.retry_error_count,
             self.latency,
         )
-
-
-def _check_keys(tag_keys: Sequence[str]) -> tuple[str, ...]:
-    keys = tuple(tag_keys)
-    for key in keys:
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
-            raise ValueError(f"tag key {key!r} is not a valid Prometheus label name")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"tag keys must be distinct: {keys}")
-    return keys
 
 
 _Exposed = tuple[ViewCollector, CollectorRegistry]
@@ -199,7 +185,8 @@ def register_placer_views(
     Registering again replaces the earlier views (their values start from zero).
 
     Args:
-        tag_keys: Tag keys that label every placer metric; values come from :func:`tagged`.
+        tag_keys: Tag keys that label the placer metrics; values come from :func:`tagged`,
+            and for :data:`LB_TAG_KEYS` from the call and the runner.
         latency_buckets: Bucket bounds of ``lb_placer_latency``, in milliseconds (Fn's
             ``fnserver`` uses ``[1, 10, 50, 100, 250, 500, 1000, 10000, 60000, 120000]``).
         registry: Where to expose the metrics; runnerpool's :data:`REGISTRY` by default.
@@ -214,17 +201,18 @@ def register_placer_views(
             increase.
     """
     global _placer_views, _placer_collector
-    keys = _check_keys(tag_keys)
+    plan = TagPlan(tag_keys)
+    keys, call_keys = plan.keys, plan.call_keys
 
-    def count(name: str, description: str) -> CountView:
-        return CountView(name, description, keys)
+    def count(name: str, description: str, labels: tuple[str, ...] = call_keys) -> CountView:
+        return CountView(name, description, labels)
 
     views = PlacerViews(
         tag_keys=keys,
         attempt_count=DistributionView(
             "lb_placer_attempt_count",
             "LB Placer Number of Runners Attempted Count",
-            keys,
+            call_keys,
             ATTEMPT_COUNT_BOUNDS,
         ),
         rp_error_count=count(
@@ -241,17 +229,25 @@ def register_placer_views(
         ),
         timeout_count=count("lb_placer_timeout_count", "LB Placer Timeout Count"),
         placed_error_count=count(
-            "lb_placer_placed_error_count", "LB Placer Placed Call Count With Errors"
+            "lb_placer_placed_error_count", "LB Placer Placed Call Count With Errors", keys
         ),
         placed_abort_count=count(
-            "lb_placer_placed_abort_count", "LB Placer Placed Call Count With Client Timeout/Cancel"
+            "lb_placer_placed_abort_count",
+            "LB Placer Placed Call Count With Client Timeout/Cancel",
+            keys,
         ),
         placed_ok_count=count(
-            "lb_placer_placed_ok_count", "LB Placer Placed Call Count Without Errors"
+            "lb_placer_placed_ok_count", "LB Placer Placed Call Count Without Errors", keys
         ),
-        retry_busy_count=count("lb_placer_retry_busy_count", "LB Placer Retry Count - Too Busy"),
-        retry_error_count=count("lb_placer_retry_error_count", "LB Placer Retry Count - Errors"),
-        latency=DistributionView("lb_placer_latency", "LB Placer Latency", keys, latency_buckets),
+        retry_busy_count=count(
+            "lb_placer_retry_busy_count", "LB Placer Retry Count - Too Busy", keys
+        ),
+        retry_error_count=count(
+            "lb_placer_retry_error_count", "LB Placer Retry Count - Errors", keys
+        ),
+        latency=DistributionView(
+            "lb_placer_latency", "LB Placer Latency", call_keys, latency_buckets
+        ),
     )
     unregister_placer_views()
     _placer_views, _placer_collector = views, _expose(views.views(), registry, namespace)
@@ -274,8 +270,11 @@ def exposition(registry: CollectorRegistry | None = None) -> bytes:
 class LBAgentViews:
     """The load balancer's call metrics: Fn's agent and LB-agent views (``stats.go``).
 
+    The runners' reported latencies (``lb_runner_*``) are labelled with every tag key; the
+    views recorded once per call with every key but ``runner``.
+
     Attributes:
-        tag_keys: The tag keys every view is labelled with.
+        tag_keys: The registered tag keys.
         calls: ``calls``: calls created.
         queued: ``queued``: calls waiting to start now.
         running: ``running``: calls being placed or run now.
@@ -303,10 +302,23 @@ class LBAgentViews:
     call_latency: DistributionView
     runner_sched_latency: DistributionView
     runner_exec_latency: DistributionView
+    #: Where each tag value comes from.
+    plan: TagPlan = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", TagPlan(self.tag_keys))
 
     def tags(self) -> tuple[str, ...]:
-        """Return the current context's values of the registered tag keys."""
-        return current_tags(self.tag_keys)
+        """Return the current context's values of the tag keys other than ``runner``."""
+        return current_tags(self.plan.call_keys)
+
+    def call_tags(self, model: Call) -> tuple[str, ...]:
+        """Return the labels of the per-call views for a call (every key but ``runner``)."""
+        return self.plan.call_tags(model)
+
+    def runner_tags(self, call_tags: tuple[str, ...], address: str) -> tuple[str, ...]:
+        """Return the labels of a runner's reported latencies: ``call_tags`` and its address."""
+        return self.plan.runner_tags(call_tags, address)
 
     def views(self) -> tuple[CountView | GaugeView | DistributionView, ...]:
         """Return every view, in Fn's order."""
@@ -347,7 +359,8 @@ def register_lb_agent_views(
     sums only grow and are counters.
 
     Args:
-        tag_keys: Tag keys that label every view; values come from :func:`tagged`.
+        tag_keys: Tag keys that label the views; values come from :func:`tagged`, and for
+            :data:`LB_TAG_KEYS` from the call and the runner.
         latency_buckets: Bucket bounds of the latency distributions, in milliseconds.
         registry: Where to expose the metrics; runnerpool's :data:`REGISTRY` by default.
         namespace: Prefix of the exported names.
@@ -360,17 +373,18 @@ def register_lb_agent_views(
             increase.
     """
     global _lb_views, _lb_collector
-    keys = _check_keys(tag_keys)
-    status_keys = ("call_status", *(k for k in keys if k != "call_status"))
+    plan = TagPlan(tag_keys)
+    keys, call_keys = plan.keys, plan.call_keys
+    status_keys = ("call_status", *(k for k in call_keys if k != "call_status"))
 
     def count(name: str, description: str) -> CountView:
-        return CountView(name, description, keys)
+        return CountView(name, description, call_keys)
 
     views = LBAgentViews(
         tag_keys=keys,
         calls=count("calls", "calls created in agent"),
-        queued=GaugeView("queued", "calls currently queued against agent", keys),
-        running=GaugeView("running", "calls currently running in agent", keys),
+        queued=GaugeView("queued", "calls currently queued against agent", call_keys),
+        running=GaugeView("running", "calls currently running in agent", call_keys),
         completed=count("completed", "calls completed in agent"),
         canceled=count("canceled", "calls canceled in agent"),
         timeouts=count("timeouts", "calls timed out in agent"),

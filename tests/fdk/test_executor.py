@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from runnerpool import CallTimeoutError, FunctionFailedError, ResponseTooLargeError
 from runnerpool.fdk import (
@@ -27,6 +28,7 @@ from runnerpool.fdk import (
     ResponseReceiveError,
 )
 from runnerpool.runner import Capacity, RunnerService
+from tests.lb.conftest import Metrics
 
 from .conftest import alive, model, run, until
 
@@ -437,6 +439,11 @@ class TestRobustness:
             states = [v for k, v in executor.report().items() if k.startswith("environment ")]
             assert len(states) == 1
             assert states[0].startswith("failed: ")
+            # Counted as a failed build; no process was started for it.
+            built = Metrics(generate_latest(executor.environments.metrics.registry).decode())
+            assert built("runnerpool_runner_environment_builds_total", result="failed") == 1
+            started = Metrics(generate_latest(executor.metrics.registry).decode())
+            assert started("runnerpool_runner_cold_starts_total") == 0
         finally:
             await executor.aclose()
 

@@ -17,6 +17,7 @@ from runnerpool import (
     PlacerConfig,
     RendezvousPlacer,
     ServerBusyError,
+    WarmBoundedPlacer,
     create_placer,
 )
 from runnerpool.placers import placer_help, placer_names, register_placer
@@ -39,6 +40,7 @@ PLACERS: dict[str, Callable[[], BasePlacer]] = {
     "bounded": lambda: BoundedLoadPlacer(FAST),
     "rendezvous": lambda: RendezvousPlacer(FAST),
     "least-loaded": lambda: LeastLoadedPlacer(FAST),
+    "warm-bounded": lambda: WarmBoundedPlacer(FAST),
 }
 
 
@@ -98,6 +100,7 @@ class TestCreatePlacer:
             ("bounded", BoundedLoadPlacer, None),
             ("rendezvous", RendezvousPlacer, None),
             ("least-loaded", LeastLoadedPlacer, None),
+            ("warm-bounded", WarmBoundedPlacer, None),
         ],
     )
     def test_names(self, name: str, kind: type, variant: str | None) -> None:

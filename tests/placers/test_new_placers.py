@@ -20,6 +20,7 @@ from runnerpool import (
     RendezvousPlacer,
     Runner,
     RunnerStatus,
+    WarmBoundedPlacer,
 )
 from runnerpool.placers import PlacerRuntime, create_placer
 from runnerpool.placers._rendezvous import RendezvousBase
@@ -30,6 +31,7 @@ NEW: dict[str, Callable[[], RendezvousBase]] = {
     "bounded": lambda: BoundedLoadPlacer(FAST),
     "rendezvous": lambda: RendezvousPlacer(FAST),
     "least-loaded": lambda: LeastLoadedPlacer(FAST),
+    "warm-bounded": lambda: WarmBoundedPlacer(FAST),
 }
 
 addresses = st.lists(

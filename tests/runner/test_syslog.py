@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runnerpool.runner._syslog import SyslogShipper, fn_syslog_line
+from runnerpool._syslog import SyslogShipper, fn_syslog_line
 from tests.fdk.conftest import until
 from tests.lb.conftest import closed_port
 
@@ -183,7 +183,7 @@ class TestBounds:
         Sending never waits; a second burst within the notice interval is not logged until
         the shipper closes, which logs what it had not told yet.
         """
-        caplog.set_level(logging.WARNING, logger="runnerpool.runner._syslog")
+        caplog.set_level(logging.WARNING, logger="runnerpool._syslog")
         shipper = SyslogShipper(notice_every=3600)
         url = f"tcp://127.0.0.1:{closed_port()}"
         try:
@@ -225,7 +225,7 @@ class TestBounds:
         self, shipper: SyslogShipper, caplog: pytest.LogCaptureFixture
     ) -> None:
         """A URL of another scheme is refused with one warning; sending to it does nothing."""
-        caplog.set_level(logging.WARNING, logger="runnerpool.runner._syslog")
+        caplog.set_level(logging.WARNING, logger="runnerpool._syslog")
         shipper.send("http://logs.example.com:514", b"nope\n")
         shipper.send("http://logs.example.com:514", b"nope\n")
         assert [r.getMessage() for r in caplog.records] == [

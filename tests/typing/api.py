@@ -25,7 +25,9 @@ from runnerpool.lb import LBSettings, Registry, serve_lb
 from runnerpool.placers import DEFAULT_RUNTIME, PlacerFactory, register_placer
 from runnerpool.runner import (
     Executor,
+    HotProcesses,
     InProcessExecutor,
+    RunnerMetrics,
     RunnerServer,
     RunnerService,
     RunnerSettings,
@@ -80,6 +82,16 @@ executors: list[Executor] = [
     InProcessExecutor({}),
     FdkExecutor(Bundles(Path("examples")), Environments(Path("envs"))),
 ]
+
+# One RunnerMetrics shared by the service, the FDK executor and its environments; the FDK
+# executor reports its hot processes to the service's scrape-time collector.
+shared_metrics = RunnerMetrics()
+hot: HotProcesses = FdkExecutor(
+    Bundles(Path("examples")),
+    Environments(Path("envs"), metrics=shared_metrics),
+    metrics=shared_metrics,
+)
+metrics_service = RunnerService(InProcessExecutor({}), metrics=shared_metrics)
 
 
 async def closing() -> None:

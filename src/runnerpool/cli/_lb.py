@@ -27,6 +27,7 @@ from ..lb import (
     run_workers,
     serve_lb,
 )
+from ..metrics import parse_lb_tags
 from ..rpc import Keepalive
 from ._group import main
 from ._options import (
@@ -80,6 +81,13 @@ def _split_addresses(
         if not host or not port.isdigit():
             raise click.BadParameter(f"{address!r} is not host:port")
     return addresses
+
+
+def _parse_metric_tags(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_lb_tags(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 #: The API server's cache and timeout, passed as ``api_settings``.
@@ -163,6 +171,15 @@ _api_options = grouped(
 )
 @edge_options
 @access_log_option
+@click.option(
+    "--metric-tags",
+    envvar="FN_METRIC_TAGS",
+    default="",
+    callback=_parse_metric_tags,
+    help="Comma-separated labels of the placer and call metrics on /metrics, among fn_id, "
+    "app_id, runner (none by default, as Fn). Each multiplies the series: by the functions "
+    "called, the apps, the runners [env FN_METRIC_TAGS].",
+)
 @runner_health_options
 @click.option(
     "--workers",
@@ -188,6 +205,7 @@ def lb(
     edge: EdgeLimits,
     drain_timeout: float,
     access_log: bool,
+    metric_tags: tuple[str, ...],
     keepalive: Keepalive,
     runner_connections: int,
     outlier_policy: OutlierPolicy,
@@ -222,6 +240,7 @@ def lb(
         keepalive=keepalive,
         runner_connections=runner_connections,
         outlier_policy=outlier_policy,
+        metric_tags=metric_tags,
     )
 
     def ready(url: str) -> None:

@@ -34,6 +34,7 @@ from ..runner import (
     Executor,
     Handler,
     InProcessExecutor,
+    RunnerMetrics,
     RunnerServer,
     RunnerSettings,
     serve_runner,
@@ -202,6 +203,20 @@ _client_tls_options = client_tls_options(
     help="Allow serving on an address other than loopback without TLS: anyone who reaches "
     "it can run calls.",
 )
+@click.option(
+    "--metrics-port",
+    envvar="RUNNERPOOL_METRICS_PORT",
+    type=click.IntRange(0, 65535),
+    help="Serve the runner's Prometheus metrics at http://METRICS-HOST:PORT/metrics (0: any "
+    "free port, printed after the ready line). Default: not served "
+    "[env RUNNERPOOL_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-host",
+    envvar="RUNNERPOOL_METRICS_HOST",
+    default=_DEFAULTS.metrics_host,
+    help="Address the metrics are served on [env RUNNERPOOL_METRICS_HOST].",
+)
 def runner(
     host: str,
     port: int,
@@ -220,6 +235,8 @@ def runner(
     function_logs: bool,
     no_sandbox: bool,
     insecure: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a runner: admit or refuse calls from load balancers, and run them.
 
@@ -246,11 +263,17 @@ def runner(
         max_response_size=max_response_size,
         ssl=ssl,
         drain_timeout=drain_timeout,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
+    runner_metrics = RunnerMetrics()
+    metrics_address: list[str] = []
 
     def ready(server: RunnerServer) -> None:
         # One line on stdout, for whoever started the runner (tests and `runnerpool dev`).
         announce(f"runner listening on {server.address}", address=server.address)
+        for address in metrics_address:  # then where its metrics are, when served
+            announce(f"runner metrics on http://{address}/metrics", address=address)
         if isinstance(executor, FdkExecutor):
             executor.prepare_ahead()
 
@@ -261,14 +284,28 @@ def runner(
         sandbox, state = _sandbox(no_sandbox)
         executor = FdkExecutor(
             Bundles(bundles),
-            Environments(state_dir / "envs", find_links=wheelhouse, index_url=index_url),
+            Environments(
+                state_dir / "envs",
+                find_links=wheelhouse,
+                index_url=index_url,
+                metrics=runner_metrics,
+            ),
             init_timeout=init_timeout,
             max_response_size=settings.max_response_size,
             sandbox=sandbox,
             sandbox_state=state,
+            metrics=runner_metrics,
         )
     streamer = executor if isinstance(executor, FdkExecutor) else None
-    serve(serve_runner(executor, settings, on_ready=ready, log_streamer=streamer), host, port)
+    serving = serve_runner(
+        executor,
+        settings,
+        on_ready=ready,
+        log_streamer=streamer,
+        metrics=runner_metrics,
+        on_metrics=metrics_address.append,
+    )
+    serve(serving, host, port)
 
 
 @main.command()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from uv import find_uv_bin
 
 from .._tasks import watch
+from ..runner import RunnerMetrics
 from ._errors import EnvironmentFailedError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Environments:
         fdk_requirement: The FDK requirement every environment gets.
         python: The interpreter environments are made from (default: the runner's own
             base interpreter; its site-packages are not visible to functions).
+        metrics: Where builds are counted (the runner's; counters of its own by default).
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class Environments:
         index_url: str | None = None,
         fdk_requirement: str = "fdk",
         python: str = sys.executable,
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self.root = root
+        self.metrics = RunnerMetrics() if metrics is None else metrics
         self._find_links = [str(path) for path in find_links]
         self._index_url = index_url
         self._fdk = fdk_requirement
@@ -111,8 +115,13 @@ class Environments:
             watch(task, logger, "Building environment %s", key)
             self._building[key] = task
             task.add_done_callback(lambda _: self._building.pop(key, None))
+            task.add_done_callback(self._count_build)
         # A caller giving up must not cancel a build others wait for.
         return await asyncio.shield(task)
+
+    def _count_build(self, build: asyncio.Task[Path]) -> None:
+        if not build.cancelled():  # cancelled: the runner is closing, nothing was decided
+            self.metrics.environment_built(build.exception() is None)
 
     async def _build(self, key: str, requirements: str) -> Path:
         self._states[key] = ("preparing", "")

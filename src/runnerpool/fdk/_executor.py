@@ -27,9 +27,10 @@ from .._errors import APIError, CallTimeoutError, FunctionFailedError, ResponseT
 from .._headers import HOP_BY_HOP
 from .._model import DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY, DEFAULT_TIMEOUT
 from .._resource import AsyncResource
+from .._syslog import SyslogShipper
 from .._tasks import watch
 from .._unsafe_env import unsafe_config_key
-from ..runner._syslog import SyslogShipper
+from ..runner import RunnerMetrics
 from ._errors import (
     BundleError,
     ContainerExitError,
@@ -144,6 +145,8 @@ class FdkExecutor(AsyncResource):
             ``None``: plain processes of the runner's user, which can see and signal each
             other and the runner (``--no-sandbox``).
         sandbox_state: What the runner's status says about the sandbox when there is none.
+        metrics: Where cold starts and evictions are counted (the runner's; give the runner
+            service the same); also what :meth:`hot_processes` feeds.
     """
 
     def __init__(
@@ -160,8 +163,10 @@ class FdkExecutor(AsyncResource):
         function_log: FunctionLog | None = None,
         sandbox: Sandbox | Literal["auto"] | None = "auto",
         sandbox_state: str = "off",
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self.bundles = bundles
+        self.metrics = RunnerMetrics() if metrics is None else metrics
         if sandbox == "auto":
             sandbox, sandbox_state = host_sandbox()
         self.sandbox = sandbox
@@ -178,7 +183,7 @@ class FdkExecutor(AsyncResource):
         self._memory_limit = memory_limit
         self.log_book = LogBook() if log_book is None else log_book
         self.function_log = FunctionLog(SyslogShipper()) if function_log is None else function_log
-        self.pool = HotPool(connection_idle)
+        self.pool = HotPool(connection_idle, self.metrics)
         self._preparing: asyncio.Task[None] | None = None
         # Starts that go on after their call took another process.
         self._starting: set[asyncio.Future[FdkProcess]] = set()
@@ -364,6 +369,7 @@ class FdkExecutor(AsyncResource):
         )
         try:
             python = await self.environments.prepare(bundle)
+            self.metrics.cold_start()
             process = await FdkProcess.start(
                 python=python,
                 bundle=bundle,
@@ -415,6 +421,12 @@ class FdkExecutor(AsyncResource):
         if self.function_log.syslog is not None:
             report["syslog_dropped_lines"] = str(self.function_log.syslog.dropped)
         return report
+
+    def hot_processes(self) -> tuple[int, int, int]:
+        """Return the processes busy, the processes idle, and the bytes they use now."""
+        processes = self.pool.processes
+        idle = self.pool.idle_count()
+        return len(processes) - idle, idle, sum(process.memory_used() for process in processes)
 
     def stream(self, config: Mapping[str, str]) -> AsyncIterator[Sequence[ContainerLogs]]:
         """Yield the functions' output for ``StreamLogs``."""

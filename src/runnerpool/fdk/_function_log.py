@@ -9,7 +9,7 @@ Bounds, so that a function cannot flood the runner: a line is cut at :data:`MAX_
 (with a marker saying how much was cut); each process may log :data:`BURST` lines at once and
 :data:`RATE` lines a second on average (a token bucket), and the lines over that are not
 logged, only counted, in a warning at most every :data:`NOTICE_EVERY` seconds. Syslog shipping
-has its own bound (:class:`~runnerpool.runner._syslog.SyslogShipper`).
+has its own bound (:class:`~runnerpool._syslog.SyslogShipper`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .._logging import FUNCTION_LOGGER
 from .._resource import AsyncResource
-from ..runner._syslog import SyslogShipper, fn_syslog_line
+from .._syslog import SyslogShipper, fn_syslog_line
 
 if TYPE_CHECKING:
     from .._model import Call

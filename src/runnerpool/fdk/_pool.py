@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._resource import AsyncResource
 from .._tasks import watch
+from ..runner import RunnerMetrics
 
 if TYPE_CHECKING:
     from ..runner import Capacity, Reservation
@@ -31,10 +32,12 @@ class HotPool(AsyncResource):
 
     Args:
         connection_idle: Seconds an idle process keeps its connection open.
+        metrics: Where evictions and idle expirations are counted.
     """
 
-    def __init__(self, connection_idle: float) -> None:
+    def __init__(self, connection_idle: float, metrics: RunnerMetrics | None = None) -> None:
         self._connection_idle = connection_idle
+        self._metrics = RunnerMetrics() if metrics is None else metrics
         # Idle processes in the order they went idle, and per slot key (LIFO).
         self._idle_order: OrderedDict[FdkProcess, None] = OrderedDict()
         self._idle: dict[bytes, list[FdkProcess]] = {}
@@ -90,6 +93,7 @@ class HotPool(AsyncResource):
         while (reservation := capacity.try_reserve(memory_mb, calls=0)) is None:
             victim = next(iter(self._idle_order))
             logger.info("Evicting idle process %s to make room", victim.id)
+            self._metrics.evicted()
             self._unidle(victim)
             self.retire(victim)
         return reservation
@@ -147,6 +151,7 @@ class HotPool(AsyncResource):
         if process in self._idle_order:
             self._unidle(process)
             logger.debug("Idle process %s expired", process.id)
+            self._metrics.expired()
             self.retire(process)
 
     def _unidle(self, process: FdkProcess) -> None:

@@ -38,6 +38,8 @@ __all__ = ["FdkProcess", "launch_command"]
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 #: Seconds between two looks for the socket while a process starts (it takes ~57 ms).
 _READY_POLL = 0.001
+#: Bytes per page, for a resident set read in pages.
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: Unix socket paths longer than this do not fit ``sockaddr_un``.
 _MAX_SOCKET_PATH = 107
 #: The exit code of a process that ran out of memory under its address-space limit
@@ -368,6 +370,22 @@ class FdkProcess:
             return signal.Signals(number) if number > 0 else None
         except ValueError:
             return None
+
+    def memory_used(self) -> int:
+        """Return the bytes the process uses now: its cgroup's charge, else its resident set.
+
+        0 once it is gone. Without a cgroup, a sandboxed process's figure is its sandbox
+        launcher's, not the function's: the operator's view of memory then needs cgroups.
+        """
+        cgroup = self._cgroup
+        if cgroup is not None:
+            name = "memory.current" if cgroup.unified else "memory.usage_in_bytes"
+            with contextlib.suppress(OSError, ValueError):
+                return int((cgroup.memory / name).read_text())
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pages = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1])
+            return pages * _PAGE_SIZE
+        return 0
 
     def out_of_memory(self) -> bool:
         """Whether it ended for running out of its memory (its cgroup's kill, or the launcher)."""

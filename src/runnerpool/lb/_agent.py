@@ -128,7 +128,7 @@ class LBAgent(AsyncResource):
             Exception: The call's own error.
             asyncio.CancelledError: If the client went away.
         """
-        views, tags = self._begin()
+        views, tags = self._begin(call)
         try:
             with self._cancellable():
                 await self._start(call, read_body, views, tags)
@@ -161,7 +161,7 @@ class LBAgent(AsyncResource):
     async def _submit_detached(self, call: BufferedCall, read_body: BodyReader) -> None:
         response = call.response_writer
         assert isinstance(response, DetachedResponse)  # checked by submit_detached
-        views, tags = self._begin()
+        views, tags = self._begin(call)
         try:
             await self._start(call, read_body, views, tags)
         except BaseException:
@@ -216,10 +216,10 @@ class LBAgent(AsyncResource):
         finally:
             self._calls.discard(task)
 
-    def _begin(self) -> tuple[LBAgentViews | None, tuple[str, ...]]:
+    def _begin(self, call: BufferedCall) -> tuple[LBAgentViews | None, tuple[str, ...]]:
         """Admit a new call: count it (503 while closing), then hold it in flight."""
         views = metrics.lb_agent_views()
-        tags = () if views is None else views.tags()
+        tags = () if views is None else views.call_tags(call.model)
         if views is not None:
             views.calls.record(tags)
         if self._closing:
@@ -311,11 +311,17 @@ class LBAgent(AsyncResource):
             getattr(views, status).record(tags)
             timings = call.runner_timings
             if timings is not None:
-                # Fn's recordFinishStats: the runner's own timings, in ms, when it gave them.
+                # Fn's recordFinishStats: the runner's own timings, in ms, when it gave them;
+                # labelled with that runner when the views have the runner tag.
+                runner_tags = views.runner_tags(tags, call.runner_address or "")
                 if timings.scheduler_duration:
-                    views.runner_sched_latency.record(tags, timings.scheduler_duration // 10**6)
+                    views.runner_sched_latency.record(
+                        runner_tags, timings.scheduler_duration // 10**6
+                    )
                 if timings.execution_duration:
-                    views.runner_exec_latency.record(tags, timings.execution_duration // 10**6)
+                    views.runner_exec_latency.record(
+                        runner_tags, timings.execution_duration // 10**6
+                    )
             start = model.started_at or model.created_at
             if start is not None:
                 # Fn's lb_call_latency: the load balancer's share, without the user's code.

@@ -39,7 +39,7 @@ from ._ratelog import RateLimitedLog
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 
-    from ._uvicorn_private import ServerState
+    from .._uvicorn_private import ServerState
 
 __all__ = ["ALWAYS_SERVED", "EdgeConfig", "EdgeProtocol"]
 

@@ -15,6 +15,7 @@ import uvicorn
 from .. import _tracing, metrics
 from .._sockets import listening_socket
 from .._tasks import watch
+from .._uvicorn_private import HookedServer
 from ..placers import LeastLoadedPlacer, create_placer
 from ..pools import StaticRunnerPool
 from ._access_log import AccessLog
@@ -32,7 +33,6 @@ from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
 from ._settings import LBSettings
 from ._status_poll import StatusPoller
-from ._uvicorn_private import HookedServer
 from ._worker_metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -164,8 +164,9 @@ async def serve_lb(
     """
     settings = LBSettings() if settings is None else settings
     host, port, placer = settings.host, settings.port, settings.placer
-    metrics.register_placer_views([], FN_LATENCY_BUCKETS)
-    metrics.register_lb_agent_views([], FN_LATENCY_BUCKETS)
+    metrics.register_placer_views(settings.metric_tags, FN_LATENCY_BUCKETS)
+    metrics.register_lb_agent_views(settings.metric_tags, FN_LATENCY_BUCKETS)
+    metrics.register_process_collectors(metrics.REGISTRY)
     chosen = create_placer(placer, settings.placer_config)
     pool = StaticRunnerPool(
         runner_addresses,

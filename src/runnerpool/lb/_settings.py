@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .._checks import check_drain_timeout, check_port, check_sizes
 from .._config import PlacerConfig
+from .._metric_tags import check_lb_tags
 from ..placers import DEFAULT_PLACER, placer_names
 from ..pools import OutlierPolicy
 from ..rpc import DEFAULT_MAX_CONNECTIONS, Keepalive
@@ -46,10 +47,14 @@ class LBSettings:
             :class:`~runnerpool.pools.OutlierDetector`).
         access_log: Log a line per call (logger ``runnerpool.access``), in place of
             uvicorn's access log, which stays off.
+        metric_tags: Tag keys of the placer and agent metrics on ``/metrics``, among
+            :data:`~runnerpool.metrics.LB_TAG_KEYS` (none by default, as in Fn; each one
+            multiplies the series: README, "Metrics").
 
     Raises:
         ValueError: If the port is out of range, the placer is unknown, a size, the drain
-            timeout or the connection count is out of range; the message names the field.
+            timeout or the connection count is out of range, or a metric tag is unknown; the
+            message names the field.
     """
 
     host: str = "127.0.0.1"
@@ -65,9 +70,14 @@ class LBSettings:
     runner_connections: int = DEFAULT_MAX_CONNECTIONS
     outlier_policy: OutlierPolicy = field(default_factory=OutlierPolicy)
     access_log: bool = True
+    metric_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_port("LBSettings", self.port)
+        try:
+            object.__setattr__(self, "metric_tags", check_lb_tags(self.metric_tags))
+        except ValueError as exc:
+            raise ValueError(f"LBSettings.metric_tags: {exc}") from None
         if self.placer not in placer_names():
             known = ", ".join(placer_names())
             raise ValueError(f"LBSettings.placer {self.placer!r} is unknown: use one of {known}")

@@ -17,6 +17,7 @@ from ._rendezvous import RendezvousPlacer as RendezvousPlacer
 from ._runtime import DEFAULT_RUNTIME as DEFAULT_RUNTIME
 from ._runtime import PlacerRuntime as PlacerRuntime
 from ._tracker import PlacerTracker as PlacerTracker
+from ._warm import WarmBoundedPlacer as WarmBoundedPlacer
 
 __all__ = [
     "DEFAULT_PLACER",
@@ -30,6 +31,7 @@ __all__ = [
     "PlacerRuntime",
     "PlacerTracker",
     "RendezvousPlacer",
+    "WarmBoundedPlacer",
     "create_placer",
     "placer_help",
     "placer_names",

@@ -16,6 +16,7 @@ from ._least_loaded import LeastLoadedPlacer
 from ._naive import NaivePlacer
 from ._rendezvous import RendezvousPlacer
 from ._runtime import DEFAULT_RUNTIME, PlacerRuntime
+from ._warm import WarmBoundedPlacer
 
 if TYPE_CHECKING:
     from .._config import PlacerConfig
@@ -97,9 +98,10 @@ def create_placer(
     The built-in names are ``"ch"`` (consistent hashing, canonical jump hash), ``"ch-fn"``
     (consistent hashing with Fn's exact placement), ``"naive"`` (round robin), ``"bounded"``
     (consistent hashing with bounded loads, ``c`` from the configuration's
-    ``bounded_load_factor``), ``"rendezvous"`` (rendezvous hashing) and ``"least-loaded"``
-    (the less loaded of a function's two preferred runners first); :func:`register_placer`
-    adds more.
+    ``bounded_load_factor``), ``"rendezvous"`` (rendezvous hashing), ``"least-loaded"``
+    (the less loaded of a function's two preferred runners first) and ``"warm-bounded"``
+    (bounded loads, runners with an idle instance of the function first);
+    :func:`register_placer` adds more.
 
     Args:
         name: A name of :func:`placer_names`.
@@ -148,4 +150,9 @@ register_placer(
     "least-loaded",
     LeastLoadedPlacer,
     description="the less loaded of two preferred runners",
+)
+register_placer(
+    "warm-bounded",
+    WarmBoundedPlacer,
+    description="bounded loads, runners with an idle instance of the function first",
 )

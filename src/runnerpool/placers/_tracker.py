@@ -137,7 +137,7 @@ class PlacerTracker:
         self._placed = self._cancelled = False
         self._ticket: int | None = None  # the call's place in a "fifo" queue
         views = self._views = runtime.views()
-        self._tags = () if views is None else views.tags()
+        self._tags = () if views is None else views.call_tags(call.model)
         # The front end's record of this placement (its access log): attempts are read from
         # here, live. Kept for committed(), which runs in the same task's context.
         self._record = record = placement.get()
@@ -221,12 +221,12 @@ class PlacerTracker:
             if self._busy is not None:
                 self._busy.refused(runner.address, call.model.memory, self._clock())
             if views is not None:
-                views.retry_busy_count.record(self._tags)
+                views.retry_busy_count.record(views.runner_tags(self._tags, runner.address))
             return
         # Go records nothing when the refusal is the request's own deadline error: the
         # attempt was cut short, the runner did not fail.
         if views is not None and not (timeout is not None and timeout.expired()):
-            views.retry_error_count.record(self._tags)
+            views.retry_error_count.record(views.runner_tags(self._tags, runner.address))
         logger.debug(
             "Runner %s did not take the call: %r",
             runner.address,
@@ -258,14 +258,15 @@ class PlacerTracker:
         views = self._views
         if views is None:
             return
+        tags = views.runner_tags(self._tags, "" if runner is None else runner.address)
         if error is None:
-            views.placed_ok_count.record(self._tags)
+            views.placed_ok_count.record(tags)
         elif isinstance(error, asyncio.CancelledError) or (
             timeout is not None and timeout.expired()
         ):
-            views.placed_abort_count.record(self._tags)
+            views.placed_abort_count.record(tags)
         else:
-            views.placed_error_count.record(self._tags)
+            views.placed_error_count.record(tags)
 
     async def try_runner(self, runner: Runner, call: RunnerCall) -> bool:
         """Offer the call to one runner and classify the outcome (Go's ``TryRunner``).

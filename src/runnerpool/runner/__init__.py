@@ -16,6 +16,9 @@ from ._logs import ContainerLogs as ContainerLogs
 from ._logs import LogLine as LogLine
 from ._logs import LogStreamer as LogStreamer
 from ._logs import RequestLogs as RequestLogs
+from ._metrics import HotProcesses as HotProcesses
+from ._metrics import RunnerMetrics as RunnerMetrics
+from ._metrics_server import MetricsServer as MetricsServer
 from ._serve import serve_runner as serve_runner
 from ._server import RunnerServer as RunnerServer
 from ._service import ConfigureHook as ConfigureHook
@@ -33,11 +36,14 @@ __all__ = [
     "FunctionResponse",
     "Handler",
     "HealthCheck",
+    "HotProcesses",
     "InProcessExecutor",
     "LogLine",
     "LogStreamer",
+    "MetricsServer",
     "RequestLogs",
     "Reservation",
+    "RunnerMetrics",
     "RunnerServer",
     "RunnerService",
     "RunnerSettings",

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from .._errors import RequestTooLargeError, ResponseTooLargeError
-from ..rpc._codec import (
+from ..rpc.wire import (
     MAX_DATA_CHUNK,
     ProtocolViolation,
     finished_error_fields,
     format_date,
     nanoseconds,
+    pb,
 )
-from ..rpc._proto import runner_pb2 as pb
 
 if TYPE_CHECKING:
     from .._model import Call

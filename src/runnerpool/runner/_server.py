@@ -22,10 +22,7 @@ from grpclib.exceptions import GRPCError
 from .._context import request_id
 from .._resource import AsyncResource
 from .._sockets import listening_socket
-from ..rpc._codec import ProtocolViolation, status_to_pb
-from ..rpc._cork import CorkedServer
-from ..rpc._proto import runner_pb2 as pb
-from ..rpc._proto.runner_grpc import RunnerProtocolBase
+from ..rpc.wire import CorkedServer, ProtocolViolation, RunnerProtocolBase, pb, status_to_pb
 
 if TYPE_CHECKING:
     from google.protobuf import empty_pb2, struct_pb2

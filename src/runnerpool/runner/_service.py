@@ -35,7 +35,7 @@ from .._errors import (
 from .._images import valid_image
 from .._model import Call
 from .._status import RunnerStatus
-from ..rpc._proto import runner_pb2 as pb
+from ..rpc.wire import pb
 from ._capacity import Capacity
 from ._engage import (
     EngageStream,
@@ -47,6 +47,7 @@ from ._engage import (
 from ._executor import Admission, Execution, Reporting
 from ._health import HealthCheck, HealthTracker
 from ._logs import LogStreamer
+from ._metrics import RunnerMetrics, call_outcome
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -112,6 +113,8 @@ class RunnerService:
             is missing (Fn's status network enabler).
         configure: Receives ``ConfigureRunner`` maps; unset, they are logged and ignored.
         log_streamer: Serves ``StreamLogs``; unset, ``StreamLogs`` fails as in Fn.
+        metrics: Where admissions, NACKs and calls are counted (counters of its own by
+            default); it also exports what the service holds.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class RunnerService:
         barrier_path: str | None = None,
         configure: ConfigureHook | None = None,
         log_streamer: LogStreamer | None = None,
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self.executor = executor
         self.capacity = Capacity() if capacity is None else capacity
@@ -148,6 +152,13 @@ class RunnerService:
         self._idle.set()
         self._detached_calls: set[asyncio.Task[None]] = set()
         self.draining = False
+        self.metrics = RunnerMetrics() if metrics is None else metrics
+        self.metrics.watch(self)
+
+    @property
+    def active(self) -> int:
+        """Calls in flight: received and not ended (NACKed ones end at once)."""
+        return self._active
 
     # -- Engage -----------------------------------------------------------------------------
 
@@ -201,14 +212,14 @@ class RunnerService:
         except ValueError as exc:
             # Fn reports undecodable input with error code 0.
             error = ValueError(f"malformed models_call_json: {exc}")
-            await self._finish(stream, Call(), error, received)
+            await self._reject(stream, Call(), error, received)
             return "done"
         slot_key: bytes | None = None
         if try_call.slot_hash_id:
             try:
                 slot_key = bytes.fromhex(try_call.slot_hash_id)
             except ValueError as exc:
-                await self._finish(
+                await self._reject(
                     stream, model, ValueError(f"invalid slot_hash_id: {exc}"), received
                 )
                 return "done"
@@ -217,13 +228,13 @@ class RunnerService:
         model.started_at = model.completed_at = None
         detached = model.type == "detached"
         if detached and not self._detached:
-            await self._finish(stream, model, _DETACH_UNSUPPORTED, received)
+            await self._reject(stream, model, _DETACH_UNSUPPORTED, received)
             return "done"
         problem = _invalid(model)
         if problem is None and not self.capacity.can_ever_fit(model.memory):
             problem = _CANNOT_ALLOCATE
         if problem is not None:
-            await self._finish(stream, model, problem, received)
+            await self._reject(stream, model, problem, received)
             return "done"
         trace = _tracing.active
         try:
@@ -243,12 +254,14 @@ class RunnerService:
                     self.draining,
                 )
         except APIError as exc:
-            await self._finish(stream, model, exc, received)
+            await self._reject(stream, model, exc, received)
             return "done"
         if admission is None:
             # The NACK: not taken, so the load balancer tries another runner.
+            self.metrics.nacked(self._nack_reason())
             await self._finish(stream, model, ServerBusyError(), received)
             return "nacked"
+        self.metrics.admitted()
         if detached:
             return await self._detach(stream, model, try_call, slot_key, received, admission)
         try:
@@ -277,6 +290,7 @@ class RunnerService:
             ]
         except RequestTooLargeError as exc:
             admission.release()
+            self.metrics.ended(call_outcome(exc), time.monotonic() - received)
             await self._finish(stream, model, exc, received)
             return "done"
         except BaseException:
@@ -340,23 +354,31 @@ class RunnerService:
         )
         error: BaseException | None = None
         trace = _tracing.active
+        # "error" unless the call ends below: cut by a protocol violation or a cancellation.
+        outcome = "error"
         try:
-            async with asyncio.timeout(model.timeout + _TIMEOUT_GRACE):
-                if trace is None:
-                    await self.executor.execute(execution)
-                else:
-                    await trace.execute(self.executor, execution)
-            await writer.start()
-        except ProtocolViolation:
-            raise
-        except TimeoutError:
-            error = CallTimeoutError()
-        except APIError as exc:
-            error = exc
-        except Exception as exc:
-            logger.exception("Executor failed on call %s", model.id, extra={"call_id": model.id})
-            error = FunctionFailedError()
-            error.__cause__ = exc
+            try:
+                async with asyncio.timeout(model.timeout + _TIMEOUT_GRACE):
+                    if trace is None:
+                        await self.executor.execute(execution)
+                    else:
+                        await trace.execute(self.executor, execution)
+                await writer.start()
+            except ProtocolViolation:
+                raise
+            except TimeoutError:
+                error = CallTimeoutError()
+            except APIError as exc:
+                error = exc
+            except Exception as exc:
+                logger.exception(
+                    "Executor failed on call %s", model.id, extra={"call_id": model.id}
+                )
+                error = FunctionFailedError()
+                error.__cause__ = exc
+            outcome = call_outcome(error)
+        finally:
+            self.metrics.ended(outcome, time.monotonic() - started)
         model.completed_at = datetime.now(UTC)
         await stream.send(finished_message(model, error, received, started, time.monotonic()))
 
@@ -364,6 +386,23 @@ class RunnerService:
         self, stream: EngageStream, model: Call, error: BaseException, received: float
     ) -> None:
         await stream.send(finished_message(model, error, received, None, time.monotonic()))
+
+    async def _reject(
+        self, stream: EngageStream, model: Call, error: BaseException, received: float
+    ) -> None:
+        """End a call that is not admitted and not NACKed: the input is wrong for any runner."""
+        self.metrics.ended("rejected")
+        await self._finish(stream, model, error, received)
+
+    def _nack_reason(self) -> str:
+        """Why the call just refused was: the first limit that is reached."""
+        capacity = self.capacity
+        if self.draining:
+            return "draining"
+        if capacity.max_calls is not None and capacity.calls >= capacity.max_calls:
+            return "concurrency"
+        # The executor refused with a free call slot: memory, if there is a limit at all.
+        return "executor" if capacity.memory_mb is None else "memory"
 
     # -- Status and hooks ---------------------------------------------------------------------
 

@@ -30,6 +30,10 @@ class RunnerSettings:
         ssl: TLS for the server (``None``: plain text, for loopback).
         drain_timeout: Seconds calls in flight may run once stopping; then they are
             cancelled (``None``: wait for them).
+        metrics_host: Address the runner's ``/metrics`` is served on (loopback: metrics
+            tell what runs where).
+        metrics_port: Serve ``GET /metrics`` on this port (0: any free port); ``None``, the
+            default: not served.
 
     Raises:
         ValueError: If the port is out of range, or a size or the drain timeout is
@@ -43,8 +47,12 @@ class RunnerSettings:
     max_response_size: int | None = None
     ssl: ssl.SSLContext | None = None
     drain_timeout: float | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         check_port("RunnerSettings", self.port)
+        if self.metrics_port is not None:
+            check_port("RunnerSettings", self.metrics_port, "metrics_port")
         check_sizes("RunnerSettings", self.max_request_size, self.max_response_size)
         check_drain_timeout("RunnerSettings", self.drain_timeout)

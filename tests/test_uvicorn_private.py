@@ -1,4 +1,4 @@
-"""uvicorn's private API behind runnerpool.lb._uvicorn_private: there, with the shape used."""
+"""uvicorn's private API behind runnerpool._uvicorn_private: there, with the shape used."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import uvicorn
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from runnerpool.lb._uvicorn_private import HookedServer, check
+from runnerpool._uvicorn_private import HookedServer, check
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def test_the_private_api_is_there_on_the_installed_uvicorn() -> None:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from .._resource import AsyncResource
+from ._resource import AsyncResource
 
 __all__ = ["SyslogShipper", "fn_syslog_line"]
 
