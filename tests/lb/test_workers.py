@@ -103,6 +103,10 @@ class TestWorkers:
         name = "fn_lb_call_latency_count"
         assert summed(name, call_status="completed") == 40
         assert sum(m(name, call_status="completed") for m in own) == 40
+        # The process collectors: CPU time adds up, python_info stays 1.
+        assert [v for (n, _), v in summed.samples.items() if n == "python_info"] == [1.0]
+        cpu = "process_cpu_seconds_total"
+        assert summed(cpu) >= sum(m(cpu) for m in own) > max(m(cpu) for m in own)
         assert (await client_ready(lb.address)).status_code == 200
 
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
