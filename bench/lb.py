@@ -78,7 +78,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Protocol
@@ -199,7 +199,7 @@ def start_lb(
     to its environment.
     """
     argv = [*python_argv("runnerpool", profile), "--log-level", "warning", "lb", "--port", "0"]
-    argv += ["--config", str(CONFIG), "--runner-addresses", runner_address]
+    argv += ["--config", str(CONFIG), "--runner-addresses", runner_address, "--workers", "1"]
     if not access_log:
         argv.append("--no-access-log")
     return Service("load balancer", argv, "load balancer listening on ", stderr=log, env=env)
@@ -1011,6 +1011,166 @@ def started(
         yield runner, lb, quiet_lb, trivial, generator, traced
 
 
+# --------------------------------------------------------------------------- --workers N
+# One LB process against N worker processes (``runnerpool lb --workers N``), both in front of
+# the same two runners (so that one runner is not the limit), interleaved in the same run.
+
+WORKER_RUNNERS = 2
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and its children (an LB and its workers)."""
+    total = process_cpu(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        with suppress(OSError):  # it ended between the two reads
+            total += process_cpu(int(child))
+    return total
+
+
+def start_workers_lb(runner_addresses: Sequence[str], workers: int, log: IO[bytes]) -> Service:
+    """``runnerpool lb --port 0 --workers N`` with the examples' registry, on every runner."""
+    argv = [*python_argv("runnerpool", None), "--log-level", "warning", "lb", "--port", "0"]
+    argv += ["--config", str(CONFIG), "--runner-addresses", ",".join(runner_addresses)]
+    argv += ["--workers", str(workers)]
+    return Service(f"load balancer ({workers} workers)", argv, "load balancer listening on ", log)
+
+
+@dataclasses.dataclass
+class WorkersCell:
+    """One measured cell of the workers comparison."""
+
+    workers: int
+    concurrency: int
+    calls: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    lb_cpu_us: float  # every process of the LB, summed
+    runner_cpu_us: float  # both runners, summed
+    client_cpu_us: float
+
+    @property
+    def rate(self) -> float:
+        """Calls per second."""
+        return self.calls / self.seconds if self.seconds > 0 else 0.0
+
+
+def measure_workers(
+    lb: Service,
+    workers: int,
+    runners: Sequence[Service],
+    generator: LoadGenerator,
+    concurrency: int,
+    seconds: float,
+) -> WorkersCell:
+    """Drive one LB for ``seconds``; its CPU is its whole process tree's."""
+    url = f"{lb.address}/invoke/{FN_ID}"
+    lb0, runners0 = tree_cpu(lb.pid), sum(r.cpu() for r in runners)
+    load = generator.run(url, concurrency, seconds)
+    lb_cpu, runner_cpu = tree_cpu(lb.pid) - lb0, sum(r.cpu() for r in runners) - runners0
+    if load.failures or not load.calls:
+        raise RuntimeError(
+            f"{workers} worker(s) c={concurrency}: {load.failures} failures out of "
+            f"{load.calls} calls ({load.failure or 'no call completed'})"
+        )
+    check_sample(url, SAMPLE)
+    return WorkersCell(
+        workers=workers,
+        concurrency=concurrency,
+        calls=load.calls,
+        seconds=load.seconds,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        lb_cpu_us=lb_cpu / load.calls * 1e6,
+        runner_cpu_us=runner_cpu / load.calls * 1e6,
+        client_cpu_us=load.client_cpu / load.calls * 1e6,
+    )
+
+
+def run_workers_compare(
+    workers: int,
+    generator_choice: str,
+    concurrencies: Sequence[int],
+    seconds: float,
+    repeats: int,
+    warmup: float,
+) -> list[WorkersCell]:
+    """One worker against ``workers`` workers, interleaved in alternating order; best kept."""
+    with ExitStack() as stack:
+        runners = []
+        for _ in range(WORKER_RUNNERS):
+            runner = start_runner(None)
+            stack.callback(runner.close)
+            runners.append(runner)
+        addresses = [r.address for r in runners]
+        log = stack.enter_context(tempfile.TemporaryFile())
+        lbs = {}
+        for count in (1, workers):
+            lbs[count] = start_workers_lb(addresses, count, log)
+            stack.callback(lbs[count].close)  # stopped before the runners: they drain to them
+        generator = load_generator(generator_choice)
+        stack.callback(generator.close)
+        if isinstance(generator, WrkClient):
+            seconds = max(1, round(seconds))
+        print(describe_environment())
+        print(
+            f"{seconds:g} s per cell, best of {repeats} interleaved repeats; "
+            f"{WORKER_RUNNERS} runners; LB CPU = the LB's processes summed; "
+            f"load generator: {generator.name}"
+        )
+        for count, lb in lbs.items():
+            check_sample(f"{lb.address}/invoke/{FN_ID}", SAMPLE)
+            if warmup > 0:
+                measure_workers(lb, count, runners, generator, max(concurrencies), warmup)
+        best: dict[tuple[int, int], WorkersCell] = {}
+        for repeat in range(repeats):
+            for concurrency in concurrencies:
+                order = list(lbs) if repeat % 2 == 0 else list(lbs)[::-1]
+                for count in order:
+                    cell = measure_workers(
+                        lbs[count], count, runners, generator, concurrency, seconds
+                    )
+                    key = (count, concurrency)
+                    if key not in best or cell.rate > best[key].rate:
+                        best[key] = cell
+                    print(
+                        f"  repeat {repeat + 1}: {count} worker(s) c={concurrency:<3} "
+                        f"{cell.rate:8.0f} calls/s  LB CPU {cell.lb_cpu_us:5.0f} µs/call",
+                        file=sys.stderr,
+                    )
+        return [best[(count, c)] for c in concurrencies for count in lbs]
+
+
+def print_workers_table(cells: Sequence[WorkersCell]) -> None:
+    """One row per worker count and concurrency, then N workers against one."""
+    header = (
+        f"{'LB':<14} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'LB CPU µs/call':>14} {'runners CPU µs/call':>19} {'client CPU µs/call':>18}"
+    )
+    print(header)
+    print("-" * len(header))
+    for c in cells:
+        print(
+            f"{f'{c.workers} worker(s)':<14} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} "
+            f"{c.p99_ms:>7.2f} {c.lb_cpu_us:>14.0f} {c.runner_cpu_us:>19.0f} "
+            f"{c.client_cpu_us:>18.0f}"
+        )
+    by = {(c.workers, c.concurrency): c for c in cells}
+    most = max(c.workers for c in cells)
+    print(f"\n{most} workers against one, same run:")
+    for conc in sorted({c.concurrency for c in cells}):
+        one, many = by[(1, conc)], by[(most, conc)]
+        print(
+            f"  c={conc:<3} throughput {many.rate / one.rate:.2f}x ({many.rate:.0f} vs "
+            f"{one.rate:.0f} calls/s); LB CPU {many.lb_cpu_us:.0f} vs {one.lb_cpu_us:.0f} "
+            f"µs/call"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the processes, measure every cell and print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -1040,6 +1200,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile-lb", metavar="FILE", help="cProfile the LB into FILE")
     parser.add_argument("--profile-runner", metavar="FILE", help="cProfile the runner into FILE")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="instead: one LB worker against N (runnerpool lb --workers N), two runners",
+    )
+    parser.add_argument(
         "--tracing",
         action="store_true",
         help="add LBs tracing with OpenTelemetry: sampled out, and every call (otel extra)",
@@ -1056,6 +1222,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.client_process:
         serve_client()
+        return
+    if args.workers is not None:
+        started_at = time.perf_counter()
+        worker_cells = run_workers_compare(
+            args.workers, args.client, args.concurrency, args.seconds, args.repeats, args.warmup
+        )
+        print()
+        print_workers_table(worker_cells)
+        print(f"\n(total {time.perf_counter() - started_at:.0f} s)")
         return
 
     strace_seconds = args.strace

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from bench import lb
+from bench import lb, lb_front
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:40000/invoke/echo
@@ -61,6 +61,31 @@ class TestLBBenchmark:
         for concurrency in (1, 2):
             assert re.search(rf"c={concurrency} +added latency p50 [+-]\d", out)
             assert re.search(rf"c={concurrency} +>= \d+ calls/s", out)
+
+    @pytest.mark.timeout(60)
+    def test_workers_mode_prints_both_rows_and_the_ratio(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``--workers 2``: one worker and two, same run, LB CPU per call and the ratio."""
+        lb.main(
+            [
+                *("--workers", "2", "--client", "python", "--seconds", "0.3"),
+                *("--warmup", "0", "--repeats", "1", "--concurrency", "2"),
+            ]
+        )
+        out = capsys.readouterr().out
+        for workers in (1, 2):
+            assert re.search(rf"^{workers} worker\(s\) +2 +\d+ ", out, re.MULTILINE), out
+        assert re.search(r"c=2 +throughput \d+\.\d\dx", out)
+
+    @pytest.mark.timeout(60)
+    def test_front_end_alone_prints_its_cpu_per_call(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``bench.lb_front``: a tiny run (every answer checked) prints a CPU figure."""
+        lb_front.main(["--calls", "40", "--concurrency", "2", "--repeats", "1"])
+        out = capsys.readouterr().out
+        assert re.search(r"^this checkout +2 +\d+\.\d", out, re.MULTILINE), out
 
     @pytest.mark.timeout(60)
     def test_tracing_paths(self, capsys: pytest.CaptureFixture[str]) -> None:

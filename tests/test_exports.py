@@ -76,8 +76,9 @@ class TestExports:
         assert {"Admission", "Capacity", "Executor", "InProcessExecutor"} <= set(runner.__all__)
 
     def test_entry_points_are_public(self) -> None:
-        """serve_lb, the LB app factory, the function registry and the settings are public."""
+        """serve_lb, the LB app factory, its workers, the function registry and the settings."""
         assert {"LBSettings", "Registry", "create_app", "serve_lb"} <= set(lb.__all__)
+        assert {"WorkerContext", "default_workers", "run_workers"} <= set(lb.__all__)
         assert {"RunnerSettings", "serve_runner"} <= set(runner.__all__)
         assert {"create_placer", "placer_names", "register_placer"} <= set(placers.__all__)
         assert cli.__all__ == ["main"]

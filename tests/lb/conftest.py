@@ -187,6 +187,8 @@ class Processes:
     ) -> Process:
         """Start ``runnerpool lb`` on port 0, serving :data:`FUNCTIONS_TOML` on ``runners``.
 
+        It runs one worker process unless ``args`` has ``--workers``.
+
         Args:
             runners: The runners' addresses.
             *args: More options.
@@ -196,6 +198,9 @@ class Processes:
         """
         config = self.config() if config is None else config
         options = ["--config", str(config), "--runner-addresses", ",".join(runners)]
+        if "--workers" not in args:
+            # One process, whose state (placer, metrics, logs) the tests read, unless asked.
+            options += ["--workers", "1"]
         if placer_config is not None:
             options += ["--placer-config", str(self.config(json.dumps(placer_config), "p.json"))]
         return self.start(

@@ -206,7 +206,8 @@ class TestPartition:
         lb = processes.start(
             ["--log-level", "warning", "lb", "--host", topology.lb_ip, "--port", "0",
              "--config", str(processes.config()), "--runner-addresses", ",".join(addresses),
-             "--placer-config", str(placer), "--ejection-time", "0.5", "--max-ejection-time", "2"],
+             "--placer-config", str(placer), "--ejection-time", "0.5", "--max-ejection-time", "2",
+             "--workers", "1"],
             "load balancer listening on ",
             prefix=topology.run_in(topology.lb_ns, []),
         )  # fmt: skip
@@ -283,7 +284,8 @@ class TestDetachedSurvivesTheLB:
         placer = processes.config(json.dumps(PLACER), "p.json")
         lb = processes.start(
             ["--log-level", "warning", "lb", "--port", "0", "--config", str(config),
-             "--runner-addresses", runner.address, "--placer-config", str(placer)],
+             "--runner-addresses", runner.address, "--placer-config", str(placer),
+             "--workers", "1"],
             "load balancer listening on ",
         )  # fmt: skip
         async with httpx.AsyncClient(base_url=lb.address, timeout=30) as client:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import sys
+from collections.abc import Callable
 
 import click
 import stamina.instrumentation
@@ -17,8 +20,11 @@ from ..lb import (
     LBSettings,
     LiveRegistry,
     Registry,
+    WorkerContext,
     api_base_url,
+    default_workers,
     log_retry,
+    run_workers,
     serve_lb,
 )
 from ..metrics import parse_lb_tags
@@ -175,6 +181,15 @@ _api_options = grouped(
     "called, the apps, the runners [env FN_METRIC_TAGS].",
 )
 @runner_health_options
+@click.option(
+    "--workers",
+    default=default_workers,
+    show_default="one per CPU core, or per CPU of the cgroup's quota",
+    type=click.IntRange(min=1),
+    help="Load balancer processes sharing the port (SO_REUSEPORT), each with its own placer "
+    "state and runner connections; /metrics sums them all. A worker that dies stops them all "
+    "(exit status 1).",
+)
 def lb(
     registry: LiveRegistry | None,
     api_url: str | None,
@@ -194,6 +209,7 @@ def lb(
     keepalive: Keepalive,
     runner_connections: int,
     outlier_policy: OutlierPolicy,
+    workers: int,
 ) -> None:
     """Run a load balancer: Fn's invoke API and HTTP triggers, placing calls on runners.
 
@@ -230,7 +246,9 @@ def lb(
     def ready(url: str) -> None:
         announce(f"load balancer listening on {url}", address=url)
 
-    async def run() -> None:
+    async def run(
+        on_ready: Callable[[str], None] = ready, worker: WorkerContext | None = None
+    ) -> None:
         # Made on the loop that serves: the API source's HTTP client belongs to it.
         functions = ApiSource(api_url, api_settings) if api_url is not None else registry
         assert functions is not None
@@ -238,8 +256,22 @@ def lb(
             functions,
             runner_addresses,
             settings,
-            on_ready=ready,
+            on_ready=on_ready,
             on_hangup=None if registry is None else registry.reload,
+            worker=worker,
         )
 
-    serve(run(), host, port)
+    if workers == 1:
+        serve(run(), host, port)
+        return
+
+    def run_worker(worker: WorkerContext, listening: Callable[[], None]) -> None:
+        asyncio.run(run(lambda url: listening(), worker))
+
+    try:
+        status = run_workers(
+            workers, host, port, run_worker, on_ready=ready, hangup=registry is not None
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
+    sys.exit(status)

@@ -5,6 +5,8 @@
 serves come from a :class:`Registry` (a functions file, re-read by :class:`LiveRegistry`) or
 from Fn's API server (:class:`ApiSource`), or from a folder of FDK bundles
 (:func:`registry_from_bundles`, as ``runnerpool dev --bundles`` serves them).
+:func:`run_workers` runs several load balancers on one port, each in a process of its own
+(``runnerpool lb --workers N``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ._registry import Registry as Registry
 from ._registry import Trigger as Trigger
 from ._serve import serve_lb as serve_lb
 from ._settings import LBSettings as LBSettings
+from ._workers import WorkerContext as WorkerContext
+from ._workers import default_workers as default_workers
+from ._workers import run_workers as run_workers
 
 __all__ = [
     "ApiSource",
@@ -37,10 +42,13 @@ __all__ = [
     "LiveRegistry",
     "Registry",
     "Trigger",
+    "WorkerContext",
     "api_base_url",
     "bundle_directories",
     "create_app",
+    "default_workers",
     "log_retry",
     "registry_from_bundles",
+    "run_workers",
     "serve_lb",
 ]

@@ -33,10 +33,12 @@ from ._protocol import EdgeConfig
 from ._ratelog import RateLimitedLog
 from ._settings import LBSettings
 from ._status_poll import StatusPoller
+from ._worker_metrics import WorkerMetrics
 
 if TYPE_CHECKING:
     from ._registry import Registry
     from ._sources import FunctionSource
+    from ._workers import WorkerContext
 
 __all__ = ["FN_LATENCY_BUCKETS", "LBServer", "serve_lb"]
 
@@ -139,6 +141,7 @@ async def serve_lb(
     *,
     on_ready: Callable[[str], None] | None = None,
     on_hangup: Callable[[], object] | None = None,
+    worker: WorkerContext | None = None,
 ) -> None:
     """Serve Fn's invoke API until SIGINT or SIGTERM, placing calls on the given runners.
 
@@ -152,6 +155,9 @@ async def serve_lb(
         on_ready: Called with the base URL (``http://host:port``) once the server listens.
         on_hangup: Called on SIGHUP, e.g. :meth:`LiveRegistry.reload` (``runnerpool lb``
             re-reads its functions file so).
+        worker: Serve as one worker of ``runnerpool lb --workers N``: on its socket (the
+            settings' host and port are then the shared ones), with ``/metrics`` summed over
+            the workers.
 
     Raises:
         OSError: If the address cannot be listened on.
@@ -171,7 +177,11 @@ async def serve_lb(
     )
     agent = LBAgent(chosen, pool)
     poller = StatusPoller(chosen, pool) if isinstance(chosen, LeastLoadedPlacer) else None
-    app = create_app(agent, registry, settings)
+    # One of several workers: /metrics answers the sum of every worker's.
+    shared = WorkerMetrics(worker) if worker is not None and worker.count > 1 else None
+    app = create_app(
+        agent, registry, settings, exposition=None if shared is None else shared.exposition
+    )
     limits = settings.edge
     open_files = raise_open_files_limit()
     cap = connection_budget(limits.max_connections, open_files)
@@ -202,7 +212,9 @@ async def serve_lb(
     server = LBServer(config, agent, settings.drain_timeout, on_hangup)
     # Bound here, not by uvicorn: a port in use is then an OSError for the caller (uvicorn
     # would exit the process), and the port is known before serving.
-    sock = listening_socket(host, port)
+    sock = listening_socket(host, port) if worker is None else worker.socket
+    if shared is not None:
+        await shared.start()
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -225,6 +237,8 @@ async def serve_lb(
     try:
         await serving
     finally:
+        if shared is not None:
+            await shared.aclose()
         edge_log.close()
         metrics.REGISTRY.unregister(pool.detector)
         if poller is not None:
