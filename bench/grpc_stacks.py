@@ -56,7 +56,9 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "src" / "runnerpool" / "rpc" / "_proto"
 #: ``grpclib+cork``: grpclib with runnerpool's corked writes on both sides (rpc/_cork.py,
-#: issue 16): one socket write per event-loop turn instead of one per HTTP/2 frame group.
+#: issue 16): one socket write per event-loop turn instead of one per HTTP/2 frame group, or
+#: sooner in a long turn. ``grpclib+cork+turn``: the cork as first built, holding every write
+#: to the end of its turn however long the turn (``max_hold`` and ``max_bytes`` infinite).
 #: ``grpc.aio+tuned``: grpc.aio with :data:`TUNED_OPTIONS` on both sides; ``grpc.aio+latency``
 #: the same with ``grpc.optimization_target`` "latency"; ``grpc.aio+4ch``: the tuned options
 #: over four channels, each its own connection, calls spread round robin (as a load balancer
@@ -71,6 +73,7 @@ STACKS = (
     "grpc.aio+4ch",
     "grpclib",
     "grpclib+cork",
+    "grpclib+cork+turn",
     "grpclib+cork+uvloop",
     "grpclib+cork+jh2",
 )
@@ -280,6 +283,15 @@ def _cork_module() -> Any:
     return importlib.import_module(f"{name}._cork")
 
 
+def cork_limits(stack: str, max_hold_us: float | None) -> dict[str, float]:
+    """The corked transport's attributes for ``stack``: ``+turn`` holds to the turn's end."""
+    if stack.endswith("+cork+turn"):
+        return {"max_hold": math.inf, "max_bytes": math.inf}
+    if max_hold_us is not None:
+        return {"max_hold": max_hold_us * 1e-6}
+    return {}
+
+
 async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = False) -> None:
     from grpclib.const import Status
     from grpclib.exceptions import GRPCError
@@ -310,7 +322,17 @@ async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = Fal
     methods = {name: unimplemented for name in base.__abstractmethods__}
     methods["Engage"] = engage
     handler = type("EngageHandler", (base,), methods)()
-    server = (CorkedServer if corked else Server)([handler])
+    if corked:
+        corked_server = CorkedServer([handler])
+        server = corked_server
+
+        def writes() -> int:
+            return sum(p.corked.writes for p in corked_server.connections if p.corked)
+
+        global _socket_writes
+        _socket_writes = writes
+    else:
+        server = Server([handler])
     # proto must say TCP: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP,
     # and without it Nagle plus delayed ACKs add ~40 ms to every call.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -320,6 +342,10 @@ async def serve_grpclib(stubs: Stubs, stop: asyncio.Event, *, corked: bool = Fal
     await stop.wait()
     server.close()
     await server.wait_closed()
+
+
+#: The server process's corked socket writes so far (-1: not corked, not counted).
+_socket_writes: Callable[[], int] = lambda: -1  # noqa: E731
 
 
 def _report(line: str) -> None:
@@ -332,16 +358,19 @@ def _command_thread(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Non
     for line in sys.stdin:
         command = line.strip()
         if command == "cpu":
-            _report(f"CPU {time.process_time():.9f}")
+            _report(f"CPU {time.process_time():.9f} {_socket_writes()}")
         elif command == "quit":
             break
     loop.call_soon_threadsafe(stop.set)
 
 
-def serve(stack: str, stub_dir: str, use_uvloop: bool) -> None:
+def serve(stack: str, stub_dir: str, use_uvloop: bool, max_hold_us: float | None = None) -> None:
     """The server process: run ``stack``'s server until stdin says quit or closes."""
     if stack.endswith("+jh2"):
         use_jh2()
+    if stack.startswith("grpclib+cork"):  # this process serves one stack: set the class's
+        for name, value in cork_limits(stack, max_hold_us).items():
+            setattr(_cork_module().CorkedTransport, name, value)
     stubs = import_stubs(stub_dir)
 
     async def main() -> None:
@@ -362,10 +391,14 @@ def serve(stack: str, stub_dir: str, use_uvloop: bool) -> None:
 class ServerProcess:
     """A server child process and its stdin/stdout command channel."""
 
-    def __init__(self, stack: str, stub_dir: str, use_uvloop: bool) -> None:
+    def __init__(
+        self, stack: str, stub_dir: str, use_uvloop: bool, max_hold_us: float | None = None
+    ) -> None:
         argv = [sys.executable, "-m", "bench.grpc_stacks", "--serve", stack, "--stubs", stub_dir]
         if use_uvloop:
             argv.append("--uvloop")
+        if max_hold_us is not None:
+            argv += ["--cork-max-hold-us", str(max_hold_us)]
         self.stack = stack
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -388,13 +421,14 @@ class ServerProcess:
             raise RuntimeError(f"{self.stack} server: expected {tag}, got {got!r}")
         return result[0].split(" ", 1)[1].strip()
 
-    def cpu(self) -> float:
-        """The server process's CPU seconds so far."""
+    def cpu(self) -> tuple[float, int]:
+        """The server process's CPU seconds and corked socket writes (-1 if not corked) so far."""
         stdin = self.proc.stdin
         assert stdin is not None
         stdin.write("cpu\n")
         stdin.flush()
-        return float(self._expect("CPU", 10.0))
+        seconds, writes = self._expect("CPU", 10.0).split()
+        return float(seconds), int(writes)
 
     def close(self) -> None:
         """Ask the server to stop; kill it if it has not within 5 s."""
@@ -415,12 +449,12 @@ class ServerProcess:
 
 @contextmanager
 def servers(
-    stacks: Sequence[str], stub_dir: str, use_uvloop: bool
+    stacks: Sequence[str], stub_dir: str, use_uvloop: bool, max_hold_us: float | None = None
 ) -> Iterator[dict[str, ServerProcess]]:
     with ExitStack() as stack:
         started: dict[str, ServerProcess] = {}
         for name in stacks:
-            server = ServerProcess(name, stub_dir, use_uvloop)
+            server = ServerProcess(name, stub_dir, use_uvloop, max_hold_us)
             stack.callback(server.close)
             started[name] = server
         yield started
@@ -474,10 +508,14 @@ class GrpcAioClient:
             await channel.close()
 
 
-def _corked_channel_class() -> type[Any]:
+def _corked_channel_class(limits: dict[str, float]) -> type[Any]:
     from grpclib.client import Channel, Handler
 
-    CorkedH2Protocol = _cork_module().CorkedH2Protocol
+    class CorkedH2Protocol(_cork_module().CorkedH2Protocol):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            for name, value in limits.items():
+                setattr(self.corked, name, value)
 
     class CorkedChannel(Channel):
         """A grpclib channel whose connection writes through runnerpool's cork."""
@@ -488,17 +526,15 @@ def _corked_channel_class() -> type[Any]:
     return CorkedChannel
 
 
-_CorkedChannel = _corked_channel_class()
-
-
 class GrpclibClient:
     """``grpclib`` client over one channel."""
 
-    def __init__(self, stubs: Stubs, port: int, *, corked: bool = False) -> None:
+    def __init__(self, stubs: Stubs, port: int, *, cork: dict[str, float] | None = None) -> None:
         from grpclib.client import Channel
 
         self.pb2 = stubs.pb2
-        self.channel = (_CorkedChannel if corked else Channel)("127.0.0.1", port)
+        channel = Channel if cork is None else _corked_channel_class(cork)
+        self.channel = channel("127.0.0.1", port)
         self.stub = stubs.grpclib.RunnerProtocolStub(self.channel)
         self.requests = client_messages(stubs.pb2)
 
@@ -577,14 +613,22 @@ async def drive_client(client: Client, calls: int, concurrency: int) -> list[flo
     return await drive(client.call, calls, concurrency)
 
 
-def make_client(stubs: Stubs, stack: str, port: int) -> Client:
+def client_writes(client: Client) -> int:
+    """The client's corked socket writes so far (-1: not a corked grpclib client)."""
+    inner = client.client if isinstance(client, ThreadedClient) else client
+    protocol = getattr(getattr(inner, "channel", None), "_protocol", None)
+    corked = getattr(protocol, "corked", None)
+    return -1 if corked is None else int(corked.writes)
+
+
+def make_client(stubs: Stubs, stack: str, port: int, max_hold_us: float | None = None) -> Client:
     """The client of ``stack`` connected to ``port``."""
     if stack.startswith("grpc.aio"):
         return GrpcAioClient(stubs, port, stack)
-    corked = stack.startswith("grpclib+cork")
+    cork = cork_limits(stack, max_hold_us) if stack.startswith("grpclib+cork") else None
     if stack.endswith("+uvloop"):
-        return ThreadedClient(lambda: GrpclibClient(stubs, port, corked=corked), LoopThread(True))
-    return GrpclibClient(stubs, port, corked=corked)
+        return ThreadedClient(lambda: GrpclibClient(stubs, port, cork=cork), LoopThread(True))
+    return GrpclibClient(stubs, port, cork=cork)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -602,6 +646,8 @@ class Cell:
     p99_ms: float
     client_cpu_us: float
     server_cpu_us: float
+    client_writes: float = math.nan  # corked socket writes per call; nan when not corked
+    server_writes: float = math.nan
 
     @property
     def rate(self) -> float:
@@ -639,14 +685,18 @@ async def measure(
     stack: str, client: Client, server: ServerProcess, calls: int, concurrency: int
 ) -> Cell:
     gc.collect()
-    server_cpu0 = server.cpu()
+    server_cpu0, server_writes0 = server.cpu()
+    writes0 = client_writes(client)
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     latencies = await drive_client(client, calls, concurrency)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
-    server_cpu = server.cpu() - server_cpu0
+    writes = client_writes(client) - writes0
+    server_cpu, server_writes = server.cpu()
+    server_cpu -= server_cpu0
     latencies.sort()
+    n = len(latencies)
     return Cell(
         stack=stack,
         concurrency=concurrency,
@@ -656,6 +706,8 @@ async def measure(
         p99_ms=percentile(latencies, 0.99) * 1e3,
         client_cpu_us=cpu / len(latencies) * 1e6,
         server_cpu_us=server_cpu / len(latencies) * 1e6,
+        client_writes=writes / n if writes0 >= 0 else math.nan,
+        server_writes=(server_writes - server_writes0) / n if server_writes0 >= 0 else math.nan,
     )
 
 
@@ -666,11 +718,12 @@ async def run_benchmark(
     calls: int,
     repeats: int,
     warmup: int,
+    max_hold_us: float | None = None,
 ) -> list[Cell]:
     clients: dict[str, Client] = {}
     try:
         for name, proc in procs.items():
-            clients[name] = make_client(stubs, name, proc.port)
+            clients[name] = make_client(stubs, name, proc.port, max_hold_us)
         for client in clients.values():  # connect, fill caches, let both settle
             await drive_client(client, warmup, max(concurrencies))
             await drive_client(client, warmup // 4, 1)
@@ -702,7 +755,7 @@ def print_table(cells: Sequence[Cell]) -> None:
     base = {c.concurrency: c for c in cells if c.stack == BASELINE}
     header = (
         f"{'stack':<20} {'conc':>4} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'client CPU µs/call':>18} {'server CPU µs/call':>18} "
+        f"{'client CPU µs/call':>18} {'server CPU µs/call':>18} {'writes/call c/s':>15} "
         f"{'calls/s /base':>13} {'client CPU /base':>16} {'server CPU /base':>16}"
     )
     print(header)
@@ -717,10 +770,16 @@ def print_table(cells: Sequence[Cell]) -> None:
         )
         print(
             f"{c.stack:<20} {c.concurrency:>4} {c.rate:>8.0f} {c.p50_ms:>7.2f} {c.p99_ms:>7.2f} "
-            f"{c.client_cpu_us:>18.0f} {c.server_cpu_us:>18.0f} {ratios}"
+            f"{c.client_cpu_us:>18.0f} {c.server_cpu_us:>18.0f} {_writes(c):>15} {ratios}"
         )
     if base:
         print(f"(/base: over {BASELINE} at the same concurrency, same run)")
+
+
+def _writes(cell: Cell) -> str:
+    if math.isnan(cell.client_writes):
+        return ""
+    return f"{cell.client_writes:.2f}/{cell.server_writes:.2f}"
 
 
 def describe_environment(use_uvloop: bool) -> str:
@@ -753,6 +812,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="environment for grpc core in this run, client and servers (GRPC_POLL_STRATEGY=poll)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (not required)")
+    parser.add_argument(
+        "--cork-max-hold-us",
+        type=float,
+        help="CorkedTransport.max_hold in µs for the corked stacks but +turn (default: its own)",
+    )
     parser.add_argument("--serve", choices=STACKS, help=argparse.SUPPRESS)
     parser.add_argument("--stubs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -764,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ[name] = value
 
     if args.serve is not None:
-        serve(args.serve, args.stubs, args.uvloop)
+        serve(args.serve, args.stubs, args.uvloop, args.cork_max_hold_us)
         return
 
     with tempfile.TemporaryDirectory(prefix="runnerpool-stubs-") as stub_dir:
@@ -779,11 +843,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         started = time.perf_counter()
         with (
-            servers(args.stacks, stub_dir, args.uvloop) as procs,
+            servers(args.stacks, stub_dir, args.uvloop, args.cork_max_hold_us) as procs,
             asyncio.Runner(loop_factory=new_loop_factory(args.uvloop)) as runner,
         ):
             cells = runner.run(
-                run_benchmark(stubs, procs, args.concurrency, args.calls, args.repeats, args.warmup)
+                run_benchmark(
+                    stubs,
+                    procs,
+                    args.concurrency,
+                    args.calls,
+                    args.repeats,
+                    args.warmup,
+                    args.cork_max_hold_us,
+                )
             )
         print()
         print_table(cells)

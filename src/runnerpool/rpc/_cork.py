@@ -7,8 +7,16 @@ Fn's Go runner writes about 2.4 (issue 16). :class:`CorkedTransport` sits betwee
 asyncio's transport: writes made while the event loop runs its ready callbacks are kept, and
 joined into one write by a callback scheduled with ``loop.call_soon``, which runs before the
 loop next waits for I/O. Bytes reach the socket in the order they were written, one turn of
-the loop later (microseconds), and with many streams on a connection the frames of all of
+the loop later (microseconds), and with many streams on a connection the frames of many of
 them leave in the same write.
+
+A turn can be long: with 64 calls on a connection, one turn runs dozens of handlers. Holding
+all their frames to its end made the two processes take turns (one works on a batch while the
+other waits for it) instead of working at once on their two cores, and plain grpclib reached
+up to twice the corked throughput (docs/benchmarks.md, "Wire cost per call"). So a write also
+sends what is held once the oldest held bytes have waited :attr:`CorkedTransport.max_hold`
+seconds, or once :attr:`CorkedTransport.max_bytes` are held: the peer never waits more than
+about that for bytes already made, and a short turn (one call alone) still leaves in one write.
 
 :class:`CorkedH2Protocol` is grpclib's protocol with the transport wrapped; :class:`CorkedServer`
 is grpclib's server making those protocols (through the server's protocol factory, private in
@@ -39,13 +47,27 @@ class CorkedTransport(asyncio.Transport):
 
     Attributes:
         writes: Writes made to the socket transport so far (each usually one ``sendto``).
+        max_hold: Seconds the oldest held bytes may wait in a long turn: a write made later in
+            the same turn sends everything held at once (class default, settable per object).
+        max_bytes: Held bytes that make a write send everything held at once.
     """
+
+    #: 200 µs: a few calls' work on either side, so a turn of 64 calls leaves in a handful of
+    #: writes (the peer starts on the first while this side makes the rest), and one call alone,
+    #: whose frames are made within a few tens of µs, leaves in one (measured, "Wire cost per
+    #: call" in docs/benchmarks.md).
+    max_hold: float = 200e-6
+    #: 16 KiB: more than a turn of small calls' frames, so it rarely decides; it keeps a large
+    #: body from being copied into one ever larger join.
+    max_bytes: int = 16384
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
         self._held: list[bytes | bytearray | memoryview] = []
+        self._held_bytes = 0
+        self._held_since = 0.0
         self._flush_scheduled = False
         self.writes = 0
 
@@ -55,10 +77,22 @@ class CorkedTransport(asyncio.Transport):
         return self._transport
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Hold ``data`` until the end of this loop turn."""
+        """Hold ``data`` until the end of this loop turn, or send all held if held long or much."""
         if not data:
             return  # grpclib writes data_to_send() even when h2 had nothing to send
-        self._held.append(data)
+        held = self._held
+        held.append(data)
+        self._held_bytes += len(data)
+        if len(held) == 1:
+            self._held_since = self._loop.time()
+        elif (
+            self._held_bytes >= self.max_bytes
+            or self._loop.time() - self._held_since >= self.max_hold
+        ):
+            # A long turn: the peer has waited long enough for the first of these bytes.
+            # The scheduled flush stays scheduled and sends whatever this turn adds after.
+            self._send_held()
+            return
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
@@ -71,10 +105,14 @@ class CorkedTransport(asyncio.Transport):
     def flush(self) -> None:
         """Write what is held now, in one write."""
         self._flush_scheduled = False
+        self._send_held()
+
+    def _send_held(self) -> None:
         held = self._held
         if not held:
             return
         self._held = []
+        self._held_bytes = 0
         if self._transport.is_closing():
             return  # closed or lost meanwhile: the bytes have nowhere to go
         self.writes += 1
@@ -82,8 +120,7 @@ class CorkedTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes held here and in the socket transport's buffer."""
-        held = sum(len(data) for data in self._held)
-        return held + self._transport.get_write_buffer_size()
+        return self._held_bytes + self._transport.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """The socket transport's flow-control limits."""
@@ -114,6 +151,7 @@ class CorkedTransport(asyncio.Transport):
     def abort(self) -> None:
         """Drop what is held and abort the socket transport."""
         self._held = []
+        self._held_bytes = 0
         self._transport.abort()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
