@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -58,6 +59,7 @@ class TestCorkedTransport:
     ) -> None:
         """Three writes in one loop turn are held, then sent as one write, in order."""
         transport, sink = corked
+        transport.max_hold = 10.0  # a preempted test process must not split this turn
         for piece in (b"one ", b"", b"two ", b"three"):
             transport.write(piece)
         assert transport.writes == 0
@@ -79,6 +81,67 @@ class TestCorkedTransport:
         assert transport.is_closing()
         await asyncio.wait_for(sink.closed.wait(), 5)
         assert bytes(sink.received) == b"last words"
+
+    async def test_long_turn_sends_what_is_held_once_it_is_old(
+        self, corked: tuple[CorkedTransport, _Sink]
+    ) -> None:
+        """In a turn longer than max_hold, a later write sends everything held at once, in order.
+
+        What the turn writes after that is held again and leaves at the turn's end.
+        """
+        transport, sink = corked
+        transport.max_hold = 0.05
+        transport.write(b"a")
+        transport.write(b"b")
+        assert transport.writes == 0  # young: held
+        busy_until = time.monotonic() + 0.06
+        while time.monotonic() < busy_until:  # the same turn goes on (a long run of handlers)
+            pass
+        transport.write(b"c")
+        assert transport.writes == 1  # "abc" left now, not at the end of the turn
+        assert transport.get_write_buffer_size() == transport.wrapped.get_write_buffer_size()
+        transport.write(b"d")
+        transport.write(b"e")
+        assert transport.writes == 1
+        await asyncio.sleep(0)
+        assert transport.writes == 2
+        transport.close()
+        await asyncio.wait_for(sink.closed.wait(), 5)
+        assert bytes(sink.received) == b"abcde"
+
+    async def test_many_held_bytes_are_sent_at_once(
+        self, corked: tuple[CorkedTransport, _Sink]
+    ) -> None:
+        """The write that brings the held bytes to max_bytes sends them all; order is kept."""
+        transport, sink = corked
+        transport.max_hold = 10.0
+        transport.max_bytes = 8
+        transport.write(b"1234")
+        transport.write(b"567")
+        assert transport.writes == 0
+        transport.write(b"89")  # 9 bytes held: over the limit
+        assert transport.writes == 1
+        transport.write(b"0")
+        await asyncio.sleep(0)
+        assert transport.writes == 2
+        transport.close()
+        await asyncio.wait_for(sink.closed.wait(), 5)
+        assert bytes(sink.received) == b"1234567890"
+
+    async def test_abort_after_an_early_send_drops_only_what_is_still_held(
+        self, corked: tuple[CorkedTransport, _Sink]
+    ) -> None:
+        """Bytes sent early in a long turn arrive; abort() drops only those held after them."""
+        transport, sink = corked
+        transport.max_hold = 10.0
+        transport.max_bytes = 4
+        transport.write(b"sen")
+        transport.write(b"t")  # 4 bytes: sent now
+        transport.write(b"held")
+        transport.abort()  # same turn: "sent" is in the socket already, "held" is not
+        await asyncio.wait_for(sink.closed.wait(), 5)
+        assert bytes(sink.received) == b"sent"
+        assert transport.writes == 1
 
     async def test_abort_drops_what_is_held(self, corked: tuple[CorkedTransport, _Sink]) -> None:
         """abort() drops held bytes, as asyncio's own abort drops its buffer."""
@@ -115,13 +178,16 @@ class _StreamedCall:
 
 class TestOneWritePerCall:
     async def test_engage_is_at_most_one_write_a_side_at_concurrency_one(
-        self, start_runner: StartRunner
+        self, start_runner: StartRunner, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Calls one after another cost one socket write on the LB and one on the runner each.
 
         Before corking, grpclib wrote each frame group apart: 4 writes per call on the LB side
         and 5 on the runner's.
         """
+        # A call's frames are made within tens of µs, under max_hold; a loaded test machine
+        # can preempt this process for longer mid-turn, so the limit is lifted here.
+        monkeypatch.setattr(CorkedTransport, "max_hold", 10.0)
         server = await start_runner()
         runner = GrpcRunner(server.address)
         try:
