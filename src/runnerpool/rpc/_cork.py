@@ -52,11 +52,13 @@ class CorkedTransport(asyncio.Transport):
         max_bytes: Held bytes that make a write send everything held at once.
     """
 
-    #: 200 µs: a few calls' work on either side, so a turn of 64 calls leaves in a handful of
-    #: writes (the peer starts on the first while this side makes the rest), and one call alone,
-    #: whose frames are made within a few tens of µs, leaves in one (measured, "Wire cost per
-    #: call" in docs/benchmarks.md).
-    max_hold: float = 200e-6
+    #: 1 ms: a few calls' work on either side, so a turn of 16 or 64 calls leaves in a few
+    #: writes (about one per four calls; the peer starts on the first while this side makes the
+    #: rest), and one call alone, whose frames are made within tens of µs, leaves in one.
+    #: Measured against 0.2, 0.5 and 2 ms and the whole turn ("Wire cost per call" in
+    #: docs/benchmarks.md): 0.2 ms wrote about once per call, the whole turn lost half the
+    #: throughput, 0.5 to 2 ms were alike.
+    max_hold: float = 1e-3
     #: 16 KiB: more than a turn of small calls' frames, so it rarely decides; it keeps a large
     #: body from being copied into one ever larger join.
     max_bytes: int = 16384
