@@ -526,6 +526,14 @@ def _corked_channel_class(limits: dict[str, float]) -> type[Any]:
     return CorkedChannel
 
 
+# Loads grpclib (and with it h2) when this module is imported, as the module did before the cork
+# limits were added. CAUTION (found 2026-12-02): that is before ``use_jh2`` runs in a server
+# process, so the ``grpclib+cork+jh2`` server's grpclib is bound to h2, not jh2, and its figures
+# are h2's. Loaded after ``use_jh2``, grpclib 0.4.9 fails on jh2 5.0.15 in ``connection_made``
+# ("Flow control increment must be between 1 and 2147483647").
+_corked_channel_class({})
+
+
 class GrpclibClient:
     """``grpclib`` client over one channel."""
 
