@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fdk.conftest import wheelhouse
+from tests.fdk.conftest import fdk_runner_command
 from tests.lb.conftest import Processes
 
 ROOT = Path(__file__).parents[1]
@@ -209,24 +209,11 @@ class TestQueries:
         processes = Processes(tmp_path)
         try:
             runner = processes.start(
-                [
-                    "--log-level",
-                    "warning",
-                    "runner",
-                    "--port",
-                    "0",
-                    "--bundles",
-                    str(ROOT / "examples"),
-                    "--wheelhouse",
-                    str(wheelhouse()),
-                    "--state-dir",
-                    str(tmp_path / "state"),
-                    "--max-calls",
-                    "4",
-                    "--no-sandbox",
-                    "--metrics-port",
-                    "0",
-                ],
+                fdk_runner_command(
+                    ROOT / "examples",
+                    tmp_path / "state",
+                    *("--max-calls", "4", "--no-sandbox", "--metrics-port", "0"),
+                ),
                 "runner listening on ",
                 ready_lines=2,
             )

@@ -157,6 +157,21 @@ def wheelhouse() -> Path:
     return path
 
 
+def fdk_runner_command(
+    bundles: Path, state: Path, *options: str, global_options: tuple[str, ...] = ()
+) -> list[str]:
+    """The ``runnerpool`` arguments of an FDK runner at log level warning on a free port.
+
+    It serves ``bundles``, builds environments from the wheelhouse into ``state``; ``options``
+    follow the ``runner`` command, ``global_options`` precede it.
+    """
+    return [
+        *("--log-level", "warning", *global_options, "runner", "--port", "0"),
+        *("--bundles", str(bundles), "--wheelhouse", str(wheelhouse()), "--state-dir", str(state)),
+        *options,
+    ]
+
+
 @pytest.fixture(scope="session")
 def environments_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One directory of environments for the whole session: each is built once."""

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fdk.conftest import alive, until, wheelhouse
+from tests.fdk.conftest import alive, fdk_runner_command, until
 from tests.lb.conftest import JSON_ERROR, Process, Processes, eventually, totals, wait_active
 
 #: An ``async def`` function, so that two calls in one process *would* overlap: it says which
@@ -190,27 +190,15 @@ def start_stack(
     ``INIT_TIMEOUT`` seconds to listen; ``runner_args`` are added to its command line.
     """
     runner = processes.start(
-        [
-            "--log-level",
-            "warning",
-            "runner",
-            "--port",
-            "0",
-            "--bundles",
-            str(bundles),
-            "--wheelhouse",
-            str(wheelhouse()),
-            "--state-dir",
-            str(state),
-            "--max-response-size",
-            str(MAX_RESPONSE),
-            "--init-timeout",
-            str(INIT_TIMEOUT),
+        fdk_runner_command(
+            bundles,
+            state,
+            *("--max-response-size", str(MAX_RESPONSE), "--init-timeout", str(INIT_TIMEOUT)),
             # These tests tell processes apart by their host pids, which a sandbox hides from
             # the function; tests/fdk/test_sandbox.py and test_leftovers.py run the sandbox.
             "--no-sandbox",
             *runner_args,
-        ],
+        ),
         "runner listening on ",
         env={"TMPDIR": str(tmpdir)},
     )

@@ -26,7 +26,7 @@ import pytest
 import trustme
 
 from runnerpool import BufferedCall, Call, GrpcRunner
-from tests.fdk.conftest import until, wheelhouse
+from tests.fdk.conftest import fdk_runner_command, until, wheelhouse
 from tests.fdk.test_end_to_end import short_tmpdir
 from tests.lb.conftest import RUNNERPOOL, Process, Processes
 
@@ -240,20 +240,7 @@ def start_runner(
 ) -> Process:
     """Start an FDK runner at log level warning, as ``runnerpool dev`` starts its runners."""
     return processes.start(
-        [
-            "--log-level",
-            "warning",
-            *options,
-            "runner",
-            "--port",
-            "0",
-            "--bundles",
-            str(bundles),
-            "--wheelhouse",
-            str(wheelhouse()),
-            "--state-dir",
-            str(state),
-        ],
+        fdk_runner_command(bundles, state, global_options=options),
         "runner listening on ",
         env={"TMPDIR": str(tmpdir), "SSL_CERT_FILE": str(ca)},
     )

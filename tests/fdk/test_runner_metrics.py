@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fdk.conftest import wheelhouse
+from tests.fdk.conftest import fdk_runner_command
 from tests.lb.conftest import Metrics, Process, Processes, eventually, get_metrics, runner_status
 
 MB = 1024 * 1024
@@ -60,24 +60,9 @@ def tmpdir_short() -> Iterator[Path]:
 def start_runner(processes: Processes, bundles: Path, state: Path, tmpdir: Path) -> Process:
     """Start an FDK runner with room for one 128 MB process, serving its metrics."""
     return processes.start(
-        [
-            "--log-level",
-            "warning",
-            "runner",
-            "--port",
-            "0",
-            "--bundles",
-            str(bundles),
-            "--wheelhouse",
-            str(wheelhouse()),
-            "--state-dir",
-            str(state),
-            "--max-memory",
-            str(128 * MB),
-            "--no-sandbox",
-            "--metrics-port",
-            "0",
-        ],
+        fdk_runner_command(
+            bundles, state, "--max-memory", str(128 * MB), "--no-sandbox", "--metrics-port", "0"
+        ),
         "runner listening on ",
         env={"TMPDIR": str(tmpdir)},
         ready_lines=2,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fdk.conftest import wheelhouse
+from tests.fdk.conftest import fdk_runner_command
 from tests.fdk.test_end_to_end import REGISTRY, short_tmpdir
 from tests.lb.conftest import Process, Processes
 
@@ -45,20 +45,7 @@ async def test_fdk_call_is_one_trace_across_processes(tmp_path: Path, bundles_ro
     try:
         with short_tmpdir() as tmpdir:
             runner = processes.start(
-                [
-                    "--log-level",
-                    "warning",
-                    "runner",
-                    "--port",
-                    "0",
-                    "--bundles",
-                    str(bundles_root),
-                    "--wheelhouse",
-                    str(wheelhouse()),
-                    "--state-dir",
-                    str(tmp_path / "state"),
-                    "--no-sandbox",
-                ],
+                fdk_runner_command(bundles_root, tmp_path / "state", "--no-sandbox"),
                 "runner listening on ",
                 env={**TRACED, "TMPDIR": str(tmpdir)},
             )

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from runnerpool.cli import main
-from tests.fdk.conftest import wheelhouse
+from tests.fdk.conftest import fdk_runner_command
 from tests.fdk.test_end_to_end import short_tmpdir
 from tests.lb.conftest import FAST_PLACER, JSON_ERROR, Process, Processes, closed_port
 from tests.lb.fn_api import APP, FN, INVOKE_ENDPOINT, RECORDED, TRIGGER, FnApi
@@ -402,11 +402,7 @@ class TestFdk:
         try:
             with short_tmpdir() as tmpdir:
                 runner = processes.start(
-                    [
-                        *("--log-level", "warning", "runner", "--port", "0"),
-                        *("--bundles", str(bundles), "--wheelhouse", str(wheelhouse())),
-                        *("--state-dir", str(tmp_path / "state")),
-                    ],
+                    fdk_runner_command(bundles, tmp_path / "state"),
                     "runner listening on ",
                     env={"TMPDIR": str(tmpdir)},
                 )
